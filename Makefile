@@ -1,0 +1,62 @@
+# Everything the project needs is installed from here; targets are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.watergee-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := libgdal-dev gdal-bin g++
+export KERAS_HOME ?= $(CURDIR)/.keras
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+DEMO ?= demo
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps demo test test-all lint format clean
+
+install: $(STAMP)
+
+system-deps:
+	@if command -v gdal-config >/dev/null && command -v gdalinfo >/dev/null \
+	    && command -v g++ >/dev/null; then \
+	  echo "system packages present (GDAL $$(gdal-config --version))"; \
+	else \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+$(STAMP): pyproject.toml | system-deps
+	$(MAKE) system-deps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip "setuptools>=70.1" wheel
+	$(BIN)/pip install -q "numpy>=2.0,<2.5"
+	# GDAL's bindings must build against the system library and the installed numpy
+	$(BIN)/python -c "from osgeo import gdal_array" 2>/dev/null || \
+	  $(BIN)/pip install -q --no-build-isolation --no-cache-dir "GDAL==$$(gdal-config --version)"
+	$(BIN)/python -c "from osgeo import gdal_array"
+	$(BIN)/pip install -q -e ".[tf,dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m watergee.demo $(DEMO)/data
+	$(BIN)/watergee resample --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
+	$(BIN)/watergee combine  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
+	$(BIN)/watergee indices  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
+	@echo "demo outputs are in $(DEMO)/work/"
+
+test: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check watergee tests benchmarks
+	$(BIN)/ruff format --check watergee tests benchmarks
+
+format: install
+	$(BIN)/ruff format watergee tests benchmarks
+	$(BIN)/ruff check --fix watergee tests benchmarks
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .ruff_cache build *.egg-info

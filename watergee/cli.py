@@ -1,0 +1,203 @@
+"""The watergee command line: one command per stage, parsing options and calling the library.
+
+Heavy modules (numpy, GDAL, dask, TensorFlow) are imported inside the commands so that
+`watergee --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from watergee.runner import Outcome, RunReport
+
+app = typer.Typer(
+    name="watergee",
+    help="Map surface water and land cover from Sentinel-2 and Landsat, tile by tile, on a "
+    "local Dask cluster or an HPC scheduler. Every stage command maps over a tile list, "
+    "skips tiles whose outputs are complete, and exits non-zero if any tile failed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Tiles = Annotated[
+    Path,
+    typer.Option(
+        "--tiles",
+        "-t",
+        help="Tile list: one .SAFE or band folder per line (relative to the list), # comments.",
+    ),
+]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (one subfolder per tile).")]
+Config = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="YAML settings (see configs/).")
+]
+Sets = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override one setting, e.g. --set resample.method=cubic."),
+]
+Workers = Annotated[
+    Optional[int], typer.Option("--workers", "-w", min=1, help="Local Dask worker processes.")
+]
+Scheduler = Annotated[
+    Optional[str],
+    typer.Option("--scheduler", help="Use a running Dask scheduler at this address instead."),
+]
+Force = Annotated[
+    bool, typer.Option("--force", help="Redo tiles even when their outputs are current.")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"watergee: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _progress_printer(total: int):
+    """A progress bar on a terminal; one line per tile in batch logs (sbatch, CI)."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        task = progress.add_task("tiles", total=total)
+
+        def advance(outcome: Outcome) -> None:
+            progress.advance(task)
+
+        return progress, advance
+
+    import contextlib
+
+    done = 0
+
+    def report(outcome: Outcome) -> None:
+        nonlocal done
+        done += 1
+        typer.echo(
+            f"[{done}/{total}] {outcome.tile} {outcome.status} ({outcome.seconds:.1f} s)",
+            err=True,
+        )
+
+    return contextlib.nullcontext(), report
+
+
+def _print_summary(report: RunReport, report_path: Path | None = None) -> None:
+    total = len(report.outcomes)
+    typer.echo(
+        f"{report.stage}: {total} tile{'s' if total != 1 else ''}: "
+        f"{report.count('done')} done, {report.count('skipped')} skipped, "
+        f"{report.count('failed')} failed in {report.seconds:.1f} s"
+    )
+    if report.failures:
+        typer.echo("failed:", err=True)
+        for failure in report.failures:
+            typer.echo(f"  {failure.tile}  {failure.stage}  {failure.error}", err=True)
+
+
+def _run_stage_command(
+    name: str,
+    tiles: Path,
+    out: Path,
+    config: Path | None,
+    sets: list[str] | None,
+    workers: int | None,
+    scheduler: str | None,
+    force: bool,
+) -> None:
+    from watergee.cluster import open_client
+    from watergee.config import load_settings
+    from watergee.errors import WatergeeError
+    from watergee.runner import prepare_output, run_stage
+    from watergee.stages import STAGES
+    from watergee.tiles import read_tile_list
+
+    overrides = list(sets or [])
+    if workers is not None:
+        overrides.append(f"cluster.workers={workers}")
+    if scheduler is not None:
+        overrides.append(f"cluster.scheduler={scheduler}")
+    try:
+        settings = load_settings(config, overrides)
+        tile_list = read_tile_list(tiles)
+        prepare_output(out)
+        progress, on_outcome = _progress_printer(len(tile_list))
+        with open_client(settings.cluster, tasks=len(tile_list)) as client, progress:
+            report = run_stage(
+                STAGES[name], tile_list, settings, out, client, force, on_outcome=on_outcome
+            )
+    except WatergeeError as exc:
+        raise _fail(str(exc)) from None
+    _print_summary(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def resample(
+    tiles: Tiles,
+    out: Out,
+    config: Config = None,
+    set_: Sets = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    force: Force = False,
+) -> None:
+    """Resample the six 20 m bands (B05 B06 B07 B8A B11 B12) onto each tile's 10 m grid."""
+    _run_stage_command("resample", tiles, out, config, set_, workers, scheduler, force)
+
+
+@app.command()
+def combine(
+    tiles: Tiles,
+    out: Out,
+    config: Config = None,
+    set_: Sets = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    force: Force = False,
+) -> None:
+    """Write each tile's 10-band 10 m stack: B02 B03 B04 B08 B05 B06 B07 B8A B11 B12."""
+    _run_stage_command("combine", tiles, out, config, set_, workers, scheduler, force)
+
+
+@app.command()
+def indices(
+    tiles: Tiles,
+    out: Out,
+    config: Config = None,
+    set_: Sets = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    force: Force = False,
+) -> None:
+    """Compute NDWI, MNDWI, NDVI and the line band from each tile's 10-band stack."""
+    _run_stage_command("indices", tiles, out, config, set_, workers, scheduler, force)
+
+
+@app.command()
+def info() -> None:
+    """Versions of watergee and its libraries, GDAL drivers, and the GPUs TensorFlow sees."""
+    from watergee.environment import describe_environment
+
+    for key, value in describe_environment():
+        typer.echo(f"{key:<16} {value}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""Typed settings for every stage, resolved once at the edge and handed to workers whole.
+
+Precedence: built-in defaults, then a YAML file, then `--set section.key=value` overrides.
+Unknown keys are rejected with their dotted name, so a typo never silently falls back to a
+default. Each stage hashes only the sections it reads, so changing cluster settings never
+invalidates finished outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from watergee import __version__
+from watergee.errors import ConfigError
+
+ResampleMethod = Literal[
+    "near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"
+]
+IndexName = Literal["NDWI", "MNDWI", "NDVI", "LINE"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sentinel2Settings(Section):
+    nodata: int = Field(0, description="DN that marks no data in Sentinel-2 band files.")
+    quantification: float = Field(
+        10000.0, gt=0, description="Reflectance = (DN + offset) / quantification."
+    )
+    offset: Literal["auto"] | float = Field(
+        "auto",
+        description=(
+            "DN offset added before scaling. 'auto' reads BOA_ADD_OFFSET / RADIO_ADD_OFFSET "
+            "from the product metadata (-1000 from processing baseline 04.00 on) and uses 0 "
+            "when the input has no metadata file."
+        ),
+    )
+
+
+class OutputSettings(Section):
+    compress: Literal["DEFLATE", "ZSTD", "LZW", "NONE"] = Field(
+        "DEFLATE", description="GeoTIFF compression of every raster written."
+    )
+    blocksize: int = Field(
+        512, ge=16, multiple_of=16, description="Internal GeoTIFF tile size in pixels."
+    )
+    window: int = Field(
+        2048,
+        ge=64,
+        description="Side of the square windows, in pixels, that stages read and write at "
+        "a time; bounds memory per worker independently of the tile size.",
+    )
+
+
+class ResampleSettings(Section):
+    method: ResampleMethod = Field(
+        "bilinear",
+        description="GDAL resampling used to bring the 20 m bands to 10 m. Bilinear keeps "
+        "reflectance within the range of its neighbours; 'near' replicates pixels.",
+    )
+    bands: list[Literal["B05", "B06", "B07", "B8A", "B11", "B12"]] = Field(
+        default_factory=lambda: ["B05", "B06", "B07", "B8A", "B11", "B12"],
+        min_length=1,
+        description="20 m bands to resample to the tile's 10 m grid.",
+    )
+
+
+class IndicesSettings(Section):
+    indices: list[IndexName] = Field(
+        default_factory=lambda: ["NDWI", "MNDWI", "NDVI", "LINE"],
+        min_length=1,
+        description="Indices written, in this band order: NDWI (green, NIR), MNDWI (green, "
+        "SWIR1), NDVI (NIR, red), LINE (max of four directional 5x5 line filters of MNDWI).",
+    )
+
+    @field_validator("indices")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("indices must not repeat")
+        return value
+
+
+class ClusterSettings(Section):
+    scheduler: str | None = Field(
+        None,
+        description="Address of a running Dask scheduler (tcp://host:8786). When unset an "
+        "embedded local cluster is started for the run.",
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Local cluster worker processes; default: the CPU count."
+    )
+    threads_per_worker: int = Field(1, ge=1, description="Threads in each local worker.")
+    processes: bool = Field(
+        True, description="Local workers as separate processes (False: threads in this one)."
+    )
+    memory_limit: str = Field(
+        "auto", description="Memory limit per local worker, e.g. '4GB'; 'auto' shares RAM."
+    )
+    dashboard: str | None = Field(
+        None, description="Dashboard address of the local cluster, e.g. ':8787'; off if unset."
+    )
+
+
+class Settings(Section):
+    """Everything a run needs; science sections first, the cluster section apart."""
+
+    sentinel2: Sentinel2Settings = Field(
+        default_factory=Sentinel2Settings, description="Sentinel-2 band scaling and nodata."
+    )
+    output: OutputSettings = Field(
+        default_factory=OutputSettings, description="How rasters are written."
+    )
+    resample: ResampleSettings = Field(
+        default_factory=ResampleSettings, description="The resample stage."
+    )
+    indices: IndicesSettings = Field(
+        default_factory=IndicesSettings, description="The indices stage."
+    )
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings,
+        description="Where stages run; never part of an output's settings hash.",
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    return f"'{key}': {error['msg']}"
+
+
+def _validate(data: dict[str, Any], origin: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: {problem}{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        node[parts[-1]] = raw
+
+
+def load_settings(path: Path | None = None, overrides: list[str] | None = None) -> Settings:
+    """Resolve the settings of one run: defaults, then the YAML file, then overrides."""
+    data = _read_yaml(path) if path is not None else {}
+    origin = str(path) if path is not None else "settings"
+    _validate(data, origin)
+    for item in overrides or []:
+        _apply_override(data, item)
+    return _validate(data, f"{origin} with --set overrides" if overrides else origin)
+
+
+def section_hash(settings: Settings, sections: tuple[str, ...]) -> str:
+    """A stable digest of the sections a stage reads (key order and defaults included)."""
+    payload = {name: getattr(settings, name).model_dump(mode="json") for name in sections}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def settings_yaml(settings: Settings) -> str:
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+
+
+def save_settings(settings: Settings, out: Path) -> Path:
+    """Write the resolved settings beside the outputs, named by their hash, and return it."""
+    digest = hashlib.sha256(settings_yaml(settings).encode()).hexdigest()[:16]
+    folder = out / ".watergee" / "settings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.yaml"
+    if not path.exists():
+        header = f"# watergee {__version__} resolved settings, sha256 prefix {digest}\n"
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_text(header + settings_yaml(settings))
+        tmp.replace(path)
+    return path
+
+
+def _wrap_comment(text: str, indent: str) -> list[str]:
+    import textwrap
+
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, width=96 - len(indent))]
+
+
+def annotated_yaml(settings: Settings | None = None) -> str:
+    """Settings as YAML with every field's description as a comment: configs/defaults.yaml."""
+    settings = settings or Settings()
+    lines = ["# watergee settings. Every key is optional; unknown keys are rejected."]
+    for name, field in Settings.model_fields.items():
+        section = getattr(settings, name)
+        lines += ["", *_wrap_comment(field.description or name, ""), f"{name}:"]
+        for key, sub in type(section).model_fields.items():
+            value = yaml.safe_dump(
+                {key: getattr(section, key)}, default_flow_style=True, sort_keys=False
+            ).strip()[1:-1]
+            lines += [*_wrap_comment(sub.description or key, "  "), f"  {value}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,379 @@
+"""The one place that opens, reads and writes rasters (GDAL).
+
+Reads are windowed with an optional halo and never load more than a window; writes go to a
+temporary name in the final folder and are renamed into place only when complete, so a
+killed run never leaves a file that looks finished. Every error names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, gdal_array, osr
+
+from watergee.config import OutputSettings
+from watergee.errors import GridMismatchError, OutputError, TileInputError
+
+gdal.UseExceptions()
+osr.UseExceptions()
+# Metadata must live inside the GeoTIFF, never in a side-car .aux.xml that a rename would lose.
+gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+
+PARTIAL_MARK = ".partial-"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid: CRS, geotransform and size."""
+
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        return abs(self.transform[1]), abs(self.transform[5])
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) of a north-up grid."""
+        x0, dx, _, y0, _, dy = self.transform
+        xs = (x0, x0 + dx * self.width)
+        ys = (y0, y0 + dy * self.height)
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def same_crs(self, other: Grid) -> bool:
+        if not self.crs_wkt or not other.crs_wkt:
+            return self.crs_wkt == other.crs_wkt
+        a, b = osr.SpatialReference(), osr.SpatialReference()
+        a.ImportFromWkt(self.crs_wkt)
+        b.ImportFromWkt(other.crs_wkt)
+        return bool(a.IsSame(b))
+
+    def matches(self, other: Grid) -> bool:
+        """Same size, same CRS, and geotransforms equal to a hundredth of a pixel."""
+        if (self.width, self.height) != (other.width, other.height):
+            return False
+        tol = 0.01 * min(self.resolution)
+        if any(abs(a - b) > tol for a, b in zip(self.transform, other.transform, strict=True)):
+            return False
+        return self.same_crs(other)
+
+    def describe(self) -> str:
+        rx, ry = self.resolution
+        return f"{self.width}x{self.height} px at {rx:g}x{ry:g}, origin {self.transform[0]:g},{self.transform[3]:g}"
+
+
+@dataclass(frozen=True)
+class Window:
+    col: int
+    row: int
+    width: int
+    height: int
+
+
+def iter_windows(width: int, height: int, size: int) -> Iterator[Window]:
+    """Square windows covering a raster row by row; edge windows are cut to the raster."""
+    for row in range(0, height, size):
+        for col in range(0, width, size):
+            yield Window(col, row, min(size, width - col), min(size, height - row))
+
+
+def open_raster(path: Path | str, update: bool = False) -> gdal.Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise TileInputError(f"{path}: file not found")
+    try:
+        ds = gdal.Open(str(path), gdal.GA_Update if update else gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise TileInputError(f"{path}: not a readable raster ({_gdal_reason(exc)})") from None
+    if ds is None or ds.RasterCount == 0:
+        raise TileInputError(f"{path}: not a readable raster (no bands)")
+    return ds
+
+
+def _gdal_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else "GDAL error"
+
+
+def grid_of(ds: gdal.Dataset) -> Grid:
+    return Grid(ds.GetProjection(), tuple(ds.GetGeoTransform()), ds.RasterXSize, ds.RasterYSize)
+
+
+def raster_grid(path: Path) -> Grid:
+    return grid_of(open_raster(path))
+
+
+def require_same_grid(paths: Sequence[Path]) -> Grid:
+    """The shared grid of `paths`; a mismatch is an error naming both files."""
+    reference = raster_grid(paths[0])
+    for path in paths[1:]:
+        grid = raster_grid(path)
+        if not grid.matches(reference):
+            what = "CRS" if not grid.same_crs(reference) else "grid"
+            raise GridMismatchError(
+                f"{path}: {what} differs from {paths[0]} "
+                f"({grid.describe()} vs {reference.describe()})"
+            )
+    return reference
+
+
+def band_index(ds: gdal.Dataset, description: str) -> int:
+    """1-based index of the band whose description is `description`."""
+    for i in range(1, ds.RasterCount + 1):
+        if ds.GetRasterBand(i).GetDescription() == description:
+            return i
+    raise TileInputError(f"{ds.GetDescription()}: no band described as {description}")
+
+
+def read_window(
+    ds: gdal.Dataset,
+    window: Window,
+    bands: Sequence[int] | None = None,
+    halo: int = 0,
+    scaled: bool = False,
+) -> np.ndarray:
+    """Bands of `window` grown by `halo` pixels on each side, as float32 (bands, rows, cols).
+
+    Pixels outside the raster or equal to a band's nodata are NaN; with `scaled`, each band's
+    scale and offset are applied (DN -> physical value).
+    """
+    bands = list(bands or range(1, ds.RasterCount + 1))
+    x0, y0 = window.col - halo, window.row - halo
+    w, h = window.width + 2 * halo, window.height + 2 * halo
+    out = np.full((len(bands), h, w), np.nan, dtype=np.float32)
+    rx0, ry0 = max(x0, 0), max(y0, 0)
+    rx1, ry1 = min(x0 + w, ds.RasterXSize), min(y0 + h, ds.RasterYSize)
+    if rx1 <= rx0 or ry1 <= ry0:
+        return out
+    for k, b in enumerate(bands):
+        band = ds.GetRasterBand(b)
+        try:
+            data = band.ReadAsArray(rx0, ry0, rx1 - rx0, ry1 - ry0)
+        except RuntimeError as exc:
+            raise TileInputError(
+                f"{ds.GetDescription()}: read failed in band {b} ({_gdal_reason(exc)})"
+            ) from None
+        values = data.astype(np.float32)
+        nodata = band.GetNoDataValue()
+        if nodata is not None:
+            values[data == nodata] = np.nan
+        if scaled:
+            values = values * np.float32(band.GetScale() or 1.0) + np.float32(
+                band.GetOffset() or 0.0
+            )
+        out[k, ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = values
+    return out
+
+
+def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
+    options = [
+        "TILED=YES",
+        f"BLOCKXSIZE={settings.blocksize}",
+        f"BLOCKYSIZE={settings.blocksize}",
+        "BIGTIFF=IF_SAFER",
+        f"COMPRESS={settings.compress}",
+    ]
+    if settings.compress != "NONE":
+        floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
+        options.append(f"PREDICTOR={3 if floating else 2}")
+    return options
+
+
+def _partial_name(final: Path) -> Path:
+    return final.with_name(f"{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(3)}")
+
+
+def remove_partials(final: Path) -> None:
+    """Remove leftovers of earlier killed writes of `final`."""
+    for stale in final.parent.glob(f"{final.name}{PARTIAL_MARK}*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it into place only if the block succeeds."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{final.parent}: cannot create folder ({exc.strerror})") from None
+    remove_partials(final)
+    tmp = _partial_name(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OutputError(f"{final}: nothing was written")
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    """What a written band carries besides its pixels."""
+
+    description: str
+    scale: float | None = None
+    offset: float | None = None
+    metadata: dict[str, str] | None = None
+
+
+def _describe_bands(ds: gdal.Dataset, specs: Sequence[BandSpec], nodata: float | None) -> None:
+    for i, spec in enumerate(specs, start=1):
+        band = ds.GetRasterBand(i)
+        band.SetDescription(spec.description)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        if spec.scale is not None:
+            band.SetScale(spec.scale)
+        if spec.offset is not None:
+            band.SetOffset(spec.offset)
+        if spec.metadata:
+            band.SetMetadata(dict(spec.metadata))
+
+
+class RasterWriter:
+    """A GeoTIFF being written window by window under a temporary name."""
+
+    def __init__(self, ds: gdal.Dataset, path: Path) -> None:
+        self.ds = ds
+        self.path = path
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        """Write (bands, rows, cols) or (rows, cols) `data` at `window`."""
+        planes = data[None] if data.ndim == 2 else data
+        for i, plane in enumerate(planes, start=1):
+            self.ds.GetRasterBand(i).WriteArray(plane, window.col, window.row)
+
+
+@contextlib.contextmanager
+def create_geotiff(
+    final: Path,
+    grid: Grid,
+    bands: Sequence[BandSpec],
+    dtype: np.dtype | type,
+    nodata: float | None,
+    settings: OutputSettings,
+    metadata: dict[str, str] | None = None,
+) -> Iterator[RasterWriter]:
+    """Create `final` as a tiled, compressed GeoTIFF; it appears only when the block ends well."""
+    gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
+    with atomic_path(final) as tmp:
+        try:
+            ds = gdal.GetDriverByName("GTiff").Create(
+                str(tmp),
+                grid.width,
+                grid.height,
+                len(bands),
+                gdal_type,
+                creation_options(settings, gdal_type),
+            )
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: cannot create ({_gdal_reason(exc)})") from None
+        ds.SetProjection(grid.crs_wkt)
+        ds.SetGeoTransform(grid.transform)
+        if metadata:
+            ds.SetMetadata(dict(metadata))
+        _describe_bands(ds, bands, nodata)
+        writer = RasterWriter(ds, final)
+        try:
+            yield writer
+            ds.FlushCache()
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: write failed ({_gdal_reason(exc)})") from None
+        finally:
+            writer.ds = None
+            ds = None
+
+
+def warp_to_grid(
+    src: Path,
+    final: Path,
+    grid: Grid,
+    method: str,
+    nodata: float | None,
+    settings: OutputSettings,
+    band: BandSpec,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Resample the single-band raster `src` onto `grid` with GDAL's warper."""
+    src_ds = open_raster(src)
+    data_type = src_ds.GetRasterBand(1).DataType
+    with atomic_path(final) as tmp:
+        try:
+            out = gdal.Warp(
+                str(tmp),
+                src_ds,
+                format="GTiff",
+                outputBounds=grid.bounds,
+                width=grid.width,
+                height=grid.height,
+                dstSRS=grid.crs_wkt,
+                resampleAlg=method,
+                srcNodata=nodata,
+                dstNodata=nodata,
+                outputType=data_type,
+                creationOptions=creation_options(settings, data_type),
+                multithread=False,
+            )
+        except RuntimeError as exc:
+            raise TileInputError(f"{src}: resampling failed ({_gdal_reason(exc)})") from None
+        if metadata:
+            out.SetMetadata(dict(metadata))
+        _describe_bands(out, [band], nodata)
+        out.FlushCache()
+        out = None
+
+
+def _first_unreadable(paths: Sequence[Path]) -> Path | None:
+    """The first of `paths` whose pixels cannot be decoded (used only after a failure)."""
+    for path in paths:
+        try:
+            ds = open_raster(path)
+            for i in range(1, ds.RasterCount + 1):
+                ds.GetRasterBand(i).Checksum()
+        except (RuntimeError, TileInputError):
+            return path
+    return None
+
+
+def stack_bands(
+    sources: Sequence[Path],
+    final: Path,
+    specs: Sequence[BandSpec],
+    nodata: float | None,
+    settings: OutputSettings,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Stack single-band rasters on one grid into one GeoTIFF, streamed by GDAL via a VRT."""
+    for path in sources:
+        open_raster(path)  # fail early, naming the file, on missing or corrupt inputs
+    vrt = gdal.BuildVRT("", [str(p) for p in sources], separate=True)
+    data_type = vrt.GetRasterBand(1).DataType
+    _describe_bands(vrt, specs, nodata)
+    if metadata:
+        vrt.SetMetadata(dict(metadata))
+    with atomic_path(final) as tmp:
+        try:
+            out = gdal.Translate(
+                str(tmp),
+                vrt,
+                format="GTiff",
+                creationOptions=creation_options(settings, data_type),
+            )
+        except RuntimeError as exc:
+            culprit = _first_unreadable(sources)
+            where = f"{culprit}: read failed" if culprit else f"{final}: stacking failed"
+            raise TileInputError(f"{where} ({_gdal_reason(exc)})") from None
+        out.FlushCache()
+        out = None

@@ -1,0 +1,22 @@
+"""The stage registry: each stage is a plain function of (tile, settings, output folder)."""
+
+from __future__ import annotations
+
+from watergee.stage import Stage
+from watergee.stages.combine import combine
+from watergee.stages.indices import indices
+from watergee.stages.resample import resample
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage(
+            "resample",
+            resample,
+            ("sentinel2", "output", "resample"),
+            "bring the 20 m bands onto the 10 m grid",
+        ),
+        Stage("combine", combine, ("sentinel2", "output"), "write the 10-band 10 m stack"),
+        Stage("indices", indices, ("output", "indices"), "NDWI, MNDWI, NDVI and the line band"),
+    )
+}
