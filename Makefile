@@ -26,7 +26,6 @@ system-deps:
 	fi
 
 $(STAMP): pyproject.toml | system-deps
-	$(MAKE) system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip "setuptools>=70.1" wheel
 	$(BIN)/pip install -q "numpy>=2.0,<2.5"

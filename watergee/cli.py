@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -35,17 +35,17 @@ Tiles = Annotated[
 ]
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (one subfolder per tile).")]
 Config = Annotated[
-    Optional[Path], typer.Option("--config", "-c", help="YAML settings (see configs/).")
+    Path | None, typer.Option("--config", "-c", help="YAML settings (see configs/).")
 ]
 Sets = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", help="Override one setting, e.g. --set resample.method=cubic."),
 ]
 Workers = Annotated[
-    Optional[int], typer.Option("--workers", "-w", min=1, help="Local Dask worker processes.")
+    int | None, typer.Option("--workers", "-w", min=1, help="Local Dask worker processes.")
 ]
 Scheduler = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--scheduler", help="Use a running Dask scheduler at this address instead."),
 ]
 Force = Annotated[

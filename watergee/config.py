@@ -19,9 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from watergee import __version__
 from watergee.errors import ConfigError
 
-ResampleMethod = Literal[
-    "near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"
-]
+ResampleMethod = Literal["near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"]
 IndexName = Literal["NDWI", "MNDWI", "NDVI", "LINE"]
 
 

@@ -15,18 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, osr
 
+from watergee.raster import utm_grid, write_array
 from watergee.sentinel2 import BAND_IDS, NATIVE_RESOLUTION
-
-gdal.UseExceptions()
 
 #: Typical surface reflectance of each cover type per band (B01 .. B12).
 REFLECTANCE: dict[str, dict[str, float]] = {
-    "water": dict(zip(BAND_IDS, (0.07, 0.06, 0.05, 0.03, 0.03, 0.025, 0.022, 0.02, 0.02, 0.01, 0.001, 0.01, 0.008), strict=True)),
-    "forest": dict(zip(BAND_IDS, (0.03, 0.03, 0.05, 0.03, 0.08, 0.22, 0.27, 0.30, 0.31, 0.08, 0.002, 0.15, 0.07), strict=True)),
-    "crop": dict(zip(BAND_IDS, (0.04, 0.04, 0.07, 0.05, 0.11, 0.30, 0.36, 0.40, 0.41, 0.10, 0.002, 0.24, 0.13), strict=True)),
-    "bare": dict(zip(BAND_IDS, (0.09, 0.10, 0.12, 0.15, 0.18, 0.21, 0.23, 0.25, 0.26, 0.09, 0.003, 0.32, 0.27), strict=True)),
+    name: dict(zip(BAND_IDS, values, strict=True))
+    for name, values in {
+        #        B01   B02   B03   B04   B05    B06    B07   B08   B8A   B09   B10    B11   B12
+        "water": (.07, .06, .05, .03, .030, .025, .022, .02, .02, .01, .001, .01, .008),
+        "forest": (.03, .03, .05, .03, .080, .220, .270, .30, .31, .08, .002, .15, .070),
+        "crop": (.04, .04, .07, .05, .110, .300, .360, .40, .41, .10, .002, .24, .130),
+        "bare": (.09, .10, .12, .15, .180, .210, .230, .25, .26, .09, .003, .32, .270),
+    }.items()
 }  # fmt: skip
 COVERS = tuple(REFLECTANCE)
 UTM33N = 32633
@@ -79,18 +81,7 @@ def downsample(values: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _write(path: Path, dn: np.ndarray, origin: tuple[float, float], pixel: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mem = gdal.GetDriverByName("MEM").Create("", dn.shape[1], dn.shape[0], 1, gdal.GDT_UInt16)
-    mem.SetGeoTransform((origin[0], pixel, 0.0, origin[1], 0.0, -pixel))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(UTM33N)
-    mem.SetProjection(srs.ExportToWkt())
-    mem.GetRasterBand(1).WriteArray(dn)
-    if path.suffix == ".jp2":
-        options = ["REVERSIBLE=YES", "QUALITY=100", "YCBCR420=NO"]
-        gdal.GetDriverByName("JP2OpenJPEG").CreateCopy(str(path), mem, options=options)
-    else:
-        gdal.GetDriverByName("GTiff").CreateCopy(str(path), mem, options=["COMPRESS=DEFLATE"])
+    write_array(path, dn, utm_grid(UTM33N, origin, pixel, dn.shape[1], dn.shape[0]))
 
 
 def _metadata_xml(tile: DemoTile) -> str:
@@ -140,7 +131,9 @@ def write_tile(root: Path, tile: DemoTile, size: int, seed: int) -> Path:
         native = NATIVE_RESOLUTION[band]
         fine = reflectance(cover, band, rng)
         # An L2A product also carries every band at the coarser resolutions.
-        resolutions = [native] if tile.layout == "folder" else [r for r in (10, 20, 60) if r >= native]
+        resolutions = (
+            [native] if tile.layout == "folder" else [r for r in (10, 20, 60) if r >= native]
+        )
         for res in resolutions:
             values = downsample(fine, res // 10) if res > 10 else fine
             dn = np.clip(np.rint(values * 10000 - tile.offset), 1, 65535).astype(np.uint16)

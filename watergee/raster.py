@@ -68,7 +68,8 @@ class Grid:
 
     def describe(self) -> str:
         rx, ry = self.resolution
-        return f"{self.width}x{self.height} px at {rx:g}x{ry:g}, origin {self.transform[0]:g},{self.transform[3]:g}"
+        x0, y0 = self.transform[0], self.transform[3]
+        return f"{self.width}x{self.height} px at {rx:g}x{ry:g}, origin {x0:g},{y0:g}"
 
 
 @dataclass(frozen=True)
@@ -189,12 +190,15 @@ def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
 
 
 def _partial_name(final: Path) -> Path:
-    return final.with_name(f"{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(3)}")
+    """A sibling name that no reader takes for the product; the suffix is kept because some
+    GDAL drivers choose the format variant by it (JP2 boxes versus a raw J2K codestream)."""
+    token = f"{os.getpid()}-{secrets.token_hex(3)}"
+    return final.with_name(f"{final.stem}{PARTIAL_MARK}{token}{final.suffix}")
 
 
 def remove_partials(final: Path) -> None:
     """Remove leftovers of earlier killed writes of `final`."""
-    for stale in final.parent.glob(f"{final.name}{PARTIAL_MARK}*"):
+    for stale in final.parent.glob(f"{final.stem}{PARTIAL_MARK}*{final.suffix}"):
         with contextlib.suppress(OSError):
             stale.unlink()
 
@@ -377,3 +381,41 @@ def stack_bands(
             raise TileInputError(f"{where} ({_gdal_reason(exc)})") from None
         out.FlushCache()
         out = None
+
+
+def write_array(
+    path: Path,
+    array: np.ndarray,
+    grid: Grid,
+    nodata: float | None = None,
+    driver: str | None = None,
+) -> None:
+    """Write a small in-memory array (rows, cols) or (bands, rows, cols) as a whole file.
+
+    For test scenes and the demo; stages stream windows through `create_geotiff` instead.
+    JPEG2000 (by a .jp2 suffix) is written losslessly, as Sentinel-2 band files are read.
+    """
+    planes = array[None] if array.ndim == 2 else array
+    gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(planes.dtype)
+    mem = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, len(planes), gdal_type)
+    mem.SetGeoTransform(grid.transform)
+    mem.SetProjection(grid.crs_wkt)
+    for i, plane in enumerate(planes, start=1):
+        band = mem.GetRasterBand(i)
+        band.WriteArray(plane)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+    driver = driver or ("JP2OpenJPEG" if path.suffix.lower() == ".jp2" else "GTiff")
+    options = ["CODEC=JP2", "REVERSIBLE=YES", "QUALITY=100"] if driver == "JP2OpenJPEG" else []
+    if driver == "GTiff":
+        options = ["COMPRESS=DEFLATE", "TILED=YES"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        gdal.GetDriverByName(driver).CreateCopy(str(tmp), mem, options=options)
+
+
+def utm_grid(epsg: int, origin: tuple[float, float], pixel: float, width: int, height: int) -> Grid:
+    """A north-up grid in an EPSG-coded CRS."""
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    return Grid(srs.ExportToWkt(), (origin[0], pixel, 0.0, origin[1], 0.0, -pixel), width, height)

@@ -7,6 +7,7 @@ cause and traceback) while every other tile carries on.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 import traceback
@@ -92,7 +93,7 @@ def execute_tile(tile: Tile, stage: Stage, settings: Settings, out: Path, force:
     except Exception as exc:
         seconds = time.perf_counter() - started
         message, trace = one_line(exc), traceback.format_exc()
-        try:
+        with contextlib.suppress(OSError):  # the outcome still carries the cause
             manifest.write_record(
                 record_path,
                 **common,
@@ -102,8 +103,6 @@ def execute_tile(tile: Tile, stage: Stage, settings: Settings, out: Path, force:
                 error=message,
                 traceback=trace,
             )
-        except OSError:
-            pass  # the outcome still carries the cause to the summary
         return Outcome(tile.id, stage.name, "failed", seconds, message, trace)
 
 

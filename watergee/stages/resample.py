@@ -29,9 +29,7 @@ def resample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         if not source_grid.same_crs(grid):
             raise GridMismatchError(f"{source}: CRS differs from {reference}")
         slack = max(source_grid.resolution)
-        if any(
-            abs(a - b) > slack for a, b in zip(source_grid.bounds, grid.bounds, strict=True)
-        ):
+        if any(abs(a - b) > slack for a, b in zip(source_grid.bounds, grid.bounds, strict=True)):
             raise GridMismatchError(
                 f"{source}: extent {source_grid.bounds} differs from {reference} {grid.bounds}"
             )
