@@ -186,6 +186,19 @@ def indices(
     _run_stage_command("indices", tiles, out, config, set_, workers, scheduler, force)
 
 
+@app.command("config")
+def show_config(config: Config = None, set_: Sets = None) -> None:
+    """Print the resolved settings as commented YAML (no options: the defaults)."""
+    from watergee.config import annotated_yaml, load_settings
+    from watergee.errors import WatergeeError
+
+    try:
+        settings = load_settings(config, list(set_ or []))
+    except WatergeeError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(annotated_yaml(settings), nl=False)
+
+
 @app.command()
 def info() -> None:
     """Versions of watergee and its libraries, GDAL drivers, and the GPUs TensorFlow sees."""

@@ -66,10 +66,21 @@ class Grid:
             return False
         return self.same_crs(other)
 
+    def crs_name(self) -> str:
+        if not self.crs_wkt:
+            return "no CRS"
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(self.crs_wkt)
+        code = srs.GetAuthorityCode(None)
+        return f"EPSG:{code}" if code else (srs.GetName() or "unnamed CRS")
+
     def describe(self) -> str:
         rx, ry = self.resolution
         x0, y0 = self.transform[0], self.transform[3]
-        return f"{self.width}x{self.height} px at {rx:g}x{ry:g}, origin {x0:g},{y0:g}"
+        return (
+            f"{self.width}x{self.height} px at {rx:.10g}x{ry:.10g}, "
+            f"origin {x0:.10g},{y0:.10g}, {self.crs_name()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,14 +98,40 @@ def iter_windows(width: int, height: int, size: int) -> Iterator[Window]:
             yield Window(col, row, min(size, width - col), min(size, height - row))
 
 
+#: Words in a GDAL warning that mean the file is damaged rather than merely unusual.
+_DAMAGE_WORDS = ("io error", "truncat", "read error", "cannot read", "corrupt", "premature")
+
+
+@contextlib.contextmanager
+def _collect_gdal_warnings() -> Iterator[list[str]]:
+    messages: list[str] = []
+
+    def handler(level: int, number: int, message: str) -> None:
+        if level == gdal.CE_Warning:
+            messages.append(message)
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield messages
+    finally:
+        gdal.PopErrorHandler()
+
+
 def open_raster(path: Path | str, update: bool = False) -> gdal.Dataset:
+    """Open a raster, refusing damaged files (GDAL opens some truncated files with only a
+    warning, and their georeferencing silently missing)."""
     path = Path(path)
     if not path.exists():
         raise TileInputError(f"{path}: file not found")
-    try:
-        ds = gdal.Open(str(path), gdal.GA_Update if update else gdal.GA_ReadOnly)
-    except RuntimeError as exc:
-        raise TileInputError(f"{path}: not a readable raster ({_gdal_reason(exc)})") from None
+    with _collect_gdal_warnings() as warnings:
+        try:
+            ds = gdal.Open(str(path), gdal.GA_Update if update else gdal.GA_ReadOnly)
+        except RuntimeError as exc:
+            raise TileInputError(f"{path}: not a readable raster ({_gdal_reason(exc)})") from None
+    damage = [w for w in warnings if any(word in w.lower() for word in _DAMAGE_WORDS)]
+    if damage:
+        reason = _gdal_reason(RuntimeError(damage[0].replace(str(path), "").lstrip(": ")))
+        raise TileInputError(f"{path}: damaged or truncated raster ({reason})")
     if ds is None or ds.RasterCount == 0:
         raise TileInputError(f"{path}: not a readable raster (no bands)")
     return ds
@@ -256,8 +293,11 @@ class RasterWriter:
     def write(self, window: Window, data: np.ndarray) -> None:
         """Write (bands, rows, cols) or (rows, cols) `data` at `window`."""
         planes = data[None] if data.ndim == 2 else data
-        for i, plane in enumerate(planes, start=1):
-            self.ds.GetRasterBand(i).WriteArray(plane, window.col, window.row)
+        try:
+            for i, plane in enumerate(planes, start=1):
+                self.ds.GetRasterBand(i).WriteArray(plane, window.col, window.row)
+        except RuntimeError as exc:
+            raise OutputError(f"{self.path}: write failed ({_gdal_reason(exc)})") from None
 
 
 @contextlib.contextmanager
@@ -292,9 +332,10 @@ def create_geotiff(
         writer = RasterWriter(ds, final)
         try:
             yield writer
-            ds.FlushCache()
-        except RuntimeError as exc:
-            raise OutputError(f"{final}: write failed ({_gdal_reason(exc)})") from None
+            try:
+                ds.FlushCache()
+            except RuntimeError as exc:
+                raise OutputError(f"{final}: write failed ({_gdal_reason(exc)})") from None
         finally:
             writer.ds = None
             ds = None

