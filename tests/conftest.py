@@ -11,11 +11,11 @@ import pytest
 os.environ.setdefault("KERAS_HOME", str(Path(__file__).resolve().parents[1] / ".keras"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from watergee.config import Settings, load_settings  # noqa: E402
-from watergee.demo import make_demo  # noqa: E402
-from watergee.raster import Grid, utm_grid, write_array  # noqa: E402
-from watergee.sentinel2 import NATIVE_RESOLUTION  # noqa: E402
-from watergee.tiles import Tile, read_tile_list  # noqa: E402
+from watergee.config import Settings, load_settings
+from watergee.demo import make_demo
+from watergee.raster import Grid, utm_grid, write_array
+from watergee.sentinel2 import NATIVE_RESOLUTION
+from watergee.tiles import Tile, read_tile_list
 
 REAL_DATA = Path(
     os.environ.get(
@@ -51,7 +51,9 @@ def coded_bands(size10: int = 64) -> dict[str, np.ndarray]:
     """Each band's DN encodes the band (thousands) and the pixel (row, col): any mix-up of
     band order or position shows."""
     out = {}
-    for k, band in enumerate(("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")):
+    for k, band in enumerate(
+        ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
+    ):
         n = size10 * 10 // NATIVE_RESOLUTION[band]
         rows, cols = np.mgrid[0:n, 0:n]
         out[band] = ((k + 1) * 1000 + rows * 7 + cols).astype(np.uint16)
@@ -69,8 +71,9 @@ def client():
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-        as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
         Client(cluster) as c,
     ):
         yield c

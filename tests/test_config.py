@@ -77,9 +77,9 @@ def test_overrides_win_over_the_file(tmp_path):
     assert settings.resample.method == "near"
     assert settings.output.window == 512
     assert settings.indices.indices == ["MNDWI"]
-    with pytest.raises(ConfigError, match="expected section.key=value"):
+    with pytest.raises(ConfigError, match=r"expected section\.key=value"):
         load_settings(None, ["resample.method"])
-    with pytest.raises(ConfigError, match="unknown key 'resample.speed'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'resample\.speed'"):
         load_settings(None, ["resample.speed=1"])
 
 

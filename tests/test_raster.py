@@ -137,7 +137,9 @@ def test_corrupt_and_truncated_rasters_name_the_file(tmp_path):
     with pytest.raises(TileInputError, match="file not found"):
         open_raster(tmp_path / "absent.tif")
     good = tmp_path / "b.jp2"
-    write_array(good, np.random.default_rng(1).integers(1, 9000, (64, 64), np.uint16), _grid(64, 64))
+    write_array(
+        good, np.random.default_rng(1).integers(1, 9000, (64, 64), np.uint16), _grid(64, 64)
+    )
     truncated = tmp_path / "t.jp2"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(TileInputError, match=rf"^{truncated}: "):

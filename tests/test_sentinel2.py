@@ -62,5 +62,5 @@ def test_missing_or_non_folder_input(tmp_path):
     with pytest.raises(TileInputError, match="tile input not found"):
         band_files(tmp_path / "absent", ["B02"])
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(TileInputError, match="must be a .SAFE folder or a band folder"):
+    with pytest.raises(TileInputError, match=r"must be a \.SAFE folder or a band folder"):
         band_files(tmp_path / "file.txt", ["B02"])

@@ -114,7 +114,9 @@ def test_combine_names_both_files_of_a_grid_mismatch(tmp_path):
     out = tmp_path / "work"
     tile = _coded_tile(tmp_path, out)
     b07 = layout.resampled_band(out, tile, "B07")
-    write_array(b07, np.ones((32, 32), np.uint16), utm_grid(32633, (ORIGIN[0] + 10, ORIGIN[1]), 10, 32, 32))
+    write_array(
+        b07, np.ones((32, 32), np.uint16), utm_grid(32633, (ORIGIN[0] + 10, ORIGIN[1]), 10, 32, 32)
+    )
     with pytest.raises(GridMismatchError, match=rf"^{b07}: grid differs from .*_B02.tif"):
         combine(tile, load_settings(), out)
 
