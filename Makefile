@@ -50,12 +50,12 @@ test-all: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check watergee tests benchmarks
-	$(BIN)/ruff format --check watergee tests benchmarks
+	$(BIN)/ruff check watergee tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check watergee tests $(wildcard benchmarks)
 
 format: install
-	$(BIN)/ruff format watergee tests benchmarks
-	$(BIN)/ruff check --fix watergee tests benchmarks
+	$(BIN)/ruff format watergee tests $(wildcard benchmarks)
+	$(BIN)/ruff check --fix watergee tests $(wildcard benchmarks)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache build *.egg-info
