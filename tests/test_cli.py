@@ -125,3 +125,21 @@ def test_real_process_workers(demo_scene, tmp_path):
     assert "resample: 2 tiles: 2 done, 0 skipped, 0 failed" in done.stdout
     assert "[2/2]" in done.stderr
     assert len(list(out.glob("*/*_10m.tif"))) == 12
+
+
+def test_existing_scheduler_by_address(demo_scene, tmp_path, client):
+    address = client.scheduler.address
+    out = tmp_path / "work"
+    result = runner.invoke(
+        app, ["resample", "-t", str(demo_scene), "-o", str(out), "--scheduler", address]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 tiles: 2 done" in result.output
+
+
+def test_unreachable_scheduler_is_a_one_line_error(demo_scene, tmp_path):
+    args = ["resample", "-t", str(demo_scene), "-o", str(tmp_path / "w"),
+            "--scheduler", "tcp://127.0.0.1:9", "--set", "cluster.connect_timeout=1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output

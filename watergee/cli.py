@@ -53,12 +53,30 @@ Force = Annotated[
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from watergee import __version__
+
+        typer.echo(f"watergee {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Map surface water and land cover from Sentinel-2 and Landsat, tile by tile."""
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"watergee: error: {message}", err=True)
     return typer.Exit(code)
 
 
-def _progress_printer(total: int):
+def _progress_printer(total: int, label: str):
     """A progress bar on a terminal; one line per tile in batch logs (sbatch, CI)."""
     if sys.stderr.isatty():
         from rich.console import Console
@@ -71,7 +89,7 @@ def _progress_printer(total: int):
             TimeElapsedColumn(),
             console=Console(stderr=True),
         )
-        task = progress.add_task("tiles", total=total)
+        task = progress.add_task(label, total=total)
 
         def advance(outcome: Outcome) -> None:
             progress.advance(task)
@@ -86,7 +104,7 @@ def _progress_printer(total: int):
         nonlocal done
         done += 1
         typer.echo(
-            f"[{done}/{total}] {outcome.tile} {outcome.status} ({outcome.seconds:.1f} s)",
+            f"{label} [{done}/{total}] {outcome.tile} {outcome.status} ({outcome.seconds:.1f} s)",
             err=True,
         )
 
@@ -132,7 +150,7 @@ def _run_stage_command(
         settings = load_settings(config, overrides)
         tile_list = read_tile_list(tiles)
         prepare_output(out)
-        progress, on_outcome = _progress_printer(len(tile_list))
+        progress, on_outcome = _progress_printer(len(tile_list), name)
         with open_client(settings.cluster, tasks=len(tile_list)) as client, progress:
             report = run_stage(
                 STAGES[name], tile_list, settings, out, client, force, on_outcome=on_outcome

@@ -23,7 +23,7 @@ def open_client(settings: ClusterSettings, tasks: int | None = None) -> Iterator
 
     if settings.scheduler:
         try:
-            client = Client(settings.scheduler, timeout="30s")
+            client = Client(settings.scheduler, timeout=f"{settings.connect_timeout}s")
         except (OSError, TimeoutError) as exc:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {settings.scheduler} ({exc})"

@@ -92,6 +92,9 @@ class ClusterSettings(Section):
         description="Address of a running Dask scheduler (tcp://host:8786). When unset an "
         "embedded local cluster is started for the run.",
     )
+    connect_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for the scheduler given by 'scheduler'."
+    )
     workers: int | None = Field(
         None, ge=1, description="Local cluster worker processes; default: the CPU count."
     )
