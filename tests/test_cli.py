@@ -143,3 +143,10 @@ def test_unreachable_scheduler_is_a_one_line_error(demo_scene, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+
+
+def test_every_stage_has_a_command():
+    from watergee.cli import STAGE_COMMANDS
+    from watergee.stages import STAGES
+
+    assert list(STAGE_COMMANDS) == list(STAGES)

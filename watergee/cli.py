@@ -162,46 +162,31 @@ def _run_stage_command(
         raise typer.Exit(1)
 
 
-@app.command()
-def resample(
-    tiles: Tiles,
-    out: Out,
-    config: Config = None,
-    set_: Sets = None,
-    workers: Workers = None,
-    scheduler: Scheduler = None,
-    force: Force = False,
-) -> None:
-    """Resample the six 20 m bands (B05 B06 B07 B8A B11 B12) onto each tile's 10 m grid."""
-    _run_stage_command("resample", tiles, out, config, set_, workers, scheduler, force)
+#: Stage commands and their help; the stage functions themselves load only when a command runs.
+STAGE_COMMANDS: dict[str, str] = {
+    "resample": "Resample the six 20 m bands (B05 B06 B07 B8A B11 B12) onto each tile's 10 m grid.",
+    "combine": "Write each tile's 10-band 10 m stack: B02 B03 B04 B08 B05 B06 B07 B8A B11 B12.",
+    "indices": "Compute NDWI, MNDWI, NDVI and the line band from each tile's 10-band stack.",
+}
 
 
-@app.command()
-def combine(
-    tiles: Tiles,
-    out: Out,
-    config: Config = None,
-    set_: Sets = None,
-    workers: Workers = None,
-    scheduler: Scheduler = None,
-    force: Force = False,
-) -> None:
-    """Write each tile's 10-band 10 m stack: B02 B03 B04 B08 B05 B06 B07 B8A B11 B12."""
-    _run_stage_command("combine", tiles, out, config, set_, workers, scheduler, force)
+def _add_stage_command(name: str, help_text: str) -> None:
+    def command(
+        tiles: Tiles,
+        out: Out,
+        config: Config = None,
+        set_: Sets = None,
+        workers: Workers = None,
+        scheduler: Scheduler = None,
+        force: Force = False,
+    ) -> None:
+        _run_stage_command(name, tiles, out, config, set_, workers, scheduler, force)
+
+    app.command(name, help=help_text)(command)
 
 
-@app.command()
-def indices(
-    tiles: Tiles,
-    out: Out,
-    config: Config = None,
-    set_: Sets = None,
-    workers: Workers = None,
-    scheduler: Scheduler = None,
-    force: Force = False,
-) -> None:
-    """Compute NDWI, MNDWI, NDVI and the line band from each tile's 10-band stack."""
-    _run_stage_command("indices", tiles, out, config, set_, workers, scheduler, force)
+for _name, _help in STAGE_COMMANDS.items():
+    _add_stage_command(_name, _help)
 
 
 @app.command("config")
