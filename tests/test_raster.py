@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from watergee.atomic import PARTIAL_MARK
 from watergee.config import OutputSettings
 from watergee.errors import GridMismatchError, OutputError, TileInputError
 from watergee.raster import (
-    PARTIAL_MARK,
     BandSpec,
     Window,
     create_geotiff,

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from watergee import __version__
+from watergee.atomic import atomic_path
 from watergee.errors import ConfigError
 
 ResampleMethod = Literal["near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"]
@@ -86,6 +87,47 @@ class IndicesSettings(Section):
         return value
 
 
+BandRef = str | int
+
+
+class SuperpixelSettings(Section):
+    bands: list[BandRef] = Field(
+        default_factory=lambda: ["B04", "B03", "B02"],
+        min_length=1,
+        description="Bands segmented, by description (B04) or 1-based index; three bands in "
+        "red, green, blue order are converted to CIELAB.",
+    )
+    region_size: int = Field(
+        15, ge=2, description="Mean superpixel side in pixels (segments = pixels / size^2)."
+    )
+    compactness: float = Field(
+        10.0, gt=0, description="SLIC compactness: higher gives squarer, more regular segments."
+    )
+    stretch: tuple[float, float] = Field(
+        (1.0, 99.0),
+        description="Percentiles of each band (over the whole tile) mapped to 0 and 1.",
+    )
+    lab: bool = Field(True, description="Convert three-band input to CIELAB before SLIC.")
+    sigma: float = Field(0.0, ge=0, description="Gaussian smoothing before SLIC, in pixels.")
+    max_iter: int = Field(10, ge=1, description="SLIC k-means iterations.")
+    block: int = Field(
+        2048,
+        ge=64,
+        description="Tiles are segmented in blocks of this side (plus a margin) to bound "
+        "memory; a segment belongs to the block holding its centroid, so blocks leave no seams.",
+    )
+    margin: int | None = Field(
+        None, ge=0, description="Block margin in pixels; default three region sizes."
+    )
+
+    @field_validator("stretch")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1] <= 100:
+            raise ValueError("stretch must be two percentiles, low < high, within 0..100")
+        return value
+
+
 class ClusterSettings(Section):
     scheduler: str | None = Field(
         None,
@@ -124,6 +166,9 @@ class Settings(Section):
     )
     indices: IndicesSettings = Field(
         default_factory=IndicesSettings, description="The indices stage."
+    )
+    superpixel: SuperpixelSettings = Field(
+        default_factory=SuperpixelSettings, description="The superpixel stage (SLIC)."
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,
@@ -211,9 +256,8 @@ def save_settings(settings: Settings, out: Path) -> Path:
     path = folder / f"{digest}.yaml"
     if not path.exists():
         header = f"# watergee {__version__} resolved settings, sha256 prefix {digest}\n"
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(header + settings_yaml(settings))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(header + settings_yaml(settings))
     return path
 
 

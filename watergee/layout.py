@@ -26,6 +26,20 @@ def indices(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_indices_10m.tif"
 
 
+def input_stack(out: Path, tile: Tile) -> Path:
+    """The multi-band raster a tile's analysis stages read: the tile input itself when it is
+    a raster file, else the 10-band stack that `combine` wrote."""
+    return tile.source if tile.source.is_file() else stack(out, tile)
+
+
+def segments(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_segments.tif"
+
+
+def centroids(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_segments.gpkg"
+
+
 def record(out: Path, tile: Tile, stage: str) -> Path:
     return tile_dir(out, tile) / STATE_DIR / f"{stage}.json"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from watergee import __version__
+from watergee.atomic import atomic_path
 
 
 def fingerprint(path: Path) -> dict[str, Any]:
@@ -49,10 +50,8 @@ def is_current(path: Path, settings_hash: str) -> bool:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def write_record(path: Path, **fields: Any) -> None:

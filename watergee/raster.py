@@ -8,8 +8,6 @@ killed run never leaves a file that looks finished. Every error names the file.
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, gdal_array, osr
 
+from watergee.atomic import atomic_path
 from watergee.config import OutputSettings
 from watergee.errors import GridMismatchError, OutputError, TileInputError
 
@@ -24,8 +23,6 @@ gdal.UseExceptions()
 osr.UseExceptions()
 # Metadata must live inside the GeoTIFF, never in a side-car .aux.xml that a rename would lose.
 gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
-
-PARTIAL_MARK = ".partial-"
 
 
 @dataclass(frozen=True)
@@ -224,39 +221,6 @@ def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
         floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
         options.append(f"PREDICTOR={3 if floating else 2}")
     return options
-
-
-def _partial_name(final: Path) -> Path:
-    """A sibling name that no reader takes for the product; the suffix is kept because some
-    GDAL drivers choose the format variant by it (JP2 boxes versus a raw J2K codestream)."""
-    token = f"{os.getpid()}-{secrets.token_hex(3)}"
-    return final.with_name(f"{final.stem}{PARTIAL_MARK}{token}{final.suffix}")
-
-
-def remove_partials(final: Path) -> None:
-    """Remove leftovers of earlier killed writes of `final`."""
-    for stale in final.parent.glob(f"{final.stem}{PARTIAL_MARK}*{final.suffix}"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; rename it into place only if the block succeeds."""
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{final.parent}: cannot create folder ({exc.strerror})") from None
-    remove_partials(final)
-    tmp = _partial_name(final)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise OutputError(f"{final}: nothing was written")
-        os.replace(tmp, final)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,8 @@ def tile_id(source: Path) -> str:
         prefixes = {b.prefix for b in scan_band_files(source) if b.prefix}
         if len(prefixes) == 1:
             return prefixes.pop()
+    if source.is_file():
+        return source.stem
     name = source.name[:-5] if source.name.upper().endswith(".SAFE") else source.name
     return name or "tile"
 
