@@ -167,6 +167,8 @@ STAGE_COMMANDS: dict[str, str] = {
     "resample": "Resample the six 20 m bands (B05 B06 B07 B8A B11 B12) onto each tile's 10 m grid.",
     "combine": "Write each tile's 10-band 10 m stack: B02 B03 B04 B08 B05 B06 B07 B8A B11 B12.",
     "indices": "Compute NDWI, MNDWI, NDVI and the line band from each tile's 10-band stack.",
+    "superpixel": "Segment each tile into SLIC superpixels: a segment-id raster and a GeoPackage "
+    "of segment centroids with pixel counts and mean band values.",
 }
 
 

@@ -87,6 +87,16 @@ class Window:
     width: int
     height: int
 
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """(rows, cols) slices of this window in an array of the whole raster."""
+        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
+
+    def inside(self, outer: Window) -> tuple[slice, slice]:
+        """(rows, cols) slices of this window in an array read over `outer`."""
+        row, col = self.row - outer.row, self.col - outer.col
+        return slice(row, row + self.height), slice(col, col + self.width)
+
 
 def iter_windows(width: int, height: int, size: int) -> Iterator[Window]:
     """Square windows covering a raster row by row; edge windows are cut to the raster."""
@@ -167,6 +177,44 @@ def band_index(ds: gdal.Dataset, description: str) -> int:
         if ds.GetRasterBand(i).GetDescription() == description:
             return i
     raise TileInputError(f"{ds.GetDescription()}: no band described as {description}")
+
+
+def resolve_band(ds: gdal.Dataset, ref: str | int) -> int:
+    """1-based index of a band given by description or by index."""
+    if isinstance(ref, int):
+        if not 1 <= ref <= ds.RasterCount:
+            raise TileInputError(
+                f"{ds.GetDescription()}: band {ref} requested, raster has {ds.RasterCount}"
+            )
+        return ref
+    return band_index(ds, ref)
+
+
+def band_descriptions(ds: gdal.Dataset) -> list[str]:
+    """Each band's description, or b1, b2, ... where a band has none."""
+    return [ds.GetRasterBand(i).GetDescription() or f"b{i}" for i in range(1, ds.RasterCount + 1)]
+
+
+def overview_sample(ds: gdal.Dataset, bands: Sequence[int], max_side: int = 1024) -> np.ndarray:
+    """Bands read decimated to at most `max_side` pixels a side (NaN = nodata, scaled): cheap
+    whole-tile statistics such as stretch percentiles."""
+    factor = max(1, -(-max(ds.RasterXSize, ds.RasterYSize) // max_side))
+    width, height = -(-ds.RasterXSize // factor), -(-ds.RasterYSize // factor)
+    out = np.empty((len(bands), height, width), np.float32)
+    for k, b in enumerate(bands):
+        band = ds.GetRasterBand(b)
+        try:
+            data = band.ReadAsArray(buf_xsize=width, buf_ysize=height)
+        except RuntimeError as exc:
+            raise TileInputError(
+                f"{ds.GetDescription()}: read failed in band {b} ({_gdal_reason(exc)})"
+            ) from None
+        values = data.astype(np.float32)
+        nodata = band.GetNoDataValue()
+        if nodata is not None:
+            values[data == nodata] = np.nan
+        out[k] = values * np.float32(band.GetScale() or 1.0) + np.float32(band.GetOffset() or 0.0)
+    return out
 
 
 def read_window(

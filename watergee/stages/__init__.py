@@ -6,6 +6,7 @@ from watergee.stage import Stage
 from watergee.stages.combine import combine
 from watergee.stages.indices import indices
 from watergee.stages.resample import resample
+from watergee.stages.superpixel import superpixel
 
 STAGES: dict[str, Stage] = {
     stage.name: stage
@@ -18,5 +19,11 @@ STAGES: dict[str, Stage] = {
         ),
         Stage("combine", combine, ("sentinel2", "output"), "write the 10-band 10 m stack"),
         Stage("indices", indices, ("output", "indices"), "NDWI, MNDWI, NDVI and the line band"),
+        Stage(
+            "superpixel",
+            superpixel,
+            ("output", "superpixel"),
+            "SLIC segments and their centroids",
+        ),
     )
 }

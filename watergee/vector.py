@@ -1,0 +1,81 @@
+"""The one place that writes and reads vector layers (OGR): GeoPackage points."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from osgeo import ogr, osr
+
+from watergee.atomic import atomic_path
+from watergee.errors import OutputError, TileInputError
+
+ogr.UseExceptions()
+
+
+def _field_type(values: np.ndarray) -> int:
+    return ogr.OFTInteger64 if np.issubdtype(values.dtype, np.integer) else ogr.OFTReal
+
+
+def write_points(
+    final: Path,
+    layer_name: str,
+    crs_wkt: str,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+) -> None:
+    """Write points with attribute columns as one GeoPackage layer, atomically."""
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt)
+    with atomic_path(final) as tmp:
+        try:
+            ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
+            layer = ds.CreateLayer(layer_name, srs, ogr.wkbPoint)
+            for name, values in fields.items():
+                layer.CreateField(ogr.FieldDefn(name, _field_type(values)))
+            definition = layer.GetLayerDefn()
+            columns = [(i, values.tolist()) for i, values in enumerate(fields.values())]
+            ds.StartTransaction()
+            for n, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
+                feature = ogr.Feature(definition)
+                for i, values in columns:
+                    value = values[n]
+                    if value == value:  # NaN stays null
+                        feature.SetField(i, value)
+                point = ogr.Geometry(ogr.wkbPoint)
+                point.AddPoint_2D(x, y)
+                feature.SetGeometry(point)
+                layer.CreateFeature(feature)
+            ds.CommitTransaction()
+            ds = None
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: cannot write layer {layer_name} ({exc})") from None
+
+
+def read_points(path: Path, attribute: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """(CRS WKT, x, y, attribute values) of every point of a vector file's first layer."""
+    if not path.exists():
+        raise TileInputError(f"{path}: file not found")
+    try:
+        ds = ogr.Open(str(path))
+        layer = ds.GetLayer(0)
+    except RuntimeError as exc:
+        raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
+    definition = layer.GetLayerDefn()
+    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+    if attribute not in names:
+        raise TileInputError(f"{path}: no attribute '{attribute}' (has {', '.join(names)})")
+    srs = layer.GetSpatialRef()
+    xs, ys, values = [], [], []
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        if geometry is None:
+            continue
+        point = geometry.Centroid() if geometry.GetGeometryType() != ogr.wkbPoint else geometry
+        xs.append(point.GetX())
+        ys.append(point.GetY())
+        values.append(feature.GetField(attribute))
+    wkt = srs.ExportToWkt() if srs is not None else ""
+    return wkt, np.array(xs), np.array(ys), np.array(values)
