@@ -41,6 +41,7 @@ demo: install
 	$(BIN)/watergee resample --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
 	$(BIN)/watergee combine  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
 	$(BIN)/watergee indices  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
+	$(BIN)/watergee superpixel --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
 	@echo "demo outputs are in $(DEMO)/work/"
 
 test: install
