@@ -128,6 +128,99 @@ class SuperpixelSettings(Section):
         return value
 
 
+class SampleSettings(Section):
+    labels: Path | None = Field(
+        None,
+        description="Label raster for every tile, or a folder of label rasters named by tile id "
+        "or MGRS tile (T33UUU). A label raster on another grid is warped to the tile's grid with "
+        "nearest neighbour, so codes are never blended.",
+    )
+    work: Path | None = Field(
+        None,
+        description="Folder holding the tiles' stacks (and segments) from earlier stages; "
+        "default: the output folder.",
+    )
+    classes: dict[int, int] = Field(
+        default_factory=dict,
+        description="Label code -> class id, e.g. {11: 1, 5: 12}. Empty: every code is its "
+        "own class.",
+    )
+    class_names: dict[int, str] = Field(
+        default_factory=dict, description="Class id -> name, for reports and model metadata."
+    )
+    ignore: list[int] = Field(
+        default_factory=lambda: [0],
+        description="Label codes never sampled (unlabelled, no data).",
+    )
+    unmapped: Literal["error", "ignore"] = Field(
+        "error",
+        description="A label code that is neither in 'classes' nor in 'ignore': fail the tile, "
+        "or skip those pixels.",
+    )
+    quota: int | dict[int, int] = Field(
+        1000,
+        description="Samples per class per tile, drawn without replacement: one number for "
+        "every class or a class id -> number table.",
+    )
+    required: list[int] = Field(
+        default_factory=list,
+        description="Class ids that must get samples; `sample validate` fails if one has none.",
+    )
+    mode: Literal["pixel", "superpixel", "points"] = Field(
+        "pixel",
+        description="pixel: any labelled pixel; superpixel: one candidate per segment, at its "
+        "seed pixel (run `superpixel` first); points: the points of 'points' with their class "
+        "attribute.",
+    )
+    points: Path | None = Field(None, description="Vector file of labelled points (mode: points).")
+    attribute: str = Field("ValValue", description="Class attribute of 'points'.")
+    min_distance: int = Field(
+        0, ge=0, description="Minimum distance in pixels between two samples of a tile."
+    )
+    patch: int = Field(
+        7,
+        ge=1,
+        description="Patch side in pixels. The sample pixel is at row and column patch // 2 "
+        "of its patch: the exact centre for odd sizes, the lower right of the central 2 x 2 "
+        "for even sizes. Classification uses the same convention.",
+    )
+    bands: list[BandRef] = Field(
+        default_factory=list,
+        description="Bands of the stack in each patch, by description or index; empty: all.",
+    )
+    validation: float = Field(
+        0.2, ge=0, lt=1, description="Share of samples held out for validation."
+    )
+    seed: int = Field(0, description="Seed of every random choice: same seed, same samples.")
+    shard_size: int = Field(4096, ge=1, description="Samples per shard file.")
+    water_class: int | None = Field(
+        None,
+        description="Class id of water. When set, samples of other classes whose MNDWI exceeds "
+        "'water_guard' are dropped: incomplete water labels (OpenStreetMap) leave unmapped "
+        "lakes in the background classes.",
+    )
+    water_guard: float = Field(
+        0.2, description="MNDWI above which a non-water sample is taken for unmapped water."
+    )
+
+    @field_validator("labels", "work", "points")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Workers may run elsewhere (Slurm): paths are fixed where the run is resolved."""
+        return value.expanduser().resolve() if value is not None else None
+
+    def class_of(self, code: int) -> int | None:
+        """Class id of a label code: None when ignored; KeyError when unmapped."""
+        if code in self.ignore:
+            return None
+        if not self.classes:
+            return code
+        return self.classes[code]
+
+    def quota_of(self, class_id: int) -> int:
+        return self.quota if isinstance(self.quota, int) else self.quota.get(class_id, 0)
+
+
 class ClusterSettings(Section):
     scheduler: str | None = Field(
         None,
@@ -169,6 +262,9 @@ class Settings(Section):
     )
     superpixel: SuperpixelSettings = Field(
         default_factory=SuperpixelSettings, description="The superpixel stage (SLIC)."
+    )
+    sample: SampleSettings = Field(
+        default_factory=SampleSettings, description="The sample stage: training patches."
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

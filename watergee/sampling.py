@@ -1,0 +1,104 @@
+"""Drawing training samples from label rasters: reproducible, without replacement, centred.
+
+Each candidate pixel gets a random key from a generator seeded by (seed, tile, window); the k
+candidates with the smallest keys are a uniform sample without replacement, and because keys
+depend only on the seed and position, the choice does not depend on window order or on how
+many workers ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from watergee.errors import TileInputError
+
+
+def patch_origin(index: np.ndarray | int, size: int) -> np.ndarray | int:
+    """First row (or column) of the patch of side `size` whose sample pixel is `index`: the
+    sample sits at offset size // 2 (exact centre for odd sizes)."""
+    return index - size // 2
+
+
+def tile_seed(seed: int, tile_id: str, *parts: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{tile_id}:{':'.join(map(str, parts))}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def code_lookup(
+    codes: np.ndarray, classes: dict[int, int], ignore: list[int], unmapped: str, origin: str
+) -> dict[int, int]:
+    """Class id per label code present; ignored codes are absent. An unmapped code is an
+    error naming `origin` unless `unmapped` is 'ignore'."""
+    table: dict[int, int] = {}
+    for code in (int(c) for c in codes):
+        if code in ignore:
+            continue
+        if not classes:
+            table[code] = code
+        elif code in classes:
+            table[code] = classes[code]
+        elif unmapped == "error":
+            raise TileInputError(
+                f"{origin}: label code {code} is not in the class table "
+                "(map it in sample.classes, list it in sample.ignore, or set "
+                "sample.unmapped: ignore)"
+            )
+    return table
+
+
+def patch_fits(valid: np.ndarray, size: int) -> np.ndarray:
+    """True where a patch of side `size` with its sample pixel there lies wholly on valid
+    pixels. `valid` is False outside the tile, so edge patches are excluded too."""
+    # scipy centres a footprint of side n at index n // 2: the same convention as patches.
+    return ndimage.binary_erosion(valid, np.ones((size, size), bool), border_value=0)
+
+
+@dataclass
+class Candidates:
+    """The best (smallest-key) candidates seen so far for one class."""
+
+    limit: int
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0))
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    cols: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+    def offer(self, keys, rows, cols, codes) -> None:
+        self.keys = np.concatenate([self.keys, keys])
+        self.rows = np.concatenate([self.rows, rows])
+        self.cols = np.concatenate([self.cols, cols])
+        self.codes = np.concatenate([self.codes, codes])
+        if len(self.keys) > self.limit:
+            keep = np.argpartition(self.keys, self.limit)[: self.limit]
+            self.keys, self.rows = self.keys[keep], self.rows[keep]
+            self.cols, self.codes = self.cols[keep], self.codes[keep]
+
+    def ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.lexsort((self.cols, self.rows, self.keys))
+        return self.rows[order], self.cols[order], self.codes[order]
+
+
+def spaced(rows: np.ndarray, cols: np.ndarray, distance: int) -> np.ndarray:
+    """Indices of candidates kept, in order, so that no two kept ones lie closer than
+    `distance` pixels (Chebyshev) to each other."""
+    if distance <= 1:
+        return np.arange(len(rows))
+    grid: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    kept = []
+    for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+        gr, gc = r // distance, c // distance  # neighbours lie within one cell
+        near = (
+            p
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+            for p in grid.get((gr + dr, gc + dc), ())
+        )
+        if any(abs(r - pr) < distance and abs(c - pc) < distance for pr, pc in near):
+            continue
+        grid.setdefault((gr, gc), []).append((r, c))
+        kept.append(i)
+    return np.array(kept, dtype=np.int64)
