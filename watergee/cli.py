@@ -133,6 +133,7 @@ def _run_stage_command(
     workers: int | None,
     scheduler: str | None,
     force: bool,
+    extra: list[str] | None = None,
 ) -> None:
     from watergee.cluster import open_client
     from watergee.config import load_settings
@@ -141,7 +142,7 @@ def _run_stage_command(
     from watergee.stages import STAGES
     from watergee.tiles import read_tile_list
 
-    overrides = list(sets or [])
+    overrides = [*(extra or []), *(sets or [])]
     if workers is not None:
         overrides.append(f"cluster.workers={workers}")
     if scheduler is not None:
@@ -189,6 +190,65 @@ def _add_stage_command(name: str, help_text: str) -> None:
 
 for _name, _help in STAGE_COMMANDS.items():
     _add_stage_command(_name, _help)
+
+
+sample_app = typer.Typer(
+    help="Draw training and validation patches per tile from label rasters (or labelled "
+    "points), reproducibly and without replacement; `sample validate` checks a sample set.",
+    no_args_is_help=False,
+)
+app.add_typer(sample_app, name="sample")
+
+
+@sample_app.callback(invoke_without_command=True)
+def sample_command(
+    ctx: typer.Context,
+    tiles: Annotated[Path | None, typer.Option("--tiles", "-t", help="Tile list.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Sample set folder.")] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Label raster, or a folder of label rasters named by tile."),
+    ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(help="Folder with the tiles' stacks from combine (default: --out)."),
+    ] = None,
+    config: Config = None,
+    set_: Sets = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    force: Force = False,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    if tiles is None or out is None:
+        raise _fail("sample needs --tiles and --out (see `watergee sample --help`)")
+    extra = [f"sample.labels={labels}"] if labels is not None else []
+    extra += [f"sample.work={work}"] if work is not None else []
+    _run_stage_command("sample", tiles, out, config, set_, workers, scheduler, force, extra)
+
+
+@sample_app.command("validate")
+def sample_validate(
+    samples: Annotated[Path, typer.Argument(help="Sample set folder (with manifest.json).")],
+    require: Annotated[
+        list[int] | None, typer.Option(help="A class id that must have samples (repeatable).")
+    ] = None,
+) -> None:
+    """Report a sample set per class and tile; exit 1 when a required class has none."""
+    from watergee.errors import WatergeeError
+    from watergee.sampleset import validate
+
+    try:
+        lines, problems = validate(samples, list(require or []))
+    except WatergeeError as exc:
+        raise _fail(str(exc)) from None
+    for line in lines:
+        typer.echo(line)
+    for problem in problems:
+        typer.echo(f"watergee: error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command("config")

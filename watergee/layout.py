@@ -40,6 +40,18 @@ def centroids(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_segments.gpkg"
 
 
+def sample_dir(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile)
+
+
+def sample_summary(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / "samples.json"
+
+
+def sample_manifest(out: Path) -> Path:
+    return out / "manifest.json"
+
+
 def record(out: Path, tile: Tile, stage: str) -> Path:
     return tile_dir(out, tile) / STATE_DIR / f"{stage}.json"
 

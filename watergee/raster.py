@@ -257,6 +257,58 @@ def read_window(
     return out
 
 
+def read_codes(ds: gdal.Dataset, window: Window, band: int = 1) -> np.ndarray:
+    """Integer codes of one band in `window` (label rasters); nodata and outside are -1."""
+    out = np.full((window.height, window.width), -1, dtype=np.int64)
+    x1, y1 = (
+        min(window.col + window.width, ds.RasterXSize),
+        min(window.row + window.height, ds.RasterYSize),
+    )
+    if x1 <= window.col or y1 <= window.row:
+        return out
+    raster_band = ds.GetRasterBand(band)
+    try:
+        data = raster_band.ReadAsArray(window.col, window.row, x1 - window.col, y1 - window.row)
+    except RuntimeError as exc:
+        raise TileInputError(f"{ds.GetDescription()}: read failed ({_gdal_reason(exc)})") from None
+    codes = data.astype(np.int64)
+    nodata = raster_band.GetNoDataValue()
+    if nodata is not None:
+        codes[data == nodata] = -1
+    out[: codes.shape[0], : codes.shape[1]] = codes
+    return out
+
+
+def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
+    """`path` read on `grid`: as it is when it already matches, else warped with nearest
+    neighbour (codes are never blended) into a virtual raster. Returns (dataset, warped)."""
+    ds = open_raster(path)
+    own = grid_of(ds)
+    if own.matches(grid):
+        return ds, False
+    if not own.crs_wkt:
+        raise GridMismatchError(f"{path}: has no CRS, cannot be aligned to the tile grid")
+    a, b = own.bounds, grid.bounds
+    if own.same_crs(grid) and (a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3]):
+        raise GridMismatchError(f"{path}: does not overlap the tile ({a} vs {b})")
+    try:
+        warped = gdal.Warp(
+            "",
+            ds,
+            format="VRT",
+            outputBounds=grid.bounds,
+            width=grid.width,
+            height=grid.height,
+            dstSRS=grid.crs_wkt,
+            resampleAlg="near",
+        )
+    except RuntimeError as exc:
+        raise GridMismatchError(
+            f"{path}: cannot be warped to the tile grid ({_gdal_reason(exc)})"
+        ) from None
+    return warped, True
+
+
 def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
     options = [
         "TILED=YES",

@@ -160,6 +160,8 @@ def run_stage(
         if on_outcome is not None:
             on_outcome(outcome)
     report.outcomes = [outcomes[t.id] for t in tiles]
+    if stage.finish is not None:
+        stage.finish(tiles, settings, out)
     report.seconds = time.perf_counter() - started
     write_report(report, out)
     return report

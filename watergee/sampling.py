@@ -77,9 +77,10 @@ class Candidates:
             self.keys, self.rows = self.keys[keep], self.rows[keep]
             self.cols, self.codes = self.cols[keep], self.codes[keep]
 
-    def ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, rows, cols, codes) in key order."""
         order = np.lexsort((self.cols, self.rows, self.keys))
-        return self.rows[order], self.cols[order], self.codes[order]
+        return self.keys[order], self.rows[order], self.cols[order], self.codes[order]
 
 
 def spaced(rows: np.ndarray, cols: np.ndarray, distance: int) -> np.ndarray:
@@ -92,10 +93,7 @@ def spaced(rows: np.ndarray, cols: np.ndarray, distance: int) -> np.ndarray:
     for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
         gr, gc = r // distance, c // distance  # neighbours lie within one cell
         near = (
-            p
-            for dr in (-1, 0, 1)
-            for dc in (-1, 0, 1)
-            for p in grid.get((gr + dr, gc + dc), ())
+            p for dr in (-1, 0, 1) for dc in (-1, 0, 1) for p in grid.get((gr + dr, gc + dc), ())
         )
         if any(abs(r - pr) < distance and abs(c - pc) < distance for pr, pc in near):
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ class StageResult:
 
 
 StageFunction = Callable[["Tile", "Settings", Path], StageResult]
+#: Runs once in the driver after every tile, e.g. to gather per-tile results into one file.
+FinishFunction = Callable[[Sequence["Tile"], "Settings", Path], Any]
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,4 @@ class Stage:
     run: StageFunction
     sections: tuple[str, ...]  # settings sections the stage reads: its settings hash
     summary: str
+    finish: FinishFunction | None = None

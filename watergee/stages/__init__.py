@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from watergee.sampleset import SECTIONS as SAMPLE_SECTIONS
+from watergee.sampleset import write_manifest
 from watergee.stage import Stage
 from watergee.stages.combine import combine
 from watergee.stages.indices import indices
 from watergee.stages.resample import resample
+from watergee.stages.sample import sample
 from watergee.stages.superpixel import superpixel
 
 STAGES: dict[str, Stage] = {
@@ -24,6 +27,13 @@ STAGES: dict[str, Stage] = {
             superpixel,
             ("output", "superpixel"),
             "SLIC segments and their centroids",
+        ),
+        Stage(
+            "sample",
+            sample,
+            SAMPLE_SECTIONS,
+            "training and validation patches from label rasters",
+            finish=write_manifest,
         ),
     )
 }

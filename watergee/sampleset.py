@@ -1,0 +1,149 @@
+"""A sample set on disk: per-tile shards of patches, per-tile summaries, one manifest.
+
+Shards are plain .npz files (X: patches, channels last, float32 physical values; y: class id;
+code: original label; row, col, map_x, map_y: where the sample pixel is), small enough to stream one
+at a time into training. The manifest says everything a model needs to use the samples the
+same way in classification: band order, scaling, patch size and centre convention, classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watergee import __version__, layout
+from watergee.atomic import atomic_path
+from watergee.config import Settings, section_hash
+from watergee.errors import TileInputError
+from watergee.manifest import write_json_atomic
+from watergee.tiles import Tile
+
+CENTRE_CONVENTION = "sample pixel at row and column patch // 2 of its patch"
+SECTIONS = ("output", "sample")
+
+
+def write_shards(folder: Path, split: str, arrays: dict[str, np.ndarray], size: int) -> list[Path]:
+    """Write `arrays` (equal first dimension) as shards of at most `size` samples."""
+    count = len(next(iter(arrays.values())))
+    paths = []
+    for number, start in enumerate(range(0, count, size)):
+        path = folder / f"{split}-{number:05d}.npz"
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **{k: v[start : start + size] for k, v in arrays.items()})
+        paths.append(path)
+    return paths
+
+
+def read_shard(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _add(total: dict[str, int], part: dict[str, int]) -> None:
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + value
+
+
+def write_manifest(tiles: Sequence[Tile], settings: Settings, out: Path) -> Path:
+    """Gather the per-tile summaries of a sampling run into the sample set's manifest."""
+    opts = settings.sample
+    per_tile: dict[str, Any] = {}
+    totals: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
+    bands: list[str] | None = None
+    scaling = None
+    shards: dict[str, list[str]] = {"train": [], "validation": []}
+    for tile in tiles:
+        path = layout.sample_summary(out, tile)
+        if not path.exists():
+            continue  # failed tile: reported by the run, absent from the set
+        summary = json.loads(path.read_text())
+        if bands is None:
+            bands, scaling = summary["bands"], summary["scaling"]
+        elif summary["bands"] != bands:
+            raise TileInputError(
+                f"{path}: bands {summary['bands']} differ from the other tiles' {bands}"
+            )
+        per_tile[tile.id] = {
+            k: summary[k] for k in ("train", "validation", "candidates", "dropped", "labels")
+        }
+        for split in ("train", "validation"):
+            _add(totals[split], summary[split])
+            shards[split] += [str(Path(tile.id) / name) for name in summary["shards"][split]]
+    manifest = {
+        "watergee": __version__,
+        "settings_hash": section_hash(settings, SECTIONS),
+        "bands": bands or [],
+        "scaling": scaling,
+        "values": "physical values (DN * scale + offset); patches never contain no data",
+        "patch": opts.patch,
+        "centre": CENTRE_CONVENTION,
+        "layout": "X: (samples, patch, patch, bands) float32; y: class id; code: label code",
+        "mode": opts.mode,
+        "classes": {str(k): v for k, v in opts.classes.items()},
+        "class_names": {str(k): v for k, v in opts.class_names.items()},
+        "required": opts.required,
+        "seed": opts.seed,
+        "validation": opts.validation,
+        "totals": totals,
+        "tiles": per_tile,
+        "shards": shards,
+    }
+    path = layout.sample_manifest(out)
+    write_json_atomic(path, manifest)
+    return path
+
+
+def iter_samples(root: Path, split: str) -> Iterator[dict[str, np.ndarray]]:
+    """The shards of one split of a sample set, one at a time."""
+    manifest = json.loads(layout.sample_manifest(root).read_text())
+    for name in manifest["shards"][split]:
+        yield read_shard(root / name)
+
+
+def validate(root: Path, required: Sequence[int] = ()) -> tuple[list[str], list[str]]:
+    """A report of a sample set (lines) and its problems (empty when it is usable)."""
+    path = layout.sample_manifest(root)
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TileInputError(f"{path}: not a readable sample-set manifest ({exc})") from None
+    names = manifest.get("class_names", {})
+    totals = manifest["totals"]
+    classes = sorted({*totals["train"], *totals["validation"]}, key=int)
+    grand = sum(totals["train"].values()) + sum(totals["validation"].values())
+    lines = [
+        f"sample set {root}: {grand} samples, patch {manifest['patch']}, "
+        f"bands {' '.join(manifest['bands'])}",
+        f"{'class':>6} {'name':<16} {'train':>8} {'val':>8} {'share':>7}",
+    ]
+    for cls in classes:
+        n_train, n_val = totals["train"].get(cls, 0), totals["validation"].get(cls, 0)
+        share = (n_train + n_val) / grand if grand else 0.0
+        lines.append(f"{cls:>6} {names.get(cls, ''):<16} {n_train:>8} {n_val:>8} {share:>7.1%}")
+    lines.append(f"{'tile':<28} {'samples':>8} {'label nodata':>13}  labels")
+    for tile, info in manifest["tiles"].items():
+        count = sum(info["train"].values()) + sum(info["validation"].values())
+        labels = info["labels"]
+        where = labels.get("path") or labels.get("points", "")
+        note = "warped to the tile grid (nearest)" if labels.get("warped") else "on the tile grid"
+        lines.append(
+            f"{tile:<28} {count:>8} {labels.get('nodata_fraction', 0):>13.1%}  {where} ({note})"
+        )
+        dropped = {k: sum(v.values()) for k, v in info["dropped"].items() if v}
+        if dropped:
+            lines.append(f"{'':<28} dropped candidates: {dropped}")
+    problems = []
+    for cls in sorted({*map(int, manifest.get("required", [])), *required}):
+        key = str(cls)
+        if totals["train"].get(key, 0) + totals["validation"].get(key, 0) == 0:
+            label = f" ({names[key]})" if key in names else ""
+            problems.append(f"{path}: required class {cls}{label} has no samples")
+        elif totals["validation"].get(key, 0) == 0 and manifest.get("validation", 0) > 0:
+            problems.append(f"{path}: required class {cls} has no validation samples")
+    if not manifest["tiles"]:
+        problems.append(f"{path}: no tile produced samples")
+    return lines, problems

@@ -1,0 +1,275 @@
+"""sample: training and validation patches from a label raster (or labelled points)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from osgeo import gdal, osr
+
+from watergee import layout
+from watergee.config import SampleSettings, Settings
+from watergee.errors import MissingBandError, TileInputError
+from watergee.manifest import write_json_atomic
+from watergee.raster import (
+    Grid,
+    Window,
+    band_descriptions,
+    band_index,
+    grid_of,
+    iter_windows,
+    on_grid,
+    open_raster,
+    read_codes,
+    read_window,
+    resolve_band,
+)
+from watergee.sampleset import write_shards
+from watergee.sampling import Candidates, code_lookup, patch_fits, spaced, tile_seed
+from watergee.spectral import normalized_difference
+from watergee.stage import StageResult
+from watergee.tiles import Tile
+from watergee.vector import read_points
+
+_MGRS = re.compile(r"T\d{2}[A-Z]{3}")
+_RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".jp2", ".img"}
+
+
+def label_raster_for(tile: Tile, labels: Path | None) -> Path:
+    """The label raster of a tile: the one file given, or the file of a folder named by the
+    tile id or, failing that, its MGRS tile."""
+    if labels is None:
+        raise TileInputError("sample.labels is not set (give --labels FILE or FOLDER)")
+    if not labels.is_dir():
+        return labels
+    files = sorted(p for p in labels.iterdir() if p.suffix.lower() in _RASTER_SUFFIXES)
+    for key in (tile.id, *(_MGRS.findall(tile.id)[:1])):
+        matches = [p for p in files if key in p.name]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            names = ", ".join(p.name for p in matches)
+            raise TileInputError(f"{labels}: several label rasters for tile {tile.id} ({names})")
+    raise TileInputError(f"{labels}: no label raster named after tile {tile.id}")
+
+
+def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int], int]:
+    """Labelled points that fall on the tile, as {(row, col): code}."""
+    wkt, xs, ys, values = read_points(path, attribute)
+    if len(xs) and wkt:
+        source, target = osr.SpatialReference(), osr.SpatialReference()
+        source.ImportFromWkt(wkt)
+        target.ImportFromWkt(grid.crs_wkt)
+        for srs in (source, target):
+            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        moved = osr.CoordinateTransformation(source, target).TransformPoints(
+            np.column_stack([xs, ys])
+        )
+        xs, ys = np.array([p[0] for p in moved]), np.array([p[1] for p in moved])
+    x0, dx, _, y0, _, dy = grid.transform
+    cols, rows = np.floor((xs - x0) / dx).astype(int), np.floor((ys - y0) / dy).astype(int)
+    inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
+    codes: dict[tuple[int, int], int] = {}
+    for r, c, v in zip(rows[inside], cols[inside], values[inside], strict=True):
+        codes[(int(r), int(c))] = int(v)
+    return codes
+
+
+class _CandidateSource:
+    """Label codes of candidate pixels, window by window (-1: not a candidate)."""
+
+    def __init__(self, tile: Tile, opts: SampleSettings, work: Path, grid: Grid) -> None:
+        self.grid = grid
+        self.labels_ds: gdal.Dataset | None = None
+        self.points: dict[tuple[int, int], int] | None = None
+        self.seeds: np.ndarray | None = None
+        self.description: dict[str, Any] = {"mode": opts.mode}
+        self.origin = str(opts.points if opts.mode == "points" else opts.labels)
+        if opts.mode == "points":
+            if opts.points is None:
+                raise TileInputError("sample.points is not set (mode: points)")
+            self.points = _point_codes(opts.points, opts.attribute, grid)
+            self.description.update(points=str(opts.points), on_tile=len(self.points))
+            return
+        path = label_raster_for(tile, opts.labels)
+        self.labels_ds, warped = on_grid(path, grid)
+        self.description.update(path=str(path), warped=warped)
+        self.origin = str(path)
+        if opts.mode == "superpixel":
+            centroids = layout.centroids(work, tile)
+            if not centroids.exists():
+                raise MissingBandError(
+                    f"{centroids}: segments not found (run `watergee superpixel` first)"
+                )
+            _, _, _, rows = read_points(centroids, "seed_row")
+            _, _, _, cols = read_points(centroids, "seed_col")
+            self.seeds = np.column_stack([rows, cols]).astype(np.int64)
+
+    def codes(self, window: Window) -> np.ndarray:
+        if self.points is not None:
+            out = np.full((window.height, window.width), -1, np.int64)
+            for (r, c), code in self.points.items():
+                if (
+                    window.row <= r < window.row + window.height
+                    and window.col <= c < window.col + window.width
+                ):
+                    out[r - window.row, c - window.col] = code
+            return out
+        codes = read_codes(self.labels_ds, window)
+        if self.seeds is not None:
+            keep = np.zeros_like(codes, bool)
+            r, c = self.seeds[:, 0] - window.row, self.seeds[:, 1] - window.col
+            inside = (r >= 0) & (r < window.height) & (c >= 0) & (c < window.width)
+            keep[r[inside], c[inside]] = True
+            codes[~keep] = -1
+        return codes
+
+
+def _count(counter: dict[str, int], classes: np.ndarray) -> None:
+    for cls, n in zip(*np.unique(classes, return_counts=True), strict=True):
+        counter[str(int(cls))] = counter.get(str(int(cls)), 0) + int(n)
+
+
+def _water_bands(ds: gdal.Dataset) -> tuple[int, int]:
+    try:
+        return band_index(ds, "B03"), band_index(ds, "B11")
+    except TileInputError:
+        raise TileInputError(
+            f"{ds.GetDescription()}: the water guard needs bands B03 and B11 (or unset "
+            "sample.water_class)"
+        ) from None
+
+
+def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
+    opts = settings.sample
+    work = opts.work or out
+    stack_path = layout.input_stack(work, tile)
+    if not stack_path.exists():
+        raise MissingBandError(f"{stack_path}: stack not found (run `watergee combine` first)")
+    ds = open_raster(stack_path)
+    grid = grid_of(ds)
+    names = band_descriptions(ds)
+    bands = [resolve_band(ds, ref) for ref in opts.bands] or list(range(1, ds.RasterCount + 1))
+    guard = _water_bands(ds) if opts.water_class is not None else None
+    source = _CandidateSource(tile, opts, work, grid)
+
+    halo = opts.patch
+    oversample = 4 if opts.min_distance > 1 else 1
+    pool: dict[int, Candidates] = {}
+    candidates: dict[str, int] = {}
+    dropped: dict[str, dict[str, int]] = {"patch": {}, "water_guard": {}, "distance": {}}
+    label_pixels = label_nodata = 0
+    for number, window in enumerate(iter_windows(grid.width, grid.height, settings.output.window)):
+        codes = source.codes(window)
+        label_pixels += codes.size
+        label_nodata += int((codes < 0).sum()) if source.points is None else 0
+        present = np.unique(codes[codes >= 0])
+        lookup = code_lookup(present, opts.classes, opts.ignore, opts.unmapped, source.origin)
+        if not lookup:
+            continue
+        data = read_window(ds, window, bands, halo=halo, scaled=True)
+        fits = patch_fits(~np.isnan(data).any(axis=0), opts.patch)[halo:-halo, halo:-halo]
+        wet = None
+        if guard is not None:
+            green, swir = read_window(ds, window, list(guard), scaled=True)
+            wet = normalized_difference(green, swir) > opts.water_guard
+        for code, cls in lookup.items():
+            where = codes == code
+            n = int(where.sum())
+            candidates[str(cls)] = candidates.get(str(cls), 0) + n
+            ok = where & fits
+            _count(dropped["patch"], np.full(n - int(ok.sum()), cls))
+            if wet is not None and cls != opts.water_class:
+                guarded = ok & wet
+                _count(dropped["water_guard"], np.full(int(guarded.sum()), cls))
+                ok &= ~wet
+            rows, cols = np.nonzero(ok)
+            keys = tile_seed(opts.seed, tile.id, number, code).random(len(rows))
+            limit = opts.quota_of(cls) * oversample
+            pool.setdefault(cls, Candidates(limit)).offer(
+                keys, rows + window.row, cols + window.col, np.full(len(rows), code)
+            )
+
+    # Merge the classes in key order, keep them apart by min_distance, then fill each quota.
+    parts = [(*c.ordered(), np.full(len(c.keys), cls)) for cls, c in pool.items()]
+    empty = [np.empty(0), *[np.empty(0, np.int64)] * 4]
+    keys, rows, cols, codes_all, classes = (
+        [np.concatenate(arrays) for arrays in zip(*parts, strict=True)] if parts else empty
+    )
+    order = np.argsort(keys, kind="stable")
+    rows, cols, codes_all, classes = rows[order], cols[order], codes_all[order], classes[order]
+    kept = spaced(rows, cols, opts.min_distance)
+    _count(dropped["distance"], np.delete(classes, kept))
+    rows, cols, codes_all, classes = rows[kept], cols[kept], codes_all[kept], classes[kept]
+    chosen = np.zeros(len(rows), bool)
+    for cls in np.unique(classes):
+        chosen[np.flatnonzero(classes == cls)[: opts.quota_of(int(cls))]] = True
+    rows, cols, codes_all, classes = rows[chosen], cols[chosen], codes_all[chosen], classes[chosen]
+
+    patches = _extract(ds, rows, cols, bands, opts.patch)
+    x0, dx, _, y0, _, dy = grid.transform
+    arrays = {
+        "X": patches,
+        "y": classes.astype(np.int16),
+        "code": codes_all.astype(np.int64),
+        "row": rows.astype(np.int32),
+        "col": cols.astype(np.int32),
+        "map_x": x0 + (cols + 0.5) * dx,
+        "map_y": y0 + (rows + 0.5) * dy,
+    }
+    held_out = tile_seed(opts.seed, tile.id, -1).random(len(rows)) < opts.validation
+    folder = layout.sample_dir(out, tile)
+    shards = {
+        "train": write_shards(
+            folder, "train", {k: v[~held_out] for k, v in arrays.items()}, opts.shard_size
+        ),
+        "validation": write_shards(
+            folder, "val", {k: v[held_out] for k, v in arrays.items()}, opts.shard_size
+        ),
+    }
+    scaling = [
+        {"band": names[b - 1], "scale": ds.GetRasterBand(b).GetScale() or 1.0,
+         "offset": ds.GetRasterBand(b).GetOffset() or 0.0}
+        for b in bands
+    ]  # fmt: skip
+    train, val = {}, {}
+    _count(train, classes[~held_out])
+    _count(val, classes[held_out])
+    summary = {
+        "tile": tile.id,
+        "stack": str(stack_path),
+        "bands": [names[b - 1] for b in bands],
+        "scaling": scaling,
+        "patch": opts.patch,
+        "train": train,
+        "validation": val,
+        "candidates": candidates,
+        "dropped": dropped,
+        "labels": {
+            **source.description,
+            "grid": grid.describe(),
+            "nodata_fraction": round(label_nodata / label_pixels, 6) if label_pixels else 0.0,
+        },
+        "shards": {k: [p.name for p in v] for k, v in shards.items()},
+    }
+    summary_path = layout.sample_summary(out, tile)
+    write_json_atomic(summary_path, summary)
+    inputs = [stack_path]
+    if source.labels_ds is not None:
+        inputs.append(Path(source.description["path"]))
+    outputs = [*shards["train"], *shards["validation"], summary_path]
+    return StageResult(inputs, outputs, {"samples": len(rows)})
+
+
+def _extract(
+    ds: gdal.Dataset, rows: np.ndarray, cols: np.ndarray, bands: Sequence[int], size: int
+) -> np.ndarray:
+    """Patches (n, size, size, bands) with each sample pixel at offset size // 2."""
+    out = np.empty((len(rows), size, size, len(bands)), np.float32)
+    for i in np.argsort(rows * (1 << 20) + cols):  # raster order: GDAL's block cache is reused
+        window = Window(int(cols[i]) - size // 2, int(rows[i]) - size // 2, size, size)
+        out[i] = np.moveaxis(read_window(ds, window, bands, scaled=True), 0, -1)
+    return out
