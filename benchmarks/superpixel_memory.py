@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10980)
     parser.add_argument("--blocks", type=int, nargs="+", default=[2048, 1024])
+    parser.add_argument(
+        "--gdal-cache", nargs="+", default=["256"], help="GDAL_CACHEMAX values (MB) to compare"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(tmp) / "scene.tif"
