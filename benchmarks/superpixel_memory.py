@@ -68,19 +68,19 @@ def main() -> None:
         start = time.perf_counter()
         write_scene(scene, args.size)
         print(f"scene {args.size} x {args.size} px written in {time.perf_counter() - start:.0f} s")
-        print(
-            f"{'block':>6} {'seconds':>8} {'peak RSS MiB':>13} {'segments':>9} {'MiB per Mpx':>12}"
-        )
-        for block in args.blocks:
-            out = Path(tmp) / f"out{block}"
-            done = subprocess.run(
-                [sys.executable, "-c", CHILD, str(scene), str(out), f"superpixel.block={block}"],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            r = json.loads(done.stdout.strip().splitlines()[-1])
-            mpx = args.size**2 / 1e6
-            print(f"{block:>6} {r['seconds']:>8.1f} {r['peak_rss_mib']:>13.0f} "
-                  f"{r['segments']:>9} {r['peak_rss_mib'] / mpx:>12.2f}")  # fmt: skip
+        print(f"{'block':>6} {'GDAL cache MB':>13} {'seconds':>8} {'peak RSS MiB':>13} "
+              f"{'segments':>9}")  # fmt: skip
+        for cache in args.gdal_cache:
+            for block in args.blocks:
+                out = Path(tmp) / f"out{block}-{cache}"
+                done = subprocess.run(
+                    [sys.executable, "-c", CHILD, str(scene), str(out), f"superpixel.block={block}"],
+                    capture_output=True, text=True, check=True,
+                    env={**os.environ, "GDAL_CACHEMAX": cache},
+                )  # fmt: skip
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"{block:>6} {cache:>13} {r['seconds']:>8.1f} {r['peak_rss_mib']:>13.0f} "
+                      f"{r['segments']:>9}")  # fmt: skip
 
 
 if __name__ == "__main__":
