@@ -74,7 +74,8 @@ def main() -> None:
             for block in args.blocks:
                 out = Path(tmp) / f"out{block}-{cache}"
                 done = subprocess.run(
-                    [sys.executable, "-c", CHILD, str(scene), str(out), f"superpixel.block={block}"],
+                    [sys.executable, "-c", CHILD, str(scene), str(out),
+                     f"superpixel.block={block}"],
                     capture_output=True, text=True, check=True,
                     env={**os.environ, "GDAL_CACHEMAX": cache},
                 )  # fmt: skip
