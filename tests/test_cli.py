@@ -150,3 +150,29 @@ def test_every_stage_has_a_command():
     from watergee.stages import STAGES
 
     assert [*STAGE_COMMANDS, "sample"] == list(STAGES)  # sample is a group: sample, validate
+
+
+def test_sample_needs_tiles_and_validate_needs_a_sample_set(tmp_path):
+    result = runner.invoke(app, ["sample", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "sample needs --tiles and --out" in result.output
+    result = runner.invoke(app, ["sample", "validate", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert f"{tmp_path}/none/manifest.json: not a readable sample-set manifest" in result.output
+
+
+def test_demo_samples_through_the_cli(demo_scene, tmp_path):
+    out = tmp_path / "work"
+    for stage in ("resample", "combine"):
+        assert (
+            runner.invoke(app, [stage, "-t", str(demo_scene), "-o", str(out), *INPROC]).exit_code
+            == 0
+        )
+    labels = demo_scene.parent / "truth"
+    args = ["sample", "-t", str(demo_scene), "-o", str(tmp_path / "s"), "--work", str(out),
+            "--labels", str(labels), "--set", "sample.classes={0: 2, 1: 1}", "--set",
+            "sample.ignore=[]", "--set", "sample.quota=40", *INPROC]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = runner.invoke(app, ["sample", "validate", str(tmp_path / "s"), "--require", "1"])
+    assert report.exit_code == 0, report.output
+    assert "160 samples" in report.output

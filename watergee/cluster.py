@@ -41,7 +41,7 @@ def open_client(settings: ClusterSettings, tasks: int | None = None) -> Iterator
             threads_per_worker=settings.threads_per_worker,
             processes=settings.processes,
             memory_limit=settings.memory_limit,
-            dashboard_address=settings.dashboard,
+            dashboard_address=settings.dashboard or ":0",  # a free port: never a clash
             silence_logs=logging.ERROR,
         )
     except (OSError, TimeoutError, ValueError) as exc:

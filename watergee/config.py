@@ -241,7 +241,7 @@ class ClusterSettings(Section):
         "auto", description="Memory limit per local worker, e.g. '4GB'; 'auto' shares RAM."
     )
     dashboard: str | None = Field(
-        None, description="Dashboard address of the local cluster, e.g. ':8787'; off if unset."
+        None, description="Dashboard address of the local cluster, e.g. ':8787'; else a free port."
     )
 
 

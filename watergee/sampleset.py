@@ -129,7 +129,7 @@ def validate(root: Path, required: Sequence[int] = ()) -> tuple[list[str], list[
         count = sum(info["train"].values()) + sum(info["validation"].values())
         labels = info["labels"]
         where = labels.get("path") or labels.get("points", "")
-        note = "warped to the tile grid (nearest)" if labels.get("warped") else "on the tile grid"
+        note = "warped to the tile grid, nearest" if labels.get("warped") else "on the tile grid"
         lines.append(
             f"{tile:<28} {count:>8} {labels.get('nodata_fraction', 0):>13.1%}  {where} ({note})"
         )
