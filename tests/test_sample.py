@@ -179,6 +179,11 @@ def test_label_folder_is_matched_by_tile_id(tmp_path):
     assert json.loads(layout.sample_summary(tmp_path / "s", tile).read_text())["labels"][
         "path"
     ].endswith(f"{tile.id}_labels.tif")
+    listing = tmp_path / "labels.txt"
+    listing.write_text(f"labels/T99ABC_labels.tif\nlabels/{tile.id}_labels.tif\n")
+    sample(tile, _settings(listing), tmp_path / "u")
+    used = json.loads(layout.sample_summary(tmp_path / "u", tile).read_text())["labels"]["path"]
+    assert used == str(tmp_path / "labels" / f"{tile.id}_labels.tif")
     with pytest.raises(TileInputError, match="no label raster named after tile"):
         sample(Tile("T11AAA_x", tile.source), _settings(folder), tmp_path / "t")
 

@@ -133,6 +133,11 @@ def validate(root: Path, required: Sequence[int] = ()) -> tuple[list[str], list[
         lines.append(
             f"{tile:<28} {count:>8} {labels.get('nodata_fraction', 0):>13.1%}  {where} ({note})"
         )
+        per_class = "  ".join(
+            f"{cls}: {info['train'].get(cls, 0)}/{info['validation'].get(cls, 0)}"
+            for cls in sorted({*info["train"], *info["validation"]}, key=int)
+        )
+        lines.append(f"{'':<28} class: train/val  {per_class}")
         dropped = {k: sum(v.values()) for k, v in info["dropped"].items() if v}
         if dropped:
             lines.append(f"{'':<28} dropped candidates: {dropped}")

@@ -31,7 +31,7 @@ from watergee.sampleset import write_shards
 from watergee.sampling import Candidates, code_lookup, patch_fits, spaced, tile_seed
 from watergee.spectral import normalized_difference
 from watergee.stage import StageResult
-from watergee.tiles import Tile
+from watergee.tiles import Tile, read_tile_list
 from watergee.vector import read_points
 
 _MGRS = re.compile(r"T\d{2}[A-Z]{3}")
@@ -39,13 +39,16 @@ _RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".jp2", ".img"}
 
 
 def label_raster_for(tile: Tile, labels: Path | None) -> Path:
-    """The label raster of a tile: the one file given, or the file of a folder named by the
-    tile id or, failing that, its MGRS tile."""
+    """The label raster of a tile: the one raster given, or, from a folder or a list file
+    (.txt, one raster per line), the one named by the tile id or else its MGRS tile."""
     if labels is None:
         raise TileInputError("sample.labels is not set (give --labels FILE or FOLDER)")
-    if not labels.is_dir():
+    if labels.is_dir():
+        files = sorted(p for p in labels.iterdir() if p.suffix.lower() in _RASTER_SUFFIXES)
+    elif labels.suffix.lower() == ".txt":
+        files = [tile.source for tile in read_tile_list(labels)]
+    else:
         return labels
-    files = sorted(p for p in labels.iterdir() if p.suffix.lower() in _RASTER_SUFFIXES)
     for key in (tile.id, *(_MGRS.findall(tile.id)[:1])):
         matches = [p for p in files if key in p.name]
         if len(matches) == 1:
