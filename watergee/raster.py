@@ -195,6 +195,28 @@ def band_descriptions(ds: gdal.Dataset) -> list[str]:
     return [ds.GetRasterBand(i).GetDescription() or f"b{i}" for i in range(1, ds.RasterCount + 1)]
 
 
+def _read_band(ds: gdal.Dataset, index: int, *args: int, **kwargs: int) -> np.ndarray:
+    """One band's pixels (ReadAsArray arguments), failures naming the file and band."""
+    try:
+        return ds.GetRasterBand(index).ReadAsArray(*args, **kwargs)
+    except RuntimeError as exc:
+        raise TileInputError(
+            f"{ds.GetDescription()}: read failed in band {index} ({_gdal_reason(exc)})"
+        ) from None
+
+
+def _as_values(band: gdal.Band, data: np.ndarray, scaled: bool) -> np.ndarray:
+    """float32 with the band's nodata as NaN, optionally scaled to physical values."""
+    values = data.astype(np.float32)
+    nodata = band.GetNoDataValue()
+    if nodata is not None:
+        values[data == nodata] = np.nan
+    if scaled:
+        values *= np.float32(band.GetScale() or 1.0)
+        values += np.float32(band.GetOffset() or 0.0)
+    return values
+
+
 def overview_sample(ds: gdal.Dataset, bands: Sequence[int], max_side: int = 1024) -> np.ndarray:
     """Bands read decimated to at most `max_side` pixels a side (NaN = nodata, scaled): cheap
     whole-tile statistics such as stretch percentiles."""
@@ -202,18 +224,8 @@ def overview_sample(ds: gdal.Dataset, bands: Sequence[int], max_side: int = 1024
     width, height = -(-ds.RasterXSize // factor), -(-ds.RasterYSize // factor)
     out = np.empty((len(bands), height, width), np.float32)
     for k, b in enumerate(bands):
-        band = ds.GetRasterBand(b)
-        try:
-            data = band.ReadAsArray(buf_xsize=width, buf_ysize=height)
-        except RuntimeError as exc:
-            raise TileInputError(
-                f"{ds.GetDescription()}: read failed in band {b} ({_gdal_reason(exc)})"
-            ) from None
-        values = data.astype(np.float32)
-        nodata = band.GetNoDataValue()
-        if nodata is not None:
-            values[data == nodata] = np.nan
-        out[k] = values * np.float32(band.GetScale() or 1.0) + np.float32(band.GetOffset() or 0.0)
+        data = _read_band(ds, b, buf_xsize=width, buf_ysize=height)
+        out[k] = _as_values(ds.GetRasterBand(b), data, scaled=True)
     return out
 
 
@@ -238,21 +250,8 @@ def read_window(
     if rx1 <= rx0 or ry1 <= ry0:
         return out
     for k, b in enumerate(bands):
-        band = ds.GetRasterBand(b)
-        try:
-            data = band.ReadAsArray(rx0, ry0, rx1 - rx0, ry1 - ry0)
-        except RuntimeError as exc:
-            raise TileInputError(
-                f"{ds.GetDescription()}: read failed in band {b} ({_gdal_reason(exc)})"
-            ) from None
-        values = data.astype(np.float32)
-        nodata = band.GetNoDataValue()
-        if nodata is not None:
-            values[data == nodata] = np.nan
-        if scaled:
-            values = values * np.float32(band.GetScale() or 1.0) + np.float32(
-                band.GetOffset() or 0.0
-            )
+        data = _read_band(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
+        values = _as_values(ds.GetRasterBand(b), data, scaled)
         out[k, ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = values
     return out
 
@@ -260,19 +259,13 @@ def read_window(
 def read_codes(ds: gdal.Dataset, window: Window, band: int = 1) -> np.ndarray:
     """Integer codes of one band in `window` (label rasters); nodata and outside are -1."""
     out = np.full((window.height, window.width), -1, dtype=np.int64)
-    x1, y1 = (
-        min(window.col + window.width, ds.RasterXSize),
-        min(window.row + window.height, ds.RasterYSize),
-    )
+    x1 = min(window.col + window.width, ds.RasterXSize)
+    y1 = min(window.row + window.height, ds.RasterYSize)
     if x1 <= window.col or y1 <= window.row:
         return out
-    raster_band = ds.GetRasterBand(band)
-    try:
-        data = raster_band.ReadAsArray(window.col, window.row, x1 - window.col, y1 - window.row)
-    except RuntimeError as exc:
-        raise TileInputError(f"{ds.GetDescription()}: read failed ({_gdal_reason(exc)})") from None
+    data = _read_band(ds, band, window.col, window.row, x1 - window.col, y1 - window.row)
     codes = data.astype(np.int64)
-    nodata = raster_band.GetNoDataValue()
+    nodata = ds.GetRasterBand(band).GetNoDataValue()
     if nodata is not None:
         codes[data == nodata] = -1
     out[: codes.shape[0], : codes.shape[1]] = codes
