@@ -310,3 +310,15 @@ def test_manifest_and_validate(tmp_path):
     assert problems == [] and any("middle" in line for line in lines)
     lines, problems = validate(out, [7])
     assert problems == [f"{out}/manifest.json: required class 7 has no samples"]
+
+
+def test_rerun_with_other_settings_leaves_no_stale_shards(tmp_path):
+    tile, _, _, label_path = _scene(tmp_path)
+    out = tmp_path / "s"
+    sample(tile, _settings(label_path, "sample.shard_size=10"), out)
+    assert len(list(layout.sample_dir(out, tile).glob("train-*.npz"))) > 5
+    sample(tile, _settings(label_path, "sample.shard_size=1000"), out)
+    assert sorted(p.name for p in layout.sample_dir(out, tile).glob("*.npz")) == [
+        "train-00000.npz",
+        "val-00000.npz",
+    ]

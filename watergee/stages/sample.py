@@ -225,6 +225,8 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     }
     held_out = tile_seed(opts.seed, tile.id, -1).random(len(rows)) < opts.validation
     folder = layout.sample_dir(out, tile)
+    for stale in [*folder.glob("train-*.npz"), *folder.glob("val-*.npz")]:
+        stale.unlink()  # shards of an earlier run with other settings
     shards = {
         "train": write_shards(
             folder, "train", {k: v[~held_out] for k, v in arrays.items()}, opts.shard_size
