@@ -21,9 +21,9 @@ def test_defaults_file_is_the_generated_one_and_loads_to_the_defaults():
     assert load_settings(ROOT / "configs" / "defaults.yaml") == Settings()
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "defaults.yaml"])
-def test_shipped_configs_load(name):
-    load_settings(ROOT / "configs" / name)
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    load_settings(path)
 
 
 def test_unknown_key_is_named_with_its_file(tmp_path):

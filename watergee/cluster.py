@@ -32,6 +32,8 @@ def open_client(settings: ClusterSettings, tasks: int | None = None) -> Iterator
             yield client
         return
 
+    # Worker processes inherit the environment; GDAL reads this at its first raster access.
+    os.environ.setdefault("GDAL_CACHEMAX", str(settings.gdal_cache_mb))
     workers = settings.workers or os.cpu_count() or 1
     if tasks:
         workers = max(1, min(workers, tasks))

@@ -240,6 +240,12 @@ class ClusterSettings(Section):
     memory_limit: str = Field(
         "auto", description="Memory limit per local worker, e.g. '4GB'; 'auto' shares RAM."
     )
+    gdal_cache_mb: int = Field(
+        256,
+        ge=16,
+        description="GDAL block cache per local worker in MB (GDAL's own default is 5 % of "
+        "RAM per process); an explicit GDAL_CACHEMAX in the environment wins.",
+    )
     dashboard: str | None = Field(
         None, description="Dashboard address of the local cluster, e.g. ':8787'; else a free port."
     )

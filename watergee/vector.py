@@ -36,18 +36,22 @@ def write_points(
             for name, values in fields.items():
                 layer.CreateField(ogr.FieldDefn(name, _field_type(values)))
             definition = layer.GetLayerDefn()
-            columns = [(i, values.tolist()) for i, values in enumerate(fields.values())]
             ds.StartTransaction()
-            for n, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
-                feature = ogr.Feature(definition)
-                for i, values in columns:
-                    value = values[n]
-                    if value == value:  # NaN stays null
-                        feature.SetField(i, value)
-                point = ogr.Geometry(ogr.wkbPoint)
-                point.AddPoint_2D(x, y)
-                feature.SetGeometry(point)
-                layer.CreateFeature(feature)
+            for start in range(0, len(xs), 50_000):  # Python lists for a chunk at a time
+                end = start + 50_000
+                columns = [values[start:end].tolist() for values in fields.values()]
+                for n, (x, y) in enumerate(
+                    zip(xs[start:end].tolist(), ys[start:end].tolist(), strict=True)
+                ):
+                    feature = ogr.Feature(definition)
+                    for i, values in enumerate(columns):
+                        value = values[n]
+                        if value == value:  # NaN stays null
+                            feature.SetField(i, value)
+                    point = ogr.Geometry(ogr.wkbPoint)
+                    point.AddPoint_2D(x, y)
+                    feature.SetGeometry(point)
+                    layer.CreateFeature(feature)
             ds.CommitTransaction()
             ds = None
         except RuntimeError as exc:

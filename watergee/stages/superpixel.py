@@ -82,6 +82,7 @@ def superpixel(tile: Tile, settings: Settings, out: Path) -> StageResult:
     for core in iter_windows(width, height, opts.block):
         next_id = fill_gaps(labels, valid, grow(core, margin, width, height), core, next_id)
     count = compact_ids(labels)
+    del valid
 
     names = band_descriptions(ds)
     stats = SegmentStats(count, len(names))
@@ -104,6 +105,7 @@ def superpixel(tile: Tile, settings: Settings, out: Path) -> StageResult:
         for window in iter_windows(width, height, settings.output.window):
             writer.write(window, labels[window.slices])
 
+    del labels  # the largest array: gone before the centroid layer is built
     ids = np.arange(1, count + 1)
     rows, cols = (c[1:] for c in stats.centroids)
     seed_rows, seed_cols = (s[1:] for s in stats.seeds(width))
