@@ -322,3 +322,27 @@ def test_rerun_with_other_settings_leaves_no_stale_shards(tmp_path):
         "train-00000.npz",
         "val-00000.npz",
     ]
+
+
+def test_index_channels_equal_the_indices_stage(tmp_path):
+    from watergee.stages.indices import indices
+
+    tile, _, _, label_path = _scene(tmp_path)
+    out = tmp_path / "s"
+    settings = _settings(
+        label_path,
+        "sample.indices=[MNDWI, LINE]",
+        "sample.patch=4",
+        "indices.indices=[MNDWI, LINE]",
+    )
+    indices(tile, settings, out)
+    reference = open_raster(layout.indices(out, tile)).ReadAsArray()
+    sample(tile, settings, out)
+    summary, s = _load(out, tile)
+    assert summary["bands"] == ["B03", "B04", "B08", "B11", "MNDWI", "LINE"]
+    assert s["X"].shape[-1] == 6
+    for i in range(len(s["y"])):
+        r0, c0 = int(s["row"][i]) - 2, int(s["col"][i]) - 2
+        expected = reference[:, r0 : r0 + 4, c0 : c0 + 4]
+        np.testing.assert_allclose(np.moveaxis(s["X"][i, ..., 4:], -1, 0), expected, atol=1e-6)
+    assert not np.isnan(s["X"]).any()

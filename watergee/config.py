@@ -188,6 +188,11 @@ class SampleSettings(Section):
         default_factory=list,
         description="Bands of the stack in each patch, by description or index; empty: all.",
     )
+    indices: list[IndexName] = Field(
+        default_factory=list,
+        description="Index channels appended after the bands (NDWI, MNDWI, NDVI, LINE), "
+        "computed from the stack's B03 B04 B08 B11 as the indices stage does.",
+    )
     validation: float = Field(
         0.2, ge=0, lt=1, description="Share of samples held out for validation."
     )

@@ -32,7 +32,7 @@ DESCRIPTIONS = {
 
 def indices(tile: Tile, settings: Settings, out: Path) -> StageResult:
     names = list(settings.indices.indices)
-    source = layout.stack(out, tile)
+    source = layout.input_stack(out, tile)
     if not source.exists():
         raise MissingBandError(f"{source}: stack not found (run `watergee combine` first)")
     ds = open_raster(source)

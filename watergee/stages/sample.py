@@ -29,7 +29,7 @@ from watergee.raster import (
 )
 from watergee.sampleset import write_shards
 from watergee.sampling import Candidates, code_lookup, patch_fits, spaced, tile_seed
-from watergee.spectral import normalized_difference
+from watergee.spectral import LINE_HALO, compute_indices, normalized_difference, required_bands
 from watergee.stage import StageResult
 from watergee.tiles import Tile, read_tile_list
 from watergee.vector import read_points
@@ -159,7 +159,11 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     guard = _water_bands(ds) if opts.water_class is not None else None
     source = _CandidateSource(tile, opts, work, grid)
 
-    halo = opts.patch
+    index_bands = [band_index(ds, b) for b in required_bands(opts.indices)]
+    # Patches must be valid wherever a channel reads: LINE looks two pixels beyond the patch.
+    reach = opts.patch + (2 * LINE_HALO if "LINE" in opts.indices else 0)
+    check = sorted({*bands, *index_bands})
+    halo = reach
     oversample = 4 if opts.min_distance > 1 else 1
     pool: dict[int, Candidates] = {}
     candidates: dict[str, int] = {}
@@ -173,8 +177,8 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         lookup = code_lookup(present, opts.classes, opts.ignore, opts.unmapped, source.origin)
         if not lookup:
             continue
-        data = read_window(ds, window, bands, halo=halo, scaled=True)
-        fits = patch_fits(~np.isnan(data).any(axis=0), opts.patch)[halo:-halo, halo:-halo]
+        data = read_window(ds, window, check, halo=halo, scaled=True)
+        fits = patch_fits(~np.isnan(data).any(axis=0), reach)[halo:-halo, halo:-halo]
         wet = None
         if guard is not None:
             green, swir = read_window(ds, window, list(guard), scaled=True)
@@ -212,7 +216,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         chosen[np.flatnonzero(classes == cls)[: opts.quota_of(int(cls))]] = True
     rows, cols, codes_all, classes = rows[chosen], cols[chosen], codes_all[chosen], classes[chosen]
 
-    patches = _extract(ds, rows, cols, bands, opts.patch)
+    patches = _extract(ds, rows, cols, bands, opts.patch, opts.indices)
     x0, dx, _, y0, _, dy = grid.transform
     arrays = {
         "X": patches,
@@ -246,7 +250,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     summary = {
         "tile": tile.id,
         "stack": str(stack_path),
-        "bands": [names[b - 1] for b in bands],
+        "bands": [names[b - 1] for b in bands] + list(opts.indices),
         "scaling": scaling,
         "patch": opts.patch,
         "train": train,
@@ -270,11 +274,24 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
 
 
 def _extract(
-    ds: gdal.Dataset, rows: np.ndarray, cols: np.ndarray, bands: Sequence[int], size: int
+    ds: gdal.Dataset,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    bands: Sequence[int],
+    size: int,
+    indices: Sequence[str] = (),
 ) -> np.ndarray:
-    """Patches (n, size, size, bands) with each sample pixel at offset size // 2."""
-    out = np.empty((len(rows), size, size, len(bands)), np.float32)
+    """Patches (n, size, size, channels) with each sample pixel at offset size // 2: the
+    bands, then the indices computed as the indices stage computes them."""
+    sources = required_bands(list(indices))
+    positions = [band_index(ds, b) for b in sources]
+    halo = LINE_HALO if "LINE" in indices else 0
+    out = np.empty((len(rows), size, size, len(bands) + len(indices)), np.float32)
     for i in np.argsort(rows * (1 << 20) + cols):  # raster order: GDAL's block cache is reused
         window = Window(int(cols[i]) - size // 2, int(rows[i]) - size // 2, size, size)
-        out[i] = np.moveaxis(read_window(ds, window, bands, scaled=True), 0, -1)
+        out[i, ..., : len(bands)] = np.moveaxis(read_window(ds, window, bands, scaled=True), 0, -1)
+        if indices:
+            data = read_window(ds, window, positions, halo=halo, scaled=True)
+            planes = compute_indices(dict(zip(sources, data, strict=True)), list(indices), halo)
+            out[i, ..., len(bands) :] = np.moveaxis(planes, 0, -1)
     return out
