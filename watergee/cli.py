@@ -251,6 +251,41 @@ def sample_validate(
         raise typer.Exit(1)
 
 
+model_app = typer.Typer(help="Model artifacts: import, inspect.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("import-water-gee")
+def model_import_water_gee(
+    source: Annotated[Path, typer.Argument(help="water_gee's Keras 2 HDF5 file (.h5).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+) -> None:
+    """Turn a pixel CNN saved by the water_gee notebooks into a watergee model artifact."""
+    from watergee.errors import WatergeeError
+    from watergee.models.legacy import import_water_gee
+
+    try:
+        metadata = import_water_gee(source, out)
+    except WatergeeError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{out}: {metadata.kind}, channels {', '.join(metadata.channels)}")
+
+
+@model_app.command("show")
+def model_show(folder: Annotated[Path, typer.Argument(help="Model folder.")]) -> None:
+    """Print a model artifact's metadata."""
+    import json
+
+    from watergee.errors import WatergeeError
+    from watergee.models.artifact import read_metadata
+
+    try:
+        metadata = read_metadata(folder)
+    except WatergeeError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(metadata.model_dump(mode="json"), indent=2))
+
+
 @app.command("config")
 def show_config(config: Config = None, set_: Sets = None) -> None:
     """Print the resolved settings as commented YAML (no options: the defaults)."""

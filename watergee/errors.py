@@ -35,5 +35,9 @@ class OutputError(WatergeeError, OSError):
     """An output cannot be written (folder not writable, disk full)."""
 
 
+class ModelError(WatergeeError, ValueError):
+    """A model artifact is missing, incomplete, or does not fit the input."""
+
+
 class ClusterError(WatergeeError, RuntimeError):
     """The Dask cluster could not be started or reached."""

@@ -1,0 +1,1 @@
+"""Models: network builders, scikit-learn pipelines and the self-describing model artifact."""

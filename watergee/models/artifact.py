@@ -1,0 +1,110 @@
+"""A model artifact: one folder with the fitted model and `model.json`, which says everything
+classification needs (channels and their order, scaling, features, patch and centre, classes,
+normalisation) so that no other file or setting is ever required to use it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from watergee import __version__
+from watergee.atomic import atomic_path
+from watergee.errors import ModelError
+
+METADATA = "model.json"
+ModelKind = Literal["pixelcnn", "resnet", "dense-resnet", "svm", "rf"]
+
+
+class ClassInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(description="Class id written in class rasters.")
+    name: str = Field("", description="Human-readable name.")
+    code: int | None = Field(None, description="Label code it came from, if any.")
+
+
+class ModelMetadata(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ModelKind
+    file: str = Field(description="The fitted model inside the folder.")
+    channels: list[str] = Field(description="Input channels, in order.")
+    scaling: str = Field(description="What the input values are (units, scaling).")
+    features: dict[str, Any] = Field(
+        default_factory=dict, description="How the channels are made from imagery."
+    )
+    patch: int = Field(description="Patch side the model was trained on.")
+    centre: str = Field("sample pixel at row and column patch // 2 of its patch")
+    receptive_field: int = Field(description="Context in pixels a dense prediction needs.")
+    classes: list[ClassInfo] = Field(description="Output channel i predicts classes[i].")
+    normalization: dict[str, list[float]] | None = Field(
+        None, description="Per-channel mean and std subtracted/divided before the model."
+    )
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    samples: dict[str, Any] = Field(
+        default_factory=dict, description="The sample set: path and manifest hash."
+    )
+    versions: dict[str, str] = Field(default_factory=dict)
+    watergee: str = __version__
+
+
+def write_metadata(folder: Path, metadata: ModelMetadata) -> Path:
+    path = folder / METADATA
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
+    return path
+
+
+def read_metadata(folder: Path) -> ModelMetadata:
+    path = folder / METADATA
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: model folder not found")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model metadata missing") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable model metadata ({exc})") from None
+    try:
+        metadata = ModelMetadata.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+        raise ModelError(f"{path}: {problems}") from None
+    if not (folder / metadata.file).exists():
+        raise ModelError(f"{folder / metadata.file}: model file named in {METADATA} is missing")
+    return metadata
+
+
+def check_channels(metadata: ModelMetadata, channels: list[str], source: str, model: str) -> None:
+    """Refuse an input whose channels are not the model's, naming both."""
+    if channels != metadata.channels:
+        raise ModelError(
+            f"{source}: channels {', '.join(channels)} do not match model {model} "
+            f"({', '.join(metadata.channels)})"
+        )
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in ("numpy", "tensorflow-cpu", "tensorflow", "keras", "scikit-learn", "GDAL"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def load_keras_model(folder: Path):
+    """The Keras model of an artifact (TensorFlow is imported only here)."""
+    metadata = read_metadata(folder)
+    import keras
+
+    try:
+        return metadata, keras.models.load_model(folder / metadata.file, compile=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder / metadata.file}: cannot load Keras model ({exc})") from None
