@@ -116,7 +116,7 @@ def test_gap_fill_and_compaction():
     assert fill_gaps(labels, valid, whole, whole, 5) == 5
     assert labels[2, 0] == 0 and (labels[valid] > 0).all()
     assert labels[1, 2] == 4 and labels[1, 1] == 1  # nearest assigned pixel wins
-    assert compact_ids(labels) == 2
+    assert compact_ids(labels, 5) == 2
     assert set(np.unique(labels)) == {0, 1, 2}
     isolated = np.zeros((3, 3), np.uint32)
     assert (

@@ -226,6 +226,34 @@ class SampleSettings(Section):
         return self.quota if isinstance(self.quota, int) else self.quota.get(class_id, 0)
 
 
+class TrainSettings(Section):
+    epochs: int = Field(30, ge=1, description="Most training epochs (CNNs).")
+    batch_size: int = Field(256, ge=1, description="Samples per gradient step (CNNs).")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate (CNNs).")
+    patience: int = Field(
+        5, ge=1, description="Epochs without a better validation loss before stopping."
+    )
+    class_weights: Literal["balanced", "none"] = Field(
+        "balanced",
+        description="balanced: weight each class by the inverse of its share of the training "
+        "samples, so rare classes such as water count as much as common ones.",
+    )
+    shuffle_buffer: int = Field(20000, ge=1, description="Samples in the shuffle buffer.")
+    seed: int = Field(0, description="Seed of weights, shuffling and forests.")
+    mixed_precision: bool = Field(False, description="float16 compute on a GPU (CNNs).")
+    features: Literal["centre", "patch-stats"] = Field(
+        "centre",
+        description="SVM / RF inputs: the sample pixel's channels, or those plus the mean and "
+        "standard deviation of each channel over the patch.",
+    )
+    svm_c: float = Field(10.0, gt=0, description="SVM regularisation C (RBF kernel).")
+    svm_max_samples: int = Field(
+        20000, ge=1, description="SVM training samples at most (kernel SVMs scale as n^2)."
+    )
+    rf_trees: int = Field(300, ge=1, description="Random forest trees.")
+    rf_max_depth: int | None = Field(None, ge=1, description="Random forest depth limit.")
+
+
 class ClusterSettings(Section):
     scheduler: str | None = Field(
         None,
@@ -276,6 +304,9 @@ class Settings(Section):
     )
     sample: SampleSettings = Field(
         default_factory=SampleSettings, description="The sample stage: training patches."
+    )
+    train: TrainSettings = Field(
+        default_factory=TrainSettings, description="Model training (watergee train)."
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

@@ -117,13 +117,16 @@ def fill_gaps(
     return next_id + count
 
 
-def compact_ids(labels: np.ndarray) -> int:
-    """Renumber labels in place to 1..n without holes (in order of first id); returns n."""
-    present = np.bincount(labels.ravel()) > 0
+def compact_ids(labels: np.ndarray, size: int) -> int:
+    """Renumber labels (all < `size`) in place to 1..n without holes, keeping their order;
+    returns n. Works in row strips: bincount on a whole tile would copy it to int64."""
+    present = np.zeros(size, bool)
+    for start in range(0, labels.shape[0], 1024):
+        present |= np.bincount(labels[start : start + 1024].ravel(), minlength=size) > 0
     present[0] = False
-    lut = np.zeros(len(present), dtype=np.uint32)
+    lut = np.zeros(size, dtype=np.uint32)
     lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.uint32)
-    for start in range(0, labels.shape[0], 1024):  # in row strips: no full-size temporary
+    for start in range(0, labels.shape[0], 1024):
         labels[start : start + 1024] = lut[labels[start : start + 1024]]
     return int(present.sum())
 

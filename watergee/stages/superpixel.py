@@ -81,7 +81,7 @@ def superpixel(tile: Tile, settings: Settings, out: Path) -> StageResult:
         next_id = place_block(labels, block, ext, core, next_id)
     for core in iter_windows(width, height, opts.block):
         next_id = fill_gaps(labels, valid, grow(core, margin, width, height), core, next_id)
-    count = compact_ids(labels)
+    count = compact_ids(labels, next_id)
     del valid
 
     names = band_descriptions(ds)

@@ -1,0 +1,346 @@
+"""Training models from a sample set on disk, streamed shard by shard.
+
+Normalisation statistics come from the training samples (never per tile, which would make tiles
+disagree) and are stored in the artifact; rare classes are weighted up; the best epoch on the
+validation samples is kept. CNNs use a GPU when TensorFlow sees one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watergee import layout
+from watergee.atomic import atomic_path
+from watergee.config import TrainSettings
+from watergee.errors import ModelError
+from watergee.models.artifact import (
+    ClassInfo,
+    ModelMetadata,
+    package_versions,
+    write_metadata,
+)
+from watergee.sampleset import read_shard
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class SampleSet:
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def classes(self) -> list[int]:
+        """Class ids of the training samples, sorted: output channel i is classes[i]."""
+        return sorted(int(c) for c, n in self.manifest["totals"]["train"].items() if n > 0)
+
+    def count(self, split: str) -> int:
+        return sum(self.manifest["totals"][split].values())
+
+    def shards(self, split: str) -> Iterator[dict[str, np.ndarray]]:
+        for name in self.manifest["shards"][split]:
+            yield read_shard(self.root / name)
+
+    def class_infos(self) -> list[ClassInfo]:
+        names = self.manifest.get("class_names", {})
+        codes = {v: int(k) for k, v in self.manifest.get("classes", {}).items()}
+        return [
+            ClassInfo(id=c, name=names.get(str(c), ""), code=codes.get(c)) for c in self.classes
+        ]
+
+    def provenance(self) -> dict[str, Any]:
+        path = layout.sample_manifest(self.root)
+        return {
+            "path": str(self.root),
+            "manifest_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+
+
+def open_sample_set(root: Path) -> SampleSet:
+    path = layout.sample_manifest(root)
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable sample-set manifest ({exc})") from None
+    samples = SampleSet(root, manifest)
+    if len(samples.classes) < 2:
+        raise ModelError(f"{path}: training needs samples of two classes at least")
+    return samples
+
+
+def channel_statistics(samples: SampleSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation over every pixel of every training patch."""
+    total = total_sq = None
+    count = 0
+    for shard in samples.shards("train"):
+        x = shard["X"].reshape(-1, shard["X"].shape[-1]).astype(np.float64)
+        total = x.sum(0) if total is None else total + x.sum(0)
+        total_sq = (x**2).sum(0) if total_sq is None else total_sq + (x**2).sum(0)
+        count += len(x)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0))
+    return mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
+
+
+def class_weights(samples: SampleSet, mode: str) -> np.ndarray:
+    counts = np.array([samples.manifest["totals"]["train"][str(c)] for c in samples.classes], float)
+    if mode == "none":
+        return np.ones(len(counts))
+    return counts.sum() / (len(counts) * counts)
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray, classes: list[int]) -> dict[str, Any]:
+    """Overall accuracy, per-class F1 and the confusion matrix (rows: truth)."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    if len(truth) == 0:
+        return {}
+    return {
+        "overall_accuracy": float((truth == predicted).mean()),
+        "f1": {
+            str(c): float(f)
+            for c, f in zip(
+                classes,
+                f1_score(truth, predicted, labels=classes, average=None, zero_division=0),
+                strict=True,
+            )
+        },
+        "confusion": confusion_matrix(truth, predicted, labels=classes).tolist(),
+        "samples": len(truth),
+    }
+
+
+def _describe_scores(result: dict[str, Any], names: dict[int, str]) -> str:
+    if not result:
+        return "no validation samples"
+    f1 = " ".join(f"{names.get(int(c)) or c} {v:.3f}" for c, v in result["f1"].items())
+    return f"OA {result['overall_accuracy']:.3f}  F1 {f1}"
+
+
+# --- scikit-learn ----------------------------------------------------------------------------
+
+
+def sklearn_features(x: np.ndarray, recipe: str) -> np.ndarray:
+    """Per-sample features: the sample pixel's channels (+ patch mean and std)."""
+    half = x.shape[1] // 2
+    centre = x[:, half, half, :]
+    if recipe == "centre":
+        return centre
+    flat = x.reshape(len(x), -1, x.shape[-1])
+    return np.concatenate([centre, flat.mean(1), flat.std(1)], axis=1)
+
+
+def _load_split(samples: SampleSet, split: str, recipe: str) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for shard in samples.shards(split):
+        xs.append(sklearn_features(shard["X"], recipe))
+        ys.append(shard["y"].astype(np.int64))
+    if not xs:
+        return np.empty((0, 0)), np.empty(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def train_sklearn(
+    samples: SampleSet, kind: str, out: Path, settings: TrainSettings, report: Report
+) -> ModelMetadata:
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    x, y = _load_split(samples, "train", settings.features)
+    weighting = "balanced" if settings.class_weights == "balanced" else None
+    if kind == "svm":
+        if len(y) > settings.svm_max_samples:
+            keep = np.random.default_rng(settings.seed).choice(
+                len(y), settings.svm_max_samples, replace=False
+            )
+            x, y = x[keep], y[keep]
+        estimator = SVC(
+            C=settings.svm_c, gamma="scale", class_weight=weighting, random_state=settings.seed
+        )
+    else:
+        estimator = RandomForestClassifier(
+            n_estimators=settings.rf_trees,
+            max_depth=settings.rf_max_depth,
+            class_weight=weighting,
+            n_jobs=-1,
+            random_state=settings.seed,
+        )
+    pipeline = make_pipeline(StandardScaler(), estimator)
+    report(f"training {kind} on {len(y)} samples, {x.shape[1]} features")
+    pipeline.fit(x, y)
+    vx, vy = _load_split(samples, "validation", settings.features)
+    metrics = {"validation": scores(vy, pipeline.predict(vx), samples.classes) if len(vy) else {}}
+    names = {c.id: c.name for c in samples.class_infos()}
+    report(f"validation: {_describe_scores(metrics['validation'], names)}")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.joblib") as tmp:
+        joblib.dump(pipeline, tmp)
+    patch = samples.manifest["patch"]
+    metadata = _metadata(
+        samples,
+        kind,
+        "model.joblib",
+        patch,
+        1 if settings.features == "centre" else patch,
+        None,
+        metrics,
+    )
+    metadata.features["sklearn"] = settings.features
+    write_metadata(out, metadata)
+    return metadata
+
+
+# --- Keras -----------------------------------------------------------------------------------
+
+
+def _centre_crop(x: np.ndarray, size: int) -> np.ndarray:
+    """Patches cut to `size` around their sample pixel (offset patch // 2 in both)."""
+    start = x.shape[1] // 2 - size // 2
+    return x[:, start : start + size, start : start + size, :]
+
+
+def train_pixelcnn(
+    samples: SampleSet, out: Path, settings: TrainSettings, report: Report
+) -> ModelMetadata:
+    import keras
+    import tensorflow as tf
+
+    from watergee.models.pixelcnn import PATCH, build_pixelcnn
+
+    if samples.manifest["patch"] < PATCH:
+        raise ModelError(
+            f"{samples.root}: patch {samples.manifest['patch']} < {PATCH} needed by pixelcnn"
+        )
+    keras.utils.set_random_seed(settings.seed)
+    if settings.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    classes = samples.classes
+    index = {c: i for i, c in enumerate(classes)}
+    mean, std = channel_statistics(samples)
+    weights = class_weights(samples, settings.class_weights).astype(np.float32)
+    channels = samples.manifest["shards"] and len(samples.manifest["bands"])
+
+    def stream(split: str):
+        def generate():
+            for shard in samples.shards(split):
+                x = (_centre_crop(shard["X"], PATCH) - mean) / std
+                y = np.array([index[int(v)] for v in shard["y"]])
+                onehot = np.eye(len(classes), dtype=np.float32)[y][:, None, None, :]
+                yield from zip(x.astype(np.float32), onehot, weights[y], strict=True)
+
+        spec = (
+            tf.TensorSpec((PATCH, PATCH, channels), tf.float32),
+            tf.TensorSpec((1, 1, len(classes)), tf.float32),
+            tf.TensorSpec((), tf.float32),
+        )
+        return tf.data.Dataset.from_generator(generate, output_signature=spec)
+
+    train = (
+        stream("train")
+        .shuffle(settings.shuffle_buffer, seed=settings.seed)
+        .batch(settings.batch_size)
+        .prefetch(2)
+    )
+    has_validation = samples.count("validation") > 0
+    validation = (
+        stream("validation").batch(settings.batch_size).prefetch(2) if has_validation else None
+    )
+    model = build_pixelcnn(channels, len(classes))
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    names = {c.id: c.name for c in samples.class_infos()}
+    history: list[dict[str, float]] = []
+
+    class EpochReport(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = dict(logs or {})
+            history.append({k: float(v) for k, v in logs.items()})
+            text = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+            extra = ""
+            if validation is not None:
+                extra = "  " + _describe_scores(_evaluate(self.model, validation, classes), names)
+            report(f"epoch {epoch + 1}/{settings.epochs}: {text}{extra}")
+
+    monitor = "val_loss" if has_validation else "loss"
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=settings.epochs,
+        verbose=0,
+        callbacks=[
+            EpochReport(),
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=settings.patience, restore_best_weights=True
+            ),
+        ],
+    )
+    metrics: dict[str, Any] = {"history": history, "epochs_run": len(history)}
+    if validation is not None:
+        metrics["validation"] = _evaluate(model, validation, classes)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.keras") as tmp:
+        model.save(tmp)
+    normalization = {"mean": mean.tolist(), "std": std.tolist()}
+    metadata = _metadata(samples, "pixelcnn", "model.keras", PATCH, PATCH, normalization, metrics)
+    write_metadata(out, metadata)
+    return metadata
+
+
+def _evaluate(model: Any, dataset: Any, classes: list[int]) -> dict[str, Any]:
+    truth, predicted = [], []
+    for x, y, _ in dataset:
+        probabilities = model(x, training=False).numpy().reshape(len(x), -1)
+        truth.append(np.argmax(y.numpy().reshape(len(x), -1), axis=1))
+        predicted.append(np.argmax(probabilities, axis=1))
+    lookup = np.array(classes)
+    return scores(lookup[np.concatenate(truth)], lookup[np.concatenate(predicted)], classes)
+
+
+def _metadata(
+    samples: SampleSet,
+    kind: str,
+    file: str,
+    patch: int,
+    field: int,
+    normalization: dict[str, list[float]] | None,
+    metrics: dict[str, Any],
+) -> ModelMetadata:
+    manifest = samples.manifest
+    return ModelMetadata(
+        kind=kind,  # type: ignore[arg-type]
+        file=file,
+        channels=list(manifest["bands"]),
+        scaling=manifest.get("values", ""),
+        features={"bands": list(manifest["bands"]), "band_scaling": manifest.get("scaling")},
+        patch=patch,
+        receptive_field=field,
+        classes=samples.class_infos(),
+        normalization=normalization,
+        metrics=metrics,
+        samples=samples.provenance(),
+        versions=package_versions(),
+    )
+
+
+def train(
+    samples_root: Path, kind: str, out: Path, settings: TrainSettings, report: Report = print
+) -> ModelMetadata:
+    samples = open_sample_set(samples_root)
+    if kind in ("svm", "rf"):
+        return train_sklearn(samples, kind, out, settings, report)
+    if kind == "pixelcnn":
+        return train_pixelcnn(samples, out, settings, report)
+    raise ModelError(f"model kind {kind!r} cannot be trained by this version")
