@@ -176,3 +176,14 @@ def test_demo_samples_through_the_cli(demo_scene, tmp_path):
     report = runner.invoke(app, ["sample", "validate", str(tmp_path / "s"), "--require", "1"])
     assert report.exit_code == 0, report.output
     assert "160 samples" in report.output
+
+
+def test_train_rejects_unknown_kinds_and_missing_sample_sets(tmp_path):
+    result = runner.invoke(
+        app, ["train", "-s", str(tmp_path), "-m", "deepnet", "-o", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2 and "--model deepnet: choose pixelcnn, svm or rf" in result.output
+    result = runner.invoke(
+        app, ["train", "-s", str(tmp_path), "-m", "rf", "-o", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2 and f"{tmp_path}/manifest.json" in result.output

@@ -251,6 +251,32 @@ def sample_validate(
         raise typer.Exit(1)
 
 
+@app.command()
+def train(
+    samples: Annotated[Path, typer.Option("--samples", "-s", help="Sample set folder.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model kind: pixelcnn, svm or rf.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    config: Config = None,
+    set_: Sets = None,
+) -> None:
+    """Train a model from a sample set and write a self-describing model folder."""
+    from watergee.config import load_settings
+    from watergee.errors import WatergeeError
+    from watergee.training import train as train_model
+
+    if model not in ("pixelcnn", "svm", "rf"):
+        raise _fail(f"--model {model}: choose pixelcnn, svm or rf")
+    try:
+        settings = load_settings(config, list(set_ or []))
+        metadata = train_model(samples, model, out, settings.train, report=typer.echo)
+    except WatergeeError as exc:
+        raise _fail(str(exc)) from None
+    validation = metadata.metrics.get("validation") or {}
+    accuracy = validation.get("overall_accuracy")
+    summary = f", validation OA {accuracy:.3f}" if accuracy is not None else ""
+    typer.echo(f"{out}: {metadata.kind} on {', '.join(metadata.channels)}{summary}")
+
+
 model_app = typer.Typer(help="Model artifacts: import, inspect.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,7 @@ def _centre_crop(x: np.ndarray, size: int) -> np.ndarray:
 def train_pixelcnn(
     samples: SampleSet, out: Path, settings: TrainSettings, report: Report
 ) -> ModelMetadata:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 
@@ -228,7 +230,7 @@ def train_pixelcnn(
     index = {c: i for i, c in enumerate(classes)}
     mean, std = channel_statistics(samples)
     weights = class_weights(samples, settings.class_weights).astype(np.float32)
-    channels = samples.manifest["shards"] and len(samples.manifest["bands"])
+    channels = len(samples.manifest["bands"])
 
     def stream(split: str):
         def generate():
@@ -243,7 +245,8 @@ def train_pixelcnn(
             tf.TensorSpec((1, 1, len(classes)), tf.float32),
             tf.TensorSpec((), tf.float32),
         )
-        return tf.data.Dataset.from_generator(generate, output_signature=spec)
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+        return dataset.apply(tf.data.experimental.assert_cardinality(samples.count(split)))
 
     train = (
         stream("train")
@@ -279,6 +282,7 @@ def train_pixelcnn(
         train,
         validation_data=validation,
         epochs=settings.epochs,
+        shuffle=False,  # the dataset shuffles, with the seed
         verbose=0,
         callbacks=[
             EpochReport(),
