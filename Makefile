@@ -42,7 +42,12 @@ demo: install
 	$(BIN)/watergee combine  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
 	$(BIN)/watergee indices  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
 	$(BIN)/watergee superpixel --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
-	@echo "demo outputs are in $(DEMO)/work/"
+	$(BIN)/watergee sample --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/samples --work $(DEMO)/work \
+	    --labels $(DEMO)/data/truth --config configs/demo.yaml
+	$(BIN)/watergee sample validate $(DEMO)/samples
+	$(BIN)/watergee train --samples $(DEMO)/samples --model pixelcnn --out $(DEMO)/models/pixelcnn \
+	    --config configs/demo.yaml
+	@echo "demo outputs: $(DEMO)/work (rasters), $(DEMO)/samples, $(DEMO)/models"
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
