@@ -182,7 +182,11 @@ def test_train_rejects_unknown_kinds_and_missing_sample_sets(tmp_path):
     result = runner.invoke(
         app, ["train", "-s", str(tmp_path), "-m", "deepnet", "-o", str(tmp_path / "m")]
     )
-    assert result.exit_code == 2 and "--model deepnet: choose pixelcnn, svm or rf" in result.output
+    assert (
+        result.exit_code == 2
+        and "--model deepnet: choose one of pixelcnn, dense-resnet, resnet, svm, rf"
+        in result.output
+    )
     result = runner.invoke(
         app, ["train", "-s", str(tmp_path), "-m", "rf", "-o", str(tmp_path / "m")]
     )

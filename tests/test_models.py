@@ -134,3 +134,54 @@ def test_channel_mismatch_names_both(legacy_model):
         ModelError, match=r"tile\.tif: channels B02, B03 do not match model m \(blue,"
     ):
         check_channels(metadata, ["B02", "B03"], "tile.tif", "m")
+
+
+def _randomise(model, seed):
+    """Random weights everywhere, batch-norm statistics included, so no layer is an identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, var = weights
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape),
+                    rng.normal(0, 0.2, beta.shape),
+                    rng.normal(0, 0.2, mean.shape),
+                    rng.uniform(0.5, 2, var.shape),
+                ]
+            )
+        else:
+            layer.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in weights])
+
+
+def test_dense_resnet_whole_image_equals_its_patches():
+    from watergee.models.resnet import build_dense_resnet, dense_receptive_field
+
+    field = dense_receptive_field(3)
+    assert field == 9
+    model = build_dense_resnet(4, classes=3, blocks=3, width=8)
+    _randomise(model, 2)
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(1, 40, 33, 4)).astype(np.float32)
+    dense = model.predict(image, verbose=0)[0]
+    assert dense.shape == (40 - field + 1, 33 - field + 1, 3)
+    windows = sliding_window_view(image[0], (field, field), axis=(0, 1))
+    patches = np.moveaxis(windows, 2, -1).reshape(-1, field, field, 4)
+    per_patch = model.predict(patches, verbose=0)[:, 0, 0, :].reshape(dense.shape)
+    np.testing.assert_allclose(dense, per_patch, atol=1e-5)
+
+
+def test_resnet29_shape_and_parameters():
+    from watergee.models.resnet import build_resnet
+
+    model = build_resnet(12, 10, 12)
+    assert model.output_shape == (None, 12)
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert len(convs) == 1 + 9 * 3 + 3  # stem, 9 bottlenecks of 3, 3 projection shortcuts
+    assert [c.kernel_size for c in convs[:4]] == [(5, 5), (1, 1), (5, 5), (1, 1)]
+    assert model.count_params() == 1_848_412
+    with pytest.raises(ValueError, match="9n \\+ 2"):
+        build_resnet(12, 10, 12, depth=30)

@@ -95,3 +95,15 @@ def test_training_errors_name_the_sample_set(tmp_path, demo_samples):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="two classes at least"):
         train(tmp_path, "rf", tmp_path / "m", TrainSettings())
+
+
+@pytest.mark.parametrize("kind", ["dense-resnet", "resnet"])
+def test_residual_networks_train(demo_samples, tmp_path, kind):
+    settings = TrainSettings(
+        epochs=3, batch_size=64, resnet_depth=11, dense_blocks=2, dense_width=16
+    )
+    metadata = train(demo_samples, kind, tmp_path / kind, settings, report=lambda _: None)
+    assert metadata.metrics["validation"]["overall_accuracy"] >= 0.9
+    assert metadata.receptive_field == 7  # 3 + 2 * 2 blocks; the 7 px sample patch
+    _, model = load_keras_model(tmp_path / kind)
+    assert model.count_params() > 0

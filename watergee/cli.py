@@ -264,8 +264,9 @@ def train(
     from watergee.errors import WatergeeError
     from watergee.training import train as train_model
 
-    if model not in ("pixelcnn", "svm", "rf"):
-        raise _fail(f"--model {model}: choose pixelcnn, svm or rf")
+    kinds = ("pixelcnn", "dense-resnet", "resnet", "svm", "rf")
+    if model not in kinds:
+        raise _fail(f"--model {model}: choose one of {', '.join(kinds)}")
     try:
         settings = load_settings(config, list(set_ or []))
         metadata = train_model(samples, model, out, settings.train, report=typer.echo)

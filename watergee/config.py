@@ -250,6 +250,12 @@ class TrainSettings(Section):
     svm_max_samples: int = Field(
         20000, ge=1, description="SVM training samples at most (kernel SVMs scale as n^2)."
     )
+    resnet_depth: int = Field(29, ge=11, description="Patch ResNet depth, 9n + 2 (OSMLULC: 29).")
+    resnet_kernel: int = Field(5, ge=1, description="Patch ResNet kernel side (OSMLULC: 5).")
+    dense_blocks: int = Field(
+        4, ge=0, description="Dense ResNet residual blocks; receptive field 3 + 2 per block."
+    )
+    dense_width: int = Field(64, ge=1, description="Dense ResNet channels per layer.")
     rf_trees: int = Field(300, ge=1, description="Random forest trees.")
     rf_max_depth: int | None = Field(None, ge=1, description="Random forest depth limit.")
 

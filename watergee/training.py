@@ -210,39 +210,55 @@ def _centre_crop(x: np.ndarray, size: int) -> np.ndarray:
     return x[:, start : start + size, start : start + size, :]
 
 
-def train_pixelcnn(
-    samples: SampleSet, out: Path, settings: TrainSettings, report: Report
+def _network(kind: str, samples: SampleSet, channels: int, classes: int, settings: TrainSettings):
+    """(model, input patch side, receptive field, dense) for a Keras model kind."""
+    from watergee.models.pixelcnn import PATCH, build_pixelcnn
+    from watergee.models.resnet import build_dense_resnet, build_resnet, dense_receptive_field
+
+    if kind == "pixelcnn":
+        return build_pixelcnn(channels, classes), PATCH, PATCH, True
+    if kind == "dense-resnet":
+        field = dense_receptive_field(settings.dense_blocks)
+        model = build_dense_resnet(channels, classes, settings.dense_blocks, settings.dense_width)
+        return model, field, field, True
+    patch = samples.manifest["patch"]
+    model = build_resnet(patch, channels, classes, settings.resnet_depth, settings.resnet_kernel)
+    return model, patch, patch, False
+
+
+def train_keras(
+    samples: SampleSet, kind: str, out: Path, settings: TrainSettings, report: Report
 ) -> ModelMetadata:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 
-    from watergee.models.pixelcnn import PATCH, build_pixelcnn
-
-    if samples.manifest["patch"] < PATCH:
-        raise ModelError(
-            f"{samples.root}: patch {samples.manifest['patch']} < {PATCH} needed by pixelcnn"
-        )
     keras.utils.set_random_seed(settings.seed)
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     classes = samples.classes
     index = {c: i for i, c in enumerate(classes)}
+    channels = len(samples.manifest["bands"])
+    model, patch, field, dense = _network(kind, samples, channels, len(classes), settings)
+    if samples.manifest["patch"] < patch:
+        raise ModelError(
+            f"{samples.root}: patch {samples.manifest['patch']} < {patch} needed by {kind}"
+        )
     mean, std = channel_statistics(samples)
     weights = class_weights(samples, settings.class_weights).astype(np.float32)
-    channels = len(samples.manifest["bands"])
+    target = (1, 1, len(classes)) if dense else (len(classes),)
 
     def stream(split: str):
         def generate():
             for shard in samples.shards(split):
-                x = (_centre_crop(shard["X"], PATCH) - mean) / std
+                x = (_centre_crop(shard["X"], patch) - mean) / std
                 y = np.array([index[int(v)] for v in shard["y"]])
-                onehot = np.eye(len(classes), dtype=np.float32)[y][:, None, None, :]
+                onehot = np.eye(len(classes), dtype=np.float32)[y].reshape(len(y), *target)
                 yield from zip(x.astype(np.float32), onehot, weights[y], strict=True)
 
         spec = (
-            tf.TensorSpec((PATCH, PATCH, channels), tf.float32),
-            tf.TensorSpec((1, 1, len(classes)), tf.float32),
+            tf.TensorSpec((patch, patch, channels), tf.float32),
+            tf.TensorSpec(target, tf.float32),
             tf.TensorSpec((), tf.float32),
         )
         dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
@@ -258,7 +274,6 @@ def train_pixelcnn(
     validation = (
         stream("validation").batch(settings.batch_size).prefetch(2) if has_validation else None
     )
-    model = build_pixelcnn(channels, len(classes))
     model.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(),
@@ -298,7 +313,14 @@ def train_pixelcnn(
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
     normalization = {"mean": mean.tolist(), "std": std.tolist()}
-    metadata = _metadata(samples, "pixelcnn", "model.keras", PATCH, PATCH, normalization, metrics)
+    metadata = _metadata(samples, kind, "model.keras", patch, field, normalization, metrics)
+    metadata.features["architecture"] = {
+        "pixelcnn": "water_gee pixel CNN",
+        "dense-resnet": f"dense ResNet, {settings.dense_blocks} blocks, width "
+        f"{settings.dense_width}",
+        "resnet": f"pre-activation bottleneck ResNet-{settings.resnet_depth}, "
+        f"{settings.resnet_kernel}x{settings.resnet_kernel} kernels",
+    }[kind]
     write_metadata(out, metadata)
     return metadata
 
@@ -345,6 +367,6 @@ def train(
     samples = open_sample_set(samples_root)
     if kind in ("svm", "rf"):
         return train_sklearn(samples, kind, out, settings, report)
-    if kind == "pixelcnn":
-        return train_pixelcnn(samples, out, settings, report)
-    raise ModelError(f"model kind {kind!r} cannot be trained by this version")
+    if kind in ("pixelcnn", "dense-resnet", "resnet"):
+        return train_keras(samples, kind, out, settings, report)
+    raise ModelError(f"unknown model kind {kind!r}")
