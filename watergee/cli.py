@@ -228,6 +228,31 @@ def sample_command(
     _run_stage_command("sample", tiles, out, config, set_, workers, scheduler, force, extra)
 
 
+@app.command("denoise")
+def denoise_command(
+    tiles: Tiles,
+    out: Out,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Noisy water labels: a raster, or a folder / .txt list per tile."),
+    ] = None,
+    work: Annotated[
+        Path | None,
+        typer.Option(help="Folder with the tiles' stacks from combine (default: --out)."),
+    ] = None,
+    config: Config = None,
+    set_: Sets = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    force: Force = False,
+) -> None:
+    """Correct each tile's noisy water labels (Landsat QA water bit, Sentinel-2 SCL water,
+    OpenStreetMap) by water_gee's self-training of a pixel CNN."""
+    extra = [f"denoise.labels={labels}"] if labels is not None else []
+    extra += [f"denoise.work={work}"] if work is not None else []
+    _run_stage_command("denoise", tiles, out, config, set_, workers, scheduler, force, extra)
+
+
 @sample_app.command("validate")
 def sample_validate(
     samples: Annotated[Path, typer.Argument(help="Sample set folder (with manifest.json).")],

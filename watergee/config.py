@@ -260,6 +260,70 @@ class TrainSettings(Section):
     rf_max_depth: int | None = Field(None, ge=1, description="Random forest depth limit.")
 
 
+class DenoiseSettings(Section):
+    labels: Path | None = Field(
+        None,
+        description="Noisy water label raster for every tile, or a folder / .txt list of them "
+        "named by tile (warped to the tile grid by nearest neighbour when needed).",
+    )
+    work: Path | None = Field(
+        None, description="Folder holding the tiles' stacks; default: the output folder."
+    )
+    water_codes: list[int] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        description="Label codes meaning water (Landsat QA water bit: 1; Sentinel-2 SCL: 6).",
+    )
+    nodata_codes: list[int] = Field(
+        default_factory=list, description="Label codes meaning no data (never trained on)."
+    )
+    bands: list[BandRef] = Field(
+        default_factory=lambda: ["B02", "B03", "B04", "B08", "B11"],
+        description="Stack bands used as features (water_gee: blue, green, red, NIR, SWIR1).",
+    )
+    indices: list[IndexName] = Field(
+        default_factory=lambda: ["MNDWI", "LINE"],
+        description="Index features appended after the bands.",
+    )
+    dem: Path | None = Field(
+        None, description="Elevation raster (m), appended as a feature divided by dem_scale."
+    )
+    dem_scale: float = Field(4000.0, gt=0, description="Elevation divisor (water_gee: 4000).")
+    max_elevation: float | None = Field(
+        None, description="Water above this elevation (m) is not taken as water (needs dem)."
+    )
+    rounds: int = Field(3, ge=1, description="Self-training rounds.")
+    epochs: int = Field(
+        20,
+        ge=1,
+        description="Training epochs of each round's fresh CNN: it must train to confidence, "
+        "or few pixels pass the probability threshold and the water collapses.",
+    )
+    max_samples: int = Field(
+        20000, ge=10, description="Water samples per round at most; as many non-water."
+    )
+    threshold: float = Field(
+        0.95, gt=0, lt=1, description="Water probability a pixel needs to stay or become water."
+    )
+    sd_range: float = Field(
+        3.0, gt=0, description="Features must lie within mean +- this many sd of the water."
+    )
+    majority: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of features that must lie in that range ('most bands': over half).",
+    )
+    batch_size: int = Field(64, ge=1, description="Training batch size.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    seed: int = Field(0, description="Seed of sampling and training.")
+
+    @field_validator("labels", "work", "dem")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+
 class ClusterSettings(Section):
     scheduler: str | None = Field(
         None,
@@ -313,6 +377,10 @@ class Settings(Section):
     )
     train: TrainSettings = Field(
         default_factory=TrainSettings, description="Model training (watergee train)."
+    )
+    denoise: DenoiseSettings = Field(
+        default_factory=DenoiseSettings,
+        description="Label-noise correction of water labels by self-training.",
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

@@ -52,6 +52,14 @@ def sample_manifest(out: Path) -> Path:
     return out / "manifest.json"
 
 
+def denoised(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_water_denoised.tif"
+
+
+def denoise_report(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_denoise.json"
+
+
 def record(out: Path, tile: Tile, stage: str) -> Path:
     return tile_dir(out, tile) / STATE_DIR / f"{stage}.json"
 

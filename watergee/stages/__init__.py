@@ -6,6 +6,7 @@ from watergee.sampleset import SECTIONS as SAMPLE_SECTIONS
 from watergee.sampleset import write_manifest
 from watergee.stage import Stage
 from watergee.stages.combine import combine
+from watergee.stages.denoise import denoise
 from watergee.stages.indices import indices
 from watergee.stages.resample import resample
 from watergee.stages.sample import sample
@@ -34,6 +35,12 @@ STAGES: dict[str, Stage] = {
             SAMPLE_SECTIONS,
             "training and validation patches from label rasters",
             finish=write_manifest,
+        ),
+        Stage(
+            "denoise",
+            denoise,
+            ("output", "denoise"),
+            "correct noisy water labels by self-training",
         ),
     )
 }

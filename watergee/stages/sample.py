@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,8 @@ from osgeo import gdal, osr
 from watergee import layout
 from watergee.config import SampleSettings, Settings
 from watergee.errors import MissingBandError, TileInputError
+from watergee.features import FeatureReader
+from watergee.labels import label_raster_for
 from watergee.manifest import write_json_atomic
 from watergee.raster import (
     Grid,
@@ -25,38 +25,13 @@ from watergee.raster import (
     open_raster,
     read_codes,
     read_window,
-    resolve_band,
 )
 from watergee.sampleset import write_shards
 from watergee.sampling import Candidates, code_lookup, patch_fits, spaced, tile_seed
-from watergee.spectral import LINE_HALO, compute_indices, normalized_difference, required_bands
+from watergee.spectral import normalized_difference
 from watergee.stage import StageResult
-from watergee.tiles import Tile, read_tile_list
+from watergee.tiles import Tile
 from watergee.vector import read_points
-
-_MGRS = re.compile(r"T\d{2}[A-Z]{3}")
-_RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".jp2", ".img"}
-
-
-def label_raster_for(tile: Tile, labels: Path | None) -> Path:
-    """The label raster of a tile: the one raster given, or, from a folder or a list file
-    (.txt, one raster per line), the one named by the tile id or else its MGRS tile."""
-    if labels is None:
-        raise TileInputError("sample.labels is not set (give --labels FILE or FOLDER)")
-    if labels.is_dir():
-        files = sorted(p for p in labels.iterdir() if p.suffix.lower() in _RASTER_SUFFIXES)
-    elif labels.suffix.lower() == ".txt":
-        files = [tile.source for tile in read_tile_list(labels)]
-    else:
-        return labels
-    for key in (tile.id, *(_MGRS.findall(tile.id)[:1])):
-        matches = [p for p in files if key in p.name]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            names = ", ".join(p.name for p in matches)
-            raise TileInputError(f"{labels}: several label rasters for tile {tile.id} ({names})")
-    raise TileInputError(f"{labels}: no label raster named after tile {tile.id}")
 
 
 def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int], int]:
@@ -154,15 +129,15 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         raise MissingBandError(f"{stack_path}: stack not found (run `watergee combine` first)")
     ds = open_raster(stack_path)
     grid = grid_of(ds)
+    reader = FeatureReader.open(ds, opts.bands, opts.indices)
+    bands = list(reader.bands)
     names = band_descriptions(ds)
-    bands = [resolve_band(ds, ref) for ref in opts.bands] or list(range(1, ds.RasterCount + 1))
     guard = _water_bands(ds) if opts.water_class is not None else None
     source = _CandidateSource(tile, opts, work, grid)
 
-    index_bands = [band_index(ds, b) for b in required_bands(opts.indices)]
     # Patches must be valid wherever a channel reads: LINE looks two pixels beyond the patch.
-    reach = opts.patch + (2 * LINE_HALO if "LINE" in opts.indices else 0)
-    check = sorted({*bands, *index_bands})
+    reach = opts.patch + 2 * reader.reach
+    check = reader.source_bands()
     halo = reach
     oversample = 4 if opts.min_distance > 1 else 1
     pool: dict[int, Candidates] = {}
@@ -216,7 +191,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         chosen[np.flatnonzero(classes == cls)[: opts.quota_of(int(cls))]] = True
     rows, cols, codes_all, classes = rows[chosen], cols[chosen], codes_all[chosen], classes[chosen]
 
-    patches = _extract(ds, rows, cols, bands, opts.patch, opts.indices)
+    patches = extract_patches(reader, rows, cols, opts.patch)
     x0, dx, _, y0, _, dy = grid.transform
     arrays = {
         "X": patches,
@@ -250,7 +225,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     summary = {
         "tile": tile.id,
         "stack": str(stack_path),
-        "bands": [names[b - 1] for b in bands] + list(opts.indices),
+        "bands": reader.names,
         "scaling": scaling,
         "patch": opts.patch,
         "train": train,
@@ -273,25 +248,12 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     return StageResult(inputs, outputs, {"samples": len(rows)})
 
 
-def _extract(
-    ds: gdal.Dataset,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    bands: Sequence[int],
-    size: int,
-    indices: Sequence[str] = (),
+def extract_patches(
+    reader: FeatureReader, rows: np.ndarray, cols: np.ndarray, size: int
 ) -> np.ndarray:
-    """Patches (n, size, size, channels) with each sample pixel at offset size // 2: the
-    bands, then the indices computed as the indices stage computes them."""
-    sources = required_bands(list(indices))
-    positions = [band_index(ds, b) for b in sources]
-    halo = LINE_HALO if "LINE" in indices else 0
-    out = np.empty((len(rows), size, size, len(bands) + len(indices)), np.float32)
+    """Patches (n, size, size, channels) with each sample pixel at offset size // 2."""
+    out = np.empty((len(rows), size, size, len(reader.names)), np.float32)
     for i in np.argsort(rows * (1 << 20) + cols):  # raster order: GDAL's block cache is reused
         window = Window(int(cols[i]) - size // 2, int(rows[i]) - size // 2, size, size)
-        out[i, ..., : len(bands)] = np.moveaxis(read_window(ds, window, bands, scaled=True), 0, -1)
-        if indices:
-            data = read_window(ds, window, positions, halo=halo, scaled=True)
-            planes = compute_indices(dict(zip(sources, data, strict=True)), list(indices), halo)
-            out[i, ..., len(bands) :] = np.moveaxis(planes, 0, -1)
+        out[i] = np.moveaxis(reader.read(window), 0, -1)
     return out

@@ -1,0 +1,61 @@
+"""Model input channels read from a stack: chosen bands, then computed indices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+
+from watergee.raster import Window, band_descriptions, band_index, read_window, resolve_band
+from watergee.spectral import LINE_HALO, compute_indices, required_bands
+
+
+@dataclass(frozen=True)
+class FeatureReader:
+    """Reads (channels, rows, cols) windows of physical values from one stack: the bands
+    (by 1-based index), then the indices computed as the indices stage computes them."""
+
+    ds: gdal.Dataset
+    bands: tuple[int, ...]
+    indices: tuple[str, ...] = ()
+    #: Other rasters on the same grid appended as channels: (dataset, divisor, name).
+    extras: tuple[tuple[gdal.Dataset, float, str], ...] = ()
+
+    @classmethod
+    def open(
+        cls, ds: gdal.Dataset, bands: Sequence[str | int], indices: Sequence[str]
+    ) -> FeatureReader:
+        chosen = [resolve_band(ds, b) for b in bands] or list(range(1, ds.RasterCount + 1))
+        return cls(ds, tuple(chosen), tuple(indices))
+
+    @property
+    def names(self) -> list[str]:
+        descriptions = band_descriptions(self.ds)
+        names = [descriptions[b - 1] for b in self.bands] + list(self.indices)
+        return names + [name for _, _, name in self.extras]
+
+    @property
+    def reach(self) -> int:
+        """Pixels beyond a window that its channels read (LINE looks two pixels further)."""
+        return LINE_HALO if "LINE" in self.indices else 0
+
+    def source_bands(self) -> list[int]:
+        """Every stack band read, for validity checks."""
+        sources = [band_index(self.ds, b) for b in required_bands(list(self.indices))]
+        return sorted({*self.bands, *sources})
+
+    def read(self, window: Window, halo: int = 0) -> np.ndarray:
+        parts = [read_window(self.ds, window, self.bands, halo=halo, scaled=True)]
+        if self.indices:
+            sources = required_bands(list(self.indices))
+            positions = [band_index(self.ds, b) for b in sources]
+            reach = self.reach
+            data = read_window(self.ds, window, positions, halo=halo + reach, scaled=True)
+            parts.append(
+                compute_indices(dict(zip(sources, data, strict=True)), list(self.indices), reach)
+            )
+        for ds, divisor, _ in self.extras:
+            parts.append(read_window(ds, window, [1], halo=halo, scaled=True) / np.float32(divisor))
+        return np.concatenate(parts)

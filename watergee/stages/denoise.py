@@ -1,0 +1,185 @@
+"""denoise: correct a noisy water label raster by self-training a pixel CNN (water_gee).
+
+Per round: draw as many non-water as water samples (without replacement, seeded), train a fresh
+pixel CNN, predict the whole tile densely, and keep as water only pixels predicted with a
+probability above the threshold whose features lie within mean +- k sd of the current water in
+most features (and below the elevation cut-off). The last round's water is the corrected label.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watergee import layout
+from watergee.config import DenoiseSettings, Settings
+from watergee.denoising import RunningMoments, agreement, spectrally_consistent
+from watergee.errors import MissingBandError, TileInputError
+from watergee.features import FeatureReader
+from watergee.inference import predict_windows
+from watergee.labels import label_raster_for
+from watergee.manifest import write_json_atomic
+from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
+from watergee.raster import (
+    BandSpec,
+    create_geotiff,
+    grid_of,
+    iter_windows,
+    on_grid,
+    open_raster,
+    read_codes,
+)
+from watergee.sampling import Candidates, patch_fits, tile_seed
+from watergee.stage import StageResult
+from watergee.stages.sample import extract_patches
+from watergee.tiles import Tile
+
+WATER, LAND, NODATA = 1, 0, 255
+
+
+def _reader(ds, opts: DenoiseSettings, grid) -> FeatureReader:
+    reader = FeatureReader.open(ds, opts.bands, opts.indices)
+    if opts.dem is None:
+        if opts.max_elevation is not None:
+            raise TileInputError("denoise.max_elevation needs denoise.dem (an elevation raster)")
+        return reader
+    dem, _ = on_grid(opts.dem, grid)
+    return FeatureReader(ds, reader.bands, reader.indices, ((dem, opts.dem_scale, "DEM"),))
+
+
+def _draw(
+    water: np.ndarray,
+    usable: np.ndarray,
+    limit: int,
+    seed: int,
+    tile: str,
+    round_: int,
+    window: int,
+):
+    """Keyed draw of up to `limit` water and as many non-water pixels."""
+    pools = {WATER: Candidates(limit), LAND: Candidates(limit)}
+    for number, w in enumerate(iter_windows(water.shape[1], water.shape[0], window)):
+        block_water, block_usable = water[w.slices], usable[w.slices]
+        for cls, mask in ((WATER, block_water & block_usable), (LAND, ~block_water & block_usable)):
+            rows, cols = np.nonzero(mask)
+            keys = tile_seed(seed, tile, round_, number, cls).random(len(rows))
+            pools[cls].offer(keys, rows + w.row, cols + w.col, np.full(len(rows), cls))
+    count = min(len(pools[WATER].keys), len(pools[LAND].keys))
+    rows, cols, classes = [], [], []
+    for cls, pool in pools.items():
+        _, r, c, _ = pool.ordered()
+        rows.append(r[:count])
+        cols.append(c[:count])
+        classes.append(np.full(count, cls))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(classes)
+
+
+def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: int):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    mean = patches.reshape(-1, patches.shape[-1]).mean(0)
+    std = patches.reshape(-1, patches.shape[-1]).std(0)
+    std = np.where(std > 0, std, 1).astype(np.float32)
+    model = build_pixelcnn(patches.shape[-1], 2)
+    model.compile(
+        optimizer=keras.optimizers.Adam(opts.learning_rate), loss="categorical_crossentropy"
+    )
+    # Output channel 0 is water, as in water_gee.
+    target = np.eye(2, dtype=np.float32)[(classes == LAND).astype(int)][:, None, None, :]
+    model.fit((patches - mean) / std, target, batch_size=opts.batch_size, epochs=opts.epochs,
+              shuffle=True, verbose=0)  # fmt: skip
+    return model, mean.astype(np.float32), std
+
+
+def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
+    opts = settings.denoise
+    work = opts.work or out
+    stack_path = layout.input_stack(work, tile)
+    if not stack_path.exists():
+        raise MissingBandError(f"{stack_path}: stack not found (run `watergee combine` first)")
+    ds = open_raster(stack_path)
+    grid = grid_of(ds)
+    reader = _reader(ds, opts, grid)
+    label_path = label_raster_for(tile, opts.labels)
+    labels, warped = on_grid(label_path, grid)
+    window_size = settings.output.window
+
+    # The noisy labels, and where a full 7 x 7 patch of features exists.
+    water = np.zeros((grid.height, grid.width), bool)
+    usable = np.zeros_like(water)
+    dem_bands = [i for i, name in enumerate(reader.names) if name == "DEM"]
+    for w in iter_windows(grid.width, grid.height, window_size):
+        codes = read_codes(labels, w)
+        # Feature channels are NaN wherever they lack data, LINE's own reach included.
+        features = reader.read(w, halo=HALO)
+        fits = patch_fits(~np.isnan(features).any(axis=0), PATCH)
+        fits = fits[HALO : HALO + w.height, HALO : HALO + w.width]
+        water[w.slices] = np.isin(codes, opts.water_codes)
+        usable[w.slices] = fits & (codes >= 0) & ~np.isin(codes, opts.nodata_codes)
+    water &= usable
+    initial = water.copy()
+    rounds: list[dict[str, Any]] = []
+    for number in range(opts.rounds):
+        if not water.any() or water.sum() == usable.sum():
+            rounds.append({"round": number + 1, "stopped": "only one class left"})
+            break
+        moments = RunningMoments(len(reader.names))
+        for w in iter_windows(grid.width, grid.height, window_size):
+            if water[w.slices].any():
+                moments.add(reader.read(w), water[w.slices])
+        rows, cols, classes = _draw(
+            water, usable, opts.max_samples, opts.seed, tile.id, number, window_size
+        )
+        patches = extract_patches(reader, rows, cols, PATCH)
+        model, mean, std = _fit(patches, classes, opts, opts.seed + number)
+        updated = np.zeros_like(water)
+        for w, probabilities, valid, features in predict_windows(
+            model, reader, PATCH, mean, std, window_size
+        ):
+            keep = (probabilities[..., 0] > opts.threshold) & valid & usable[w.slices]
+            keep &= spectrally_consistent(
+                features, moments.mean, moments.std, opts.sd_range, opts.majority
+            )
+            if opts.max_elevation is not None:
+                keep &= features[dem_bands[0]] * opts.dem_scale <= opts.max_elevation
+            updated[w.slices] = keep
+        rounds.append({
+            "round": number + 1,
+            "samples_per_class": int(len(rows) // 2),
+            "water_before": int(water.sum()),
+            "water_after": int(updated.sum()),
+            "changed": int((updated != water).sum()),
+            "agreement_with_previous": round(agreement(updated, water), 6),
+        })  # fmt: skip
+        water = updated
+
+    target = layout.denoised(out, tile)
+    metadata = {"TILE": tile.id, "WATERGEE_STAGE": "denoise", "SOURCE_LABELS": label_path.name,
+                "CLASSES": "1 water, 0 not water, 255 no data"}  # fmt: skip
+    with create_geotiff(
+        target, grid, [BandSpec("water")], np.uint8, NODATA, settings.output, metadata
+    ) as writer:
+        for w in iter_windows(grid.width, grid.height, window_size):
+            block = np.where(water[w.slices], WATER, LAND).astype(np.uint8)
+            block[~usable[w.slices]] = NODATA
+            writer.write(w, block)
+    report = {
+        "tile": tile.id,
+        "labels": {"path": str(label_path), "warped": warped},
+        "features": reader.names,
+        "usable_pixels": int(usable.sum()),
+        "water_initial": int(initial.sum()),
+        "water_final": int(water.sum()),
+        "changed_from_initial": int((water != initial).sum()),
+        "agreement_with_initial": round(agreement(water, initial), 6),
+        "rounds": rounds,
+    }
+    report_path = layout.denoise_report(out, tile)
+    write_json_atomic(report_path, report)
+    inputs = [stack_path, label_path, *([opts.dem] if opts.dem else [])]
+    return StageResult(inputs, [target, report_path], {"water": int(water.sum())})
