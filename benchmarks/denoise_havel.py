@@ -40,9 +40,8 @@ def main() -> None:
     reference = open_raster(root / "derived" / "ref_labels_10m.tif").ReadAsArray()
     water_ref, forest_ref = reference == 1, reference == 2
     osm = open_raster(root / "derived" / "osm_water_wetland_10m.tif").ReadAsArray() == 1
-    print(
-        f"{'labels':<24} {'water F1':>9} {'recall':>7} {'forest->water':>14} {'water px':>9} {'seconds':>8}"
-    )
+    print(f"{'labels':<24} {'water F1':>9} {'recall':>7} {'forest->water':>14} "
+          f"{'water px':>9} {'seconds':>8}")  # fmt: skip
     f1, recall, false_rate = detection_scores(osm, water_ref, forest_ref)
     print(f"{'OSM water':<24} {f1:>9.3f} {recall:>7.3f} {false_rate:>14.3%} {osm.sum():>9}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +58,8 @@ def main() -> None:
             seconds = time.perf_counter() - start
             water = open_raster(result.outputs[0]).ReadAsArray() == 1
             f1, recall, false_rate = detection_scores(water, water_ref, forest_ref)
-            print(f"{f'denoised, {rounds} round(s)':<24} {f1:>9.3f} {recall:>7.3f} {false_rate:>14.3%} "
+            label = f"denoised, {rounds} round(s)"
+            print(f"{label:<24} {f1:>9.3f} {recall:>7.3f} {false_rate:>14.3%} "
                   f"{water.sum():>9} {seconds:>8.0f}")  # fmt: skip
         report = json.loads(layout.denoise_report(work, tile).read_text())
         print(json.dumps(report["rounds"], indent=1))
