@@ -107,3 +107,13 @@ def test_residual_networks_train(demo_samples, tmp_path, kind):
     assert metadata.receptive_field == 7  # 3 + 2 * 2 blocks; the 7 px sample patch
     _, model = load_keras_model(tmp_path / kind)
     assert model.count_params() > 0
+
+
+def test_cnn_training_is_reproducible_on_cpu(demo_samples, tmp_path):
+    settings = TrainSettings(epochs=2, batch_size=128)
+    for name in ("a", "b"):
+        train(demo_samples, "pixelcnn", tmp_path / name, settings, report=lambda _: None)
+    _, a = load_keras_model(tmp_path / "a")
+    _, b = load_keras_model(tmp_path / "b")
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
