@@ -246,8 +246,7 @@ def denoise_command(
     scheduler: Scheduler = None,
     force: Force = False,
 ) -> None:
-    """Correct each tile's noisy water labels (Landsat QA water bit, Sentinel-2 SCL water,
-    OpenStreetMap) by water_gee's self-training of a pixel CNN."""
+    """Correct each tile's noisy water labels (QA water bit, SCL water, OSM) by self-training."""
     extra = [f"denoise.labels={labels}"] if labels is not None else []
     extra += [f"denoise.work={work}"] if work is not None else []
     _run_stage_command("denoise", tiles, out, config, set_, workers, scheduler, force, extra)
