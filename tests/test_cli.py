@@ -149,7 +149,9 @@ def test_every_stage_has_a_command():
     from watergee.cli import STAGE_COMMANDS
     from watergee.stages import STAGES
 
-    assert {*STAGE_COMMANDS, "sample", "denoise"} == set(STAGES)  # with options of their own
+    assert {*STAGE_COMMANDS, "sample", "denoise", "classify"} == set(
+        STAGES
+    )  # with options of their own
 
 
 def test_sample_needs_tiles_and_validate_needs_a_sample_set(tmp_path):

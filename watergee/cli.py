@@ -228,6 +228,37 @@ def sample_command(
     _run_stage_command("sample", tiles, out, config, set_, workers, scheduler, force, extra)
 
 
+@app.command("classify")
+def classify_command(
+    tiles: Tiles,
+    out: Out,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model folder.")],
+    mode: Annotated[
+        str, typer.Option(help="pixel: a class per pixel; superpixel: one per segment.")
+    ] = "pixel",
+    work: Annotated[
+        Path | None,
+        typer.Option(help="Folder with the tiles' stacks (and segments) (default: --out)."),
+    ] = None,
+    config: Config = None,
+    set_: Sets = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
+    force: Force = False,
+) -> None:
+    """Classify each tile with a model, per pixel or per superpixel.
+
+    Pixel CNNs and dense ResNets run once over each window of the tile; the patch ResNet
+    classifies one patch per pixel and is slow by nature: use --mode superpixel (one patch per
+    segment with classify.superpixel_rule=seed) or a dense-resnet for whole tiles.
+    """
+    if mode not in ("pixel", "superpixel"):
+        raise _fail(f"--mode {mode}: choose pixel or superpixel")
+    extra = [f"classify.model={model}", f"classify.mode={mode}"]
+    extra += [f"classify.work={work}"] if work is not None else []
+    _run_stage_command("classify", tiles, out, config, set_, workers, scheduler, force, extra)
+
+
 @app.command("denoise")
 def denoise_command(
     tiles: Tiles,

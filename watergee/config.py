@@ -324,6 +324,48 @@ class DenoiseSettings(Section):
         return value.expanduser().resolve() if value is not None else None
 
 
+class ClassifySettings(Section):
+    model: Path | None = Field(None, description="Model folder (from `watergee train`).")
+    work: Path | None = Field(
+        None,
+        description="Folder holding the tiles' stacks (and segments); default: the output folder.",
+    )
+    mode: Literal["pixel", "superpixel"] = Field(
+        "pixel",
+        description="pixel: a class per pixel; superpixel: one class per segment of the "
+        "superpixel stage, painted back onto its pixels.",
+    )
+    superpixel_rule: Literal["mean", "majority", "seed"] = Field(
+        "mean",
+        description="How a segment gets its class: the highest mean probability of its "
+        "pixels, the majority of its pixel classes, or the class of the patch at its seed "
+        "pixel (one prediction per segment: fastest for patch models).",
+    )
+    probabilities: Literal["none", "uint8", "float32"] = Field(
+        "none",
+        description="Also write per-class probabilities: uint8 (probability x 250, 255 = no "
+        "data) or float32 (NaN = no data).",
+    )
+    memory_mb: int = Field(
+        1024,
+        ge=64,
+        description="Memory for one window's features and network activations; sets the "
+        "window size of dense inference.",
+    )
+    window: int | None = Field(
+        None, ge=16, description="Window side in pixels; unset: chosen from memory_mb."
+    )
+    batch_size: int = Field(
+        4096, ge=1, description="Patches (patch models) or pixels (SVM, RF) per model call."
+    )
+    quicklook: bool = Field(False, description="Also write a PNG quicklook of the classes.")
+
+    @field_validator("model", "work")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+
 class ClusterSettings(Section):
     scheduler: str | None = Field(
         None,
@@ -377,6 +419,9 @@ class Settings(Section):
     )
     train: TrainSettings = Field(
         default_factory=TrainSettings, description="Model training (watergee train)."
+    )
+    classify: ClassifySettings = Field(
+        default_factory=ClassifySettings, description="The classify stage."
     )
     denoise: DenoiseSettings = Field(
         default_factory=DenoiseSettings,

@@ -52,6 +52,18 @@ def sample_manifest(out: Path) -> Path:
     return out / "manifest.json"
 
 
+def classes(out: Path, tile: Tile, mode: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_classes_{mode}.tif"
+
+
+def probabilities(out: Path, tile: Tile, mode: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_probabilities_{mode}.tif"
+
+
+def quicklook(out: Path, tile: Tile, mode: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_classes_{mode}.png"
+
+
 def denoised(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_water_denoised.tif"
 

@@ -366,13 +366,20 @@ def create_geotiff(
     nodata: float | None,
     settings: OutputSettings,
     metadata: dict[str, str] | None = None,
+    colours: dict[int, tuple[int, int, int]] | None = None,
+    overviews: bool = False,
 ) -> Iterator[RasterWriter]:
-    """Create `final` as a tiled, compressed GeoTIFF; it appears only when the block ends well."""
+    """Create `final` as a tiled, compressed GeoTIFF; it appears only when the block ends well.
+
+    With `overviews` the file is a Cloud Optimized GeoTIFF with nearest-neighbour overviews
+    (for class maps, which must never be averaged); `colours` sets a colour table.
+    """
     gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
     with atomic_path(final) as tmp:
+        scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if overviews else tmp
         try:
             ds = gdal.GetDriverByName("GTiff").Create(
-                str(tmp),
+                str(scratch),
                 grid.width,
                 grid.height,
                 len(bands),
@@ -386,6 +393,14 @@ def create_geotiff(
         if metadata:
             ds.SetMetadata(dict(metadata))
         _describe_bands(ds, bands, nodata)
+        if colours:
+            table = gdal.ColorTable()
+            for value, rgb in colours.items():
+                table.SetColorEntry(int(value), (*rgb, 255))
+            if nodata is not None and 0 <= nodata < 256:
+                table.SetColorEntry(int(nodata), (0, 0, 0, 0))
+            ds.GetRasterBand(1).SetRasterColorTable(table)
+            ds.GetRasterBand(1).SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
         writer = RasterWriter(ds, final)
         try:
             yield writer
@@ -396,6 +411,41 @@ def create_geotiff(
         finally:
             writer.ds = None
             ds = None
+        if overviews:
+            try:
+                gdal.Translate(
+                    str(tmp),
+                    str(scratch),
+                    format="COG",
+                    creationOptions=[
+                        f"COMPRESS={settings.compress}",
+                        f"BLOCKSIZE={settings.blocksize}",
+                        "OVERVIEW_RESAMPLING=NEAREST",
+                        "BIGTIFF=IF_SAFER",
+                    ],
+                )
+            except RuntimeError as exc:
+                raise OutputError(f"{final}: cannot write COG ({_gdal_reason(exc)})") from None
+            finally:
+                scratch.unlink(missing_ok=True)
+
+
+def write_quicklook(source: Path, final: Path, max_side: int = 1024) -> None:
+    """A PNG preview of a (palette) raster, at most `max_side` pixels a side."""
+    ds = open_raster(source)
+    scale = max(1, -(-max(ds.RasterXSize, ds.RasterYSize) // max_side))
+    with atomic_path(final) as tmp:
+        try:
+            gdal.Translate(
+                str(tmp),
+                ds,
+                format="PNG",
+                width=-(-ds.RasterXSize // scale),
+                height=-(-ds.RasterYSize // scale),
+                resampleAlg="nearest",
+            )
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: cannot write quicklook ({_gdal_reason(exc)})") from None
 
 
 def warp_to_grid(

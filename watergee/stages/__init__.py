@@ -5,6 +5,7 @@ from __future__ import annotations
 from watergee.sampleset import SECTIONS as SAMPLE_SECTIONS
 from watergee.sampleset import write_manifest
 from watergee.stage import Stage
+from watergee.stages.classify import classify
 from watergee.stages.combine import combine
 from watergee.stages.denoise import denoise
 from watergee.stages.indices import indices
@@ -35,6 +36,12 @@ STAGES: dict[str, Stage] = {
             SAMPLE_SECTIONS,
             "training and validation patches from label rasters",
             finish=write_manifest,
+        ),
+        Stage(
+            "classify",
+            classify,
+            ("output", "classify"),
+            "class maps per pixel or per superpixel",
         ),
         Stage(
             "denoise",

@@ -1,0 +1,136 @@
+"""Predictors: one interface over every model kind, for windows of a tile or for patches.
+
+A predictor takes features read with `halo` pixels of context around a window and returns
+class probabilities for the window's pixels. Valid-convolution CNNs run once on the whole
+window; patch models cut every pixel's patch with the training centre convention; scikit-learn
+pipelines take per-pixel features (with patch statistics computed by uniform filters).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
+
+from watergee.models.artifact import ModelMetadata, load_keras_model, read_metadata
+
+DENSE_KINDS = ("pixelcnn", "dense-resnet")
+
+
+@dataclass
+class Predictor:
+    metadata: ModelMetadata
+    model: Any
+    batch_size: int = 4096
+
+    @property
+    def field(self) -> int:
+        """Side of the neighbourhood one prediction reads."""
+        return self.metadata.receptive_field
+
+    @property
+    def halo(self) -> int:
+        return self.field // 2
+
+    @property
+    def classes(self) -> list[int]:
+        return [c.id for c in self.metadata.classes]
+
+    def _normalise(self, x: np.ndarray) -> np.ndarray:
+        norm = self.metadata.normalization
+        if norm is None:
+            return x
+        return (x - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
+
+    def window(self, features: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Probabilities (height, width, classes) from features (channels, height + 2 halo,
+        width + 2 halo); no-data features must already be replaced by numbers."""
+        x = np.moveaxis(features, 0, -1)
+        kind = self.metadata.kind
+        if kind in DENSE_KINDS:
+            out = self.model(self._normalise(x)[None].astype(np.float32), training=False)
+            return np.asarray(out)[0, :height, :width]
+        if kind == "resnet":
+            p = self.field
+            views = sliding_window_view(self._normalise(x), (p, p), axis=(0, 1))[:height, :width]
+            patches = np.moveaxis(views, 2, -1).reshape(-1, p, p, x.shape[-1])
+            return self.patches(patches, normalised=True).reshape(height, width, -1)
+        return self._pixels(features, height, width)
+
+    def _pixels(self, features: np.ndarray, height: int, width: int) -> np.ndarray:
+        h = self.halo
+        centre = features[:, h : h + height, h : h + width]
+        columns = [centre.reshape(len(centre), -1).T]
+        if self.metadata.features.get("sklearn") == "patch-stats":
+            size = self.metadata.patch
+            mean = ndimage.uniform_filter(
+                features.astype(np.float64), size=(1, size, size), mode="nearest"
+            )
+            square = ndimage.uniform_filter(
+                features.astype(np.float64) ** 2, size=(1, size, size), mode="nearest"
+            )
+            std = np.sqrt(np.maximum(square - mean**2, 0))
+            for stat in (mean, std):
+                inner = stat[:, h : h + height, h : h + width]
+                columns.append(inner.reshape(len(inner), -1).T)
+        return self._sklearn(np.concatenate(columns, axis=1)).reshape(height, width, -1)
+
+    def _sklearn(self, table: np.ndarray) -> np.ndarray:
+        out = np.empty((len(table), len(self.classes)), np.float32)
+        for start in range(0, len(table), self.batch_size):
+            rows = table[start : start + self.batch_size]
+            if hasattr(self.model, "predict_proba") and hasattr(self.model[-1], "predict_proba"):
+                out[start : start + len(rows)] = self.model.predict_proba(rows)
+            else:  # an SVM without probabilities: its decision, one-hot
+                predicted = self.model.predict(rows)
+                out[start : start + len(rows)] = predicted[:, None] == np.array(self.classes)
+        return out
+
+    def patches(self, patches: np.ndarray, normalised: bool = False) -> np.ndarray:
+        """Probabilities (n, classes) of patches (n, field, field, channels)."""
+        kind = self.metadata.kind
+        if kind not in (*DENSE_KINDS, "resnet"):
+            half = patches.shape[1] // 2
+            features = np.moveaxis(patches, -1, 1)  # n, channels, p, p
+            if self.metadata.features.get("sklearn") == "patch-stats":
+                flat = features.reshape(len(features), features.shape[1], -1)
+                table = np.concatenate(
+                    [features[:, :, half, half], flat.mean(2), flat.std(2)], axis=1
+                )
+            else:
+                table = features[:, :, half, half]
+            return self._sklearn(table)
+        x = patches if normalised else self._normalise(patches)
+        out = np.empty((len(x), len(self.classes)), np.float32)
+        for start in range(0, len(x), self.batch_size):
+            batch = x[start : start + self.batch_size].astype(np.float32)
+            result = np.asarray(self.model(batch, training=False))
+            out[start : start + len(batch)] = result.reshape(len(batch), -1)
+        return out
+
+    def bytes_per_pixel(self) -> int:
+        """Rough memory one window pixel costs during prediction."""
+        channels = len(self.metadata.channels)
+        if self.metadata.kind in DENSE_KINDS:
+            widths = sum(int(layer.output.shape[-1]) for layer in self.model.layers)
+            return 4 * (channels + widths) * 2
+        if self.metadata.kind == "resnet":
+            return 4 * channels * self.field**2 + 256
+        return 4 * channels * 8 + 256
+
+
+def load_predictor(folder: Path, batch_size: int = 4096) -> Predictor:
+    metadata = read_metadata(folder)
+    if metadata.kind in (*DENSE_KINDS, "resnet"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        _, model = load_keras_model(folder)
+    else:
+        import joblib
+
+        model = joblib.load(folder / metadata.file)
+    return Predictor(metadata, model, batch_size)

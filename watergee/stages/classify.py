@@ -1,0 +1,241 @@
+"""classify: a class map per tile, per pixel or per superpixel, from a model artifact."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from watergee import layout
+from watergee.config import ClassifySettings, Settings
+from watergee.errors import MissingBandError, ModelError
+from watergee.features import FeatureReader
+from watergee.models.artifact import check_channels, read_metadata
+from watergee.models.predictor import Predictor, load_predictor
+from watergee.raster import (
+    BandSpec,
+    Window,
+    create_geotiff,
+    grid_of,
+    iter_windows,
+    open_raster,
+    read_codes,
+    write_quicklook,
+)
+from watergee.sampling import patch_fits
+from watergee.spectral import INDEX_BANDS
+from watergee.stage import StageResult
+from watergee.stages.sample import extract_patches
+from watergee.tiles import Tile
+from watergee.vector import read_points
+
+NODATA = 255
+WATER_COLOUR = (0, 92, 230)
+PALETTE = [
+    (230, 0, 77), (255, 170, 0), (166, 77, 255), (204, 242, 77), (255, 230, 166), (230, 128, 0),
+    (0, 166, 0), (128, 255, 0), (166, 230, 77), (204, 204, 204), (166, 166, 255), (255, 77, 255),
+]  # fmt: skip
+_PREDICTORS: dict[tuple, Predictor] = {}
+
+
+def predictor_for(opts: ClassifySettings) -> Predictor:
+    """The model, loaded once per worker process and reused for every tile it classifies
+    (reloaded when its files change)."""
+    if opts.model is None:
+        raise ModelError("no model given (--model FOLDER)")
+    metadata = read_metadata(opts.model)
+    files = [opts.model / "model.json", opts.model / metadata.file]
+    key = (opts.model, opts.batch_size, *((f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if key not in _PREDICTORS:
+        _PREDICTORS.clear()
+        _PREDICTORS[key] = load_predictor(opts.model, opts.batch_size)
+    return _PREDICTORS[key]
+
+
+def feature_reader(ds, predictor: Predictor, source: Path, model: Path) -> FeatureReader:
+    """Read the model's channels from the stack: stack bands by description, then indices."""
+    channels = predictor.metadata.channels
+    indices = [c for c in channels if c in INDEX_BANDS]
+    bands = [c for c in channels if c not in INDEX_BANDS]
+    described = [ds.GetRasterBand(i).GetDescription() for i in range(1, ds.RasterCount + 1)]
+    missing = [b for b in bands if b not in described]
+    if missing or channels != bands + indices:
+        check_channels(
+            predictor.metadata, described + indices, str(source), str(predictor.metadata.file)
+        )
+    return FeatureReader.open(ds, bands, indices)
+
+
+def window_side(predictor: Predictor, memory_mb: int, width: int, height: int) -> int:
+    side = int(math.sqrt(memory_mb * 2**20 / predictor.bytes_per_pixel()))
+    side = max(64, min(side, 4096)) // 64 * 64
+    return min(side, max(width, height))
+
+
+def predict_tile(
+    predictor: Predictor, reader: FeatureReader, side: int
+) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+    """(window, probabilities (rows, cols, classes), valid) over the tile, reading the next
+    window in a background thread while the model runs on the current one."""
+    ds = reader.ds
+    windows = list(iter_windows(ds.RasterXSize, ds.RasterYSize, side))
+    halo = predictor.halo
+
+    def load(window: Window) -> np.ndarray:
+        return reader.read(window, halo=halo)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, windows[0]) if windows else None
+        for i, window in enumerate(windows):
+            features = pending.result()
+            if i + 1 < len(windows):
+                pending = pool.submit(load, windows[i + 1])
+            fits = patch_fits(~np.isnan(features).any(axis=0), predictor.field)
+            valid = fits[halo : halo + window.height, halo : halo + window.width]
+            if not valid.any():
+                yield (
+                    window,
+                    np.zeros((window.height, window.width, len(predictor.classes)), np.float32),
+                    valid,
+                )
+                continue
+            probabilities = predictor.window(np.nan_to_num(features), window.height, window.width)
+            yield window, probabilities, valid
+
+
+def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
+    colours = {}
+    for i, info in enumerate(predictor.metadata.classes):
+        water = "water" in info.name.lower() and "non" not in info.name.lower()
+        colours[info.id] = WATER_COLOUR if water else PALETTE[i % len(PALETTE)]
+    return colours
+
+
+def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
+    opts = settings.classify
+    work = opts.work or out
+    source = layout.input_stack(work, tile)
+    if not source.exists():
+        raise MissingBandError(f"{source}: stack not found (run `watergee combine` first)")
+    predictor = predictor_for(opts)
+    ds = open_raster(source)
+    grid = grid_of(ds)
+    reader = feature_reader(ds, predictor, source, opts.model)
+    if grid.width < predictor.field or grid.height < predictor.field:
+        raise ModelError(
+            f"{source}: {grid.width}x{grid.height} px is smaller than the model's receptive "
+            f"field of {predictor.field} px"
+        )
+    classes = np.array(predictor.classes)
+    side = opts.window or window_side(predictor, opts.memory_mb, grid.width, grid.height)
+    inputs = [source, opts.model / "model.json", opts.model / predictor.metadata.file]
+
+    if opts.mode == "superpixel":
+        segments_path = layout.segments(work, tile)
+        if not segments_path.exists():
+            raise MissingBandError(
+                f"{segments_path}: segments not found (run `watergee superpixel` first)"
+            )
+        segment_class, segment_probabilities = _classify_segments(
+            predictor, reader, segments_path, layout.centroids(work, tile), opts, side
+        )
+        inputs.append(segments_path)
+        painted = _paint(segments_path, segment_class, segment_probabilities)
+    else:
+        painted = (
+            (w, classes[p.argmax(-1)], p, v) for w, p, v in predict_tile(predictor, reader, side)
+        )
+
+    names = {str(c.id): c.name for c in predictor.metadata.classes}
+    metadata = {"TILE": tile.id, "WATERGEE_STAGE": "classify", "MODE": opts.mode,
+                "MODEL": str(opts.model), "CLASSES": ",".join(f"{k}:{v}" for k, v in names.items()),
+                "NODATA": str(NODATA)}  # fmt: skip
+    target = layout.classes(out, tile, opts.mode)
+    outputs = [target]
+    class_band = BandSpec("class", metadata={f"CLASS_{k}": v for k, v in names.items()})
+    probability_path = layout.probabilities(out, tile, opts.mode)
+    probability_specs = [BandSpec(f"p_{c.name or c.id}") for c in predictor.metadata.classes]
+    with create_geotiff(target, grid, [class_band], np.uint8, NODATA, settings.output, metadata,
+                        colours=_colour_table(predictor), overviews=True) as writer:  # fmt: skip
+        if opts.probabilities == "none":
+            for window, labels, _, valid in painted:
+                writer.write(window, np.where(valid, labels, NODATA).astype(np.uint8))
+        else:
+            dtype = np.uint8 if opts.probabilities == "uint8" else np.float32
+            nodata = NODATA if dtype is np.uint8 else float("nan")
+            with create_geotiff(probability_path, grid, probability_specs, dtype, nodata,
+                                settings.output, metadata) as prob_writer:  # fmt: skip
+                for window, labels, probabilities, valid in painted:
+                    writer.write(window, np.where(valid, labels, NODATA).astype(np.uint8))
+                    planes = np.moveaxis(probabilities, -1, 0)
+                    if dtype is np.uint8:
+                        planes = np.where(valid, np.rint(planes * 250), NODATA).astype(np.uint8)
+                    else:
+                        planes = np.where(valid, planes, np.nan).astype(np.float32)
+                    prob_writer.write(window, planes)
+            outputs.append(probability_path)
+    if opts.quicklook:
+        look = layout.quicklook(out, tile, opts.mode)
+        write_quicklook(target, look)
+        outputs.append(look)
+    return StageResult(inputs, outputs, {"mode": opts.mode, "window": side})
+
+
+def _classify_segments(
+    predictor: Predictor,
+    reader: FeatureReader,
+    segments_path: Path,
+    centroids: Path,
+    opts: ClassifySettings,
+    side: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(class per segment id, mean probabilities per segment id); index 0 is no segment."""
+    segments_ds = open_raster(segments_path)
+    count = int(segments_ds.GetMetadataItem("SEGMENTS") or 0)
+    classes = np.array(predictor.classes)
+    k = len(classes)
+    if opts.superpixel_rule == "seed":
+        _, _, _, ids = read_points(centroids, "segment_id")
+        _, _, _, rows = read_points(centroids, "seed_row")
+        _, _, _, cols = read_points(centroids, "seed_col")
+        patches = extract_patches(
+            reader, rows.astype(np.int64), cols.astype(np.int64), predictor.field
+        )
+        ok = ~np.isnan(patches).any(axis=(1, 2, 3))
+        probabilities = np.zeros((count + 1, k), np.float32)
+        if ok.any():
+            probabilities[ids[ok].astype(np.int64)] = predictor.patches(patches[ok])
+        known = np.zeros(count + 1, bool)
+        known[ids[ok].astype(np.int64)] = True
+    else:
+        sums = np.zeros((count + 1, k))
+        pixels = np.zeros(count + 1)
+        for window, probs, valid in predict_tile(predictor, reader, side):
+            seg = np.maximum(read_codes(segments_ds, window), 0)
+            use = valid & (seg > 0)
+            ids = seg[use]
+            if opts.superpixel_rule == "majority":
+                votes = np.eye(k, dtype=np.float32)[probs[use].argmax(-1)]
+            else:
+                votes = probs[use]
+            for c in range(k):
+                sums[:, c] += np.bincount(ids, weights=votes[:, c], minlength=count + 1)
+            pixels += np.bincount(ids, minlength=count + 1)
+        known = pixels > 0
+        probabilities = (sums / np.maximum(pixels, 1)[:, None]).astype(np.float32)
+    segment_class = np.where(known, classes[probabilities.argmax(1)], NODATA).astype(np.int64)
+    segment_class[0] = NODATA
+    return segment_class, probabilities
+
+
+def _paint(segments_path: Path, segment_class: np.ndarray, probabilities: np.ndarray):
+    """Segment classes and probabilities onto the segment raster, window by window, through
+    one lookup each: never a scan of the raster per segment."""
+    ds = open_raster(segments_path)
+    for window in iter_windows(ds.RasterXSize, ds.RasterYSize, 2048):
+        ids = np.maximum(read_codes(ds, window), 0)
+        labels = segment_class[ids]
+        yield window, labels, probabilities[ids], labels != NODATA
