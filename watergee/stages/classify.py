@@ -63,9 +63,7 @@ def feature_reader(ds, predictor: Predictor, source: Path, model: Path) -> Featu
     described = [ds.GetRasterBand(i).GetDescription() for i in range(1, ds.RasterCount + 1)]
     missing = [b for b in bands if b not in described]
     if missing or channels != bands + indices:
-        check_channels(
-            predictor.metadata, described + indices, str(source), str(predictor.metadata.file)
-        )
+        check_channels(predictor.metadata, described + indices, str(source), str(model))
     return FeatureReader.open(ds, bands, indices)
 
 
