@@ -234,7 +234,8 @@ def test_bad_inputs(tmp_path):
     _artifact(folder, "pixelcnn", build_pixelcnn(3, 3), 7, 7, channels=("B02", "B03", "B12"))
     with pytest.raises(
         ModelError,
-        match=rf"{tile.source}: channels B02, B03, B04, B08, B11 do not match model {folder} \(B02, B03, B12\)",
+        match=rf"{tile.source}: channels B02, B03, B04, B08, B11 do not match model "
+        rf"{folder} \(B02, B03, B12\)",
     ):
         classify(tile, load_settings(None, [f"classify.model={folder}"]), tmp_path / "o")
     (folder / "model.json").unlink()
