@@ -47,6 +47,10 @@ demo: install
 	$(BIN)/watergee sample validate $(DEMO)/samples
 	$(BIN)/watergee train --samples $(DEMO)/samples --model pixelcnn --out $(DEMO)/models/pixelcnn \
 	    --config configs/demo.yaml
+	$(BIN)/watergee classify --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work \
+	    --model $(DEMO)/models/pixelcnn --config configs/demo.yaml
+	$(BIN)/watergee classify --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work \
+	    --model $(DEMO)/models/pixelcnn --mode superpixel --config configs/demo.yaml
 	@echo "demo outputs: $(DEMO)/work (rasters), $(DEMO)/samples, $(DEMO)/models"
 
 test: install
