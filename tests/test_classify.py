@@ -16,7 +16,7 @@ from watergee.stages import STAGES
 from watergee.stages.classify import classify
 from watergee.tiles import Tile
 
-from .conftest import ORIGIN
+from .conftest import ORIGIN, randomise_weights
 
 H, W, BANDS = 150, 170, ("B02", "B03", "B04", "B08", "B11")
 
@@ -36,24 +36,6 @@ def _stack(tmp_path, nan_block=True):
     values = data.astype(np.float32) * np.float32(1e-4)
     values[:, data[0] == 0] = np.nan
     return Tile("T33XYZ_stack", path), values
-
-
-def _randomise(model, seed):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if type(layer).__name__ == "BatchNormalization":
-            g, b, m, v = weights
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, g.shape),
-                    rng.normal(0, 0.2, b.shape),
-                    rng.normal(0, 0.2, m.shape),
-                    rng.uniform(0.5, 2, v.shape),
-                ]
-            )
-        elif weights:
-            layer.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in weights])
 
 
 def _artifact(folder, kind, model, field, patch, channels=BANDS, normalization=True):
@@ -117,7 +99,7 @@ def test_classify_equals_patch_inference_across_window_seams(tmp_path, kind):
         model, field = build_dense_resnet(len(BANDS), 3, blocks=2, width=8), 7
     else:
         model, field = build_resnet(4, len(BANDS), 3, depth=11, kernel=3), 4
-    _randomise(model, 1)
+    randomise_weights(model, 1)
     folder = tmp_path / "model"
     metadata = _artifact(folder, kind, model, field, field)
     settings = load_settings(

@@ -12,6 +12,8 @@ from watergee.errors import ModelError
 from watergee.models.artifact import check_channels, load_keras_model, read_metadata
 from watergee.models.pixelcnn import build_pixelcnn
 
+from .conftest import randomise_weights
+
 LEGACY = "water_gee_model/Pixel-based CNN.h5"
 
 
@@ -136,34 +138,13 @@ def test_channel_mismatch_names_both(legacy_model):
         check_channels(metadata, ["B02", "B03"], "tile.tif", "m")
 
 
-def _randomise(model, seed):
-    """Random weights everywhere, batch-norm statistics included, so no layer is an identity."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        if type(layer).__name__ == "BatchNormalization":
-            gamma, beta, mean, var = weights
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, gamma.shape),
-                    rng.normal(0, 0.2, beta.shape),
-                    rng.normal(0, 0.2, mean.shape),
-                    rng.uniform(0.5, 2, var.shape),
-                ]
-            )
-        else:
-            layer.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in weights])
-
-
 def test_dense_resnet_whole_image_equals_its_patches():
     from watergee.models.resnet import build_dense_resnet, dense_receptive_field
 
     field = dense_receptive_field(3)
     assert field == 9
     model = build_dense_resnet(4, classes=3, blocks=3, width=8)
-    _randomise(model, 2)
+    randomise_weights(model, 2)
     rng = np.random.default_rng(3)
     image = rng.normal(size=(1, 40, 33, 4)).astype(np.float32)
     dense = model.predict(image, verbose=0)[0]

@@ -48,6 +48,12 @@ Scheduler = Annotated[
     str | None,
     typer.Option("--scheduler", help="Use a running Dask scheduler at this address instead."),
 ]
+Work = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder with the tiles' stacks (and segments) from earlier stages (default: --out)."
+    ),
+]
 Force = Annotated[
     bool, typer.Option("--force", help="Redo tiles even when their outputs are current.")
 ]
@@ -209,10 +215,7 @@ def sample_command(
         Path | None,
         typer.Option(help="Label raster, or a folder of label rasters named by tile."),
     ] = None,
-    work: Annotated[
-        Path | None,
-        typer.Option(help="Folder with the tiles' stacks from combine (default: --out)."),
-    ] = None,
+    work: Work = None,
     config: Config = None,
     set_: Sets = None,
     workers: Workers = None,
@@ -236,10 +239,7 @@ def classify_command(
     mode: Annotated[
         str, typer.Option(help="pixel: a class per pixel; superpixel: one per segment.")
     ] = "pixel",
-    work: Annotated[
-        Path | None,
-        typer.Option(help="Folder with the tiles' stacks (and segments) (default: --out)."),
-    ] = None,
+    work: Work = None,
     config: Config = None,
     set_: Sets = None,
     workers: Workers = None,
@@ -267,10 +267,7 @@ def denoise_command(
         Path | None,
         typer.Option(help="Noisy water labels: a raster, or a folder / .txt list per tile."),
     ] = None,
-    work: Annotated[
-        Path | None,
-        typer.Option(help="Folder with the tiles' stacks from combine (default: --out)."),
-    ] = None,
+    work: Work = None,
     config: Config = None,
     set_: Sets = None,
     workers: Workers = None,

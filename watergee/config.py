@@ -11,10 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from watergee import __version__
 from watergee.atomic import atomic_path
@@ -88,6 +95,8 @@ class IndicesSettings(Section):
 
 
 BandRef = str | int
+#: Paths are made absolute where the run is resolved: workers may run elsewhere (Slurm).
+AbsolutePath = Annotated[Path, AfterValidator(lambda p: p.expanduser().resolve())]
 
 
 class SuperpixelSettings(Section):
@@ -129,13 +138,13 @@ class SuperpixelSettings(Section):
 
 
 class SampleSettings(Section):
-    labels: Path | None = Field(
+    labels: AbsolutePath | None = Field(
         None,
         description="Label raster for every tile, or a folder of label rasters named by tile id "
         "or MGRS tile (T33UUU). A label raster on another grid is warped to the tile's grid with "
         "nearest neighbour, so codes are never blended.",
     )
-    work: Path | None = Field(
+    work: AbsolutePath | None = Field(
         None,
         description="Folder holding the tiles' stacks (and segments) from earlier stages; "
         "default: the output folder.",
@@ -172,7 +181,9 @@ class SampleSettings(Section):
         "seed pixel (run `superpixel` first); points: the points of 'points' with their class "
         "attribute.",
     )
-    points: Path | None = Field(None, description="Vector file of labelled points (mode: points).")
+    points: AbsolutePath | None = Field(
+        None, description="Vector file of labelled points (mode: points)."
+    )
     attribute: str = Field("ValValue", description="Class attribute of 'points'.")
     min_distance: int = Field(
         0, ge=0, description="Minimum distance in pixels between two samples of a tile."
@@ -207,12 +218,6 @@ class SampleSettings(Section):
     water_guard: float = Field(
         0.2, description="MNDWI above which a non-water sample is taken for unmapped water."
     )
-
-    @field_validator("labels", "work", "points")
-    @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        """Workers may run elsewhere (Slurm): paths are fixed where the run is resolved."""
-        return value.expanduser().resolve() if value is not None else None
 
     def class_of(self, code: int) -> int | None:
         """Class id of a label code: None when ignored; KeyError when unmapped."""
@@ -261,12 +266,12 @@ class TrainSettings(Section):
 
 
 class DenoiseSettings(Section):
-    labels: Path | None = Field(
+    labels: AbsolutePath | None = Field(
         None,
         description="Noisy water label raster for every tile, or a folder / .txt list of them "
         "named by tile (warped to the tile grid by nearest neighbour when needed).",
     )
-    work: Path | None = Field(
+    work: AbsolutePath | None = Field(
         None, description="Folder holding the tiles' stacks; default: the output folder."
     )
     water_codes: list[int] = Field(
@@ -285,7 +290,7 @@ class DenoiseSettings(Section):
         default_factory=lambda: ["MNDWI", "LINE"],
         description="Index features appended after the bands.",
     )
-    dem: Path | None = Field(
+    dem: AbsolutePath | None = Field(
         None, description="Elevation raster (m), appended as a feature divided by dem_scale."
     )
     dem_scale: float = Field(4000.0, gt=0, description="Elevation divisor (water_gee: 4000).")
@@ -318,15 +323,10 @@ class DenoiseSettings(Section):
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
     seed: int = Field(0, description="Seed of sampling and training.")
 
-    @field_validator("labels", "work", "dem")
-    @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        return value.expanduser().resolve() if value is not None else None
-
 
 class ClassifySettings(Section):
-    model: Path | None = Field(None, description="Model folder (from `watergee train`).")
-    work: Path | None = Field(
+    model: AbsolutePath | None = Field(None, description="Model folder (from `watergee train`).")
+    work: AbsolutePath | None = Field(
         None,
         description="Folder holding the tiles' stacks (and segments); default: the output folder.",
     )
@@ -359,11 +359,6 @@ class ClassifySettings(Section):
         4096, ge=1, description="Patches (patch models) or pixels (SVM, RF) per model call."
     )
     quicklook: bool = Field(False, description="Also write a PNG quicklook of the classes.")
-
-    @field_validator("model", "work")
-    @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        return value.expanduser().resolve() if value is not None else None
 
 
 class ClusterSettings(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from watergee.errors import MissingBandError
 from watergee.tiles import Tile
 
 STATE_DIR = ".watergee"
@@ -30,6 +31,14 @@ def input_stack(out: Path, tile: Tile) -> Path:
     """The multi-band raster a tile's analysis stages read: the tile input itself when it is
     a raster file, else the 10-band stack that `combine` wrote."""
     return tile.source if tile.source.is_file() else stack(out, tile)
+
+
+def require_stack(folder: Path, tile: Tile) -> Path:
+    """The tile's input stack, or an error saying which stage makes it."""
+    path = input_stack(folder, tile)
+    if not path.exists():
+        raise MissingBandError(f"{path}: stack not found (run `watergee combine` first)")
+    return path
 
 
 def segments(out: Path, tile: Tile) -> Path:

@@ -115,9 +115,7 @@ def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
 def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.classify
     work = opts.work or out
-    source = layout.input_stack(work, tile)
-    if not source.exists():
-        raise MissingBandError(f"{source}: stack not found (run `watergee combine` first)")
+    source = layout.require_stack(work, tile)
     predictor = predictor_for(opts)
     ds = open_raster(source)
     grid = grid_of(ds)

@@ -17,7 +17,7 @@ import numpy as np
 from watergee import layout
 from watergee.config import DenoiseSettings, Settings
 from watergee.denoising import RunningMoments, agreement, spectrally_consistent
-from watergee.errors import MissingBandError, TileInputError
+from watergee.errors import TileInputError
 from watergee.features import FeatureReader
 from watergee.inference import predict_windows
 from watergee.labels import label_raster_for
@@ -99,9 +99,7 @@ def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: 
 def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.denoise
     work = opts.work or out
-    stack_path = layout.input_stack(work, tile)
-    if not stack_path.exists():
-        raise MissingBandError(f"{stack_path}: stack not found (run `watergee combine` first)")
+    stack_path = layout.require_stack(work, tile)
     ds = open_raster(stack_path)
     grid = grid_of(ds)
     reader = _reader(ds, opts, grid)

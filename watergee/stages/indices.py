@@ -8,7 +8,6 @@ import numpy as np
 
 from watergee import layout
 from watergee.config import Settings
-from watergee.errors import MissingBandError
 from watergee.raster import (
     BandSpec,
     band_index,
@@ -32,9 +31,7 @@ DESCRIPTIONS = {
 
 def indices(tile: Tile, settings: Settings, out: Path) -> StageResult:
     names = list(settings.indices.indices)
-    source = layout.input_stack(out, tile)
-    if not source.exists():
-        raise MissingBandError(f"{source}: stack not found (run `watergee combine` first)")
+    source = layout.require_stack(out, tile)
     ds = open_raster(source)
     bands = required_bands(names)
     positions = [band_index(ds, band) for band in bands]

@@ -124,9 +124,7 @@ def _water_bands(ds: gdal.Dataset) -> tuple[int, int]:
 def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.sample
     work = opts.work or out
-    stack_path = layout.input_stack(work, tile)
-    if not stack_path.exists():
-        raise MissingBandError(f"{stack_path}: stack not found (run `watergee combine` first)")
+    stack_path = layout.require_stack(work, tile)
     ds = open_raster(stack_path)
     grid = grid_of(ds)
     reader = FeatureReader.open(ds, opts.bands, opts.indices)

@@ -9,7 +9,6 @@ import numpy as np
 
 from watergee import layout
 from watergee.config import Settings
-from watergee.errors import MissingBandError
 from watergee.raster import (
     BandSpec,
     band_descriptions,
@@ -43,9 +42,7 @@ def _field_name(description: str) -> str:
 
 def superpixel(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.superpixel
-    source = layout.input_stack(out, tile)
-    if not source.exists():
-        raise MissingBandError(f"{source}: stack not found (run `watergee combine` first)")
+    source = layout.require_stack(out, tile)
     ds = open_raster(source)
     grid = grid_of(ds)
     width, height = grid.width, grid.height
