@@ -273,3 +273,36 @@ def test_classify_resumes_like_every_stage(tmp_path, client):
     assert [
         o.status for o in run_stage(STAGES["classify"], [tile], settings, out, client).outcomes
     ] == ["done"]
+
+
+def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp_path):
+    """Reading JP2 bands directly, 20 m bands warped on the fly, gives the same map as
+    resample + combine + classify, without writing either intermediate."""
+    from watergee.models.pixelcnn import build_pixelcnn
+    from watergee.sentinel2 import STACK_ORDER
+    from watergee.stages.combine import combine
+    from watergee.stages.resample import resample
+    from watergee.tiles import read_tile_list
+
+    tile = read_tile_list(demo_scene)[1]  # the L2A .SAFE, with its -1000 offset
+    model = build_pixelcnn(10, 3)
+    randomise_weights(model, 4)
+    folder = tmp_path / "model"
+    _artifact(folder, "pixelcnn", model, 7, 7, channels=STACK_ORDER, normalization=False)
+    common = [f"classify.model={folder}", "classify.probabilities=float32", "classify.window=100"]
+    staged = tmp_path / "staged"
+    settings = load_settings(None, common)
+    resample(tile, settings, staged)
+    combine(tile, settings, staged)
+    classify(tile, settings, staged)
+    direct = tmp_path / "direct"
+    result = classify(tile, load_settings(None, [*common, "classify.source=bands"]), direct)
+    assert not list(direct.glob("*/*_10m.tif"))  # no intermediate written
+    assert all(p.suffix == ".jp2" for p in result.inputs[:10])
+    a = open_raster(layout.probabilities(staged, tile, "pixel")).ReadAsArray()
+    b = open_raster(layout.probabilities(direct, tile, "pixel")).ReadAsArray()
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_array_equal(
+        open_raster(layout.classes(staged, tile, "pixel")).ReadAsArray(),
+        open_raster(layout.classes(direct, tile, "pixel")).ReadAsArray(),
+    )

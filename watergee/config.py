@@ -335,6 +335,12 @@ class ClassifySettings(Section):
         description="pixel: a class per pixel; superpixel: one class per segment of the "
         "superpixel stage, painted back onto its pixels.",
     )
+    source: Literal["stack", "bands"] = Field(
+        "stack",
+        description="stack: read the 10-band stack written by combine; bands: read a Sentinel-2 "
+        "tile's band files directly, resampling the 20 m bands on the fly (no resample or "
+        "combine needed, nothing intermediate written, every band decoded once).",
+    )
     superpixel_rule: Literal["mean", "majority", "seed"] = Field(
         "mean",
         description="How a segment gets its class: the highest mean probability of its "

@@ -8,6 +8,7 @@ killed run never leaves a file that looks finished. Every error names the file.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -497,6 +498,44 @@ def _first_unreadable(paths: Sequence[Path]) -> Path | None:
         except (RuntimeError, TileInputError):
             return path
     return None
+
+
+def virtual_stack(
+    sources: Sequence[Path],
+    grid: Grid,
+    method: str,
+    specs: Sequence[BandSpec],
+    nodata: float | None,
+) -> gdal.Dataset:
+    """Single-band rasters as one virtual multi-band raster on `grid`: bands on another grid
+    are warped on the fly (`method`), nothing is written, and each pixel is decoded only when
+    a window is read."""
+    members = []
+    for path in sources:
+        ds = open_raster(path)
+        if grid_of(ds).matches(grid):
+            members.append(str(path))
+            continue
+        name = f"/vsimem/watergee-{secrets.token_hex(6)}.vrt"
+        try:
+            gdal.Warp(
+                name,
+                ds,
+                format="VRT",
+                outputBounds=grid.bounds,
+                width=grid.width,
+                height=grid.height,
+                dstSRS=grid.crs_wkt,
+                resampleAlg=method,
+                srcNodata=nodata,
+                dstNodata=nodata,
+            )
+        except RuntimeError as exc:
+            raise TileInputError(f"{path}: resampling failed ({_gdal_reason(exc)})") from None
+        members.append(name)
+    vrt = gdal.BuildVRT("", members, separate=True)
+    _describe_bands(vrt, specs, nodata)
+    return vrt
 
 
 def stack_bands(

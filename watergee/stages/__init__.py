@@ -40,7 +40,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "classify",
             classify,
-            ("output", "classify"),
+            ("sentinel2", "output", "resample", "classify"),
             "class maps per pixel or per superpixel",
         ),
         Stage(

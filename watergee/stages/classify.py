@@ -28,6 +28,7 @@ from watergee.raster import (
 from watergee.sampling import patch_fits
 from watergee.spectral import INDEX_BANDS
 from watergee.stage import StageResult
+from watergee.stages.combine import band_stack
 from watergee.stages.sample import extract_patches
 from watergee.tiles import Tile
 from watergee.vector import read_points
@@ -115,9 +116,13 @@ def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
 def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.classify
     work = opts.work or out
-    source = layout.require_stack(work, tile)
     predictor = predictor_for(opts)
-    ds = open_raster(source)
+    if opts.source == "bands" and tile.source.is_dir():
+        ds, band_paths = band_stack(tile, settings)
+        source, sources = tile.source, band_paths
+    else:
+        source = layout.require_stack(work, tile)
+        ds, sources = open_raster(source), [source]
     grid = grid_of(ds)
     reader = feature_reader(ds, predictor, source, opts.model)
     if grid.width < predictor.field or grid.height < predictor.field:
@@ -127,7 +132,7 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         )
     classes = np.array(predictor.classes)
     side = opts.window or window_side(predictor, opts.memory_mb, grid.width, grid.height)
-    inputs = [source, opts.model / "model.json", opts.model / predictor.metadata.file]
+    inputs = [*sources, opts.model / "model.json", opts.model / predictor.metadata.file]
 
     if opts.mode == "superpixel":
         segments_path = layout.segments(work, tile)
