@@ -1,0 +1,151 @@
+"""A full Sentinel-2 tile from JPEG2000 band files to a class map, against GDAL's I/O floor.
+
+Writes synthetic band files of SIZE x SIZE px at 10 m (four 10 m bands, six 20 m bands, JPEG2000
+like real products), then times, each in a fresh process with its peak RSS (VmHWM):
+- resample, combine, classify (the staged pipeline, intermediates written);
+- classify with `classify.source: bands` (band files read directly, nothing intermediate);
+- the I/O floor: GDAL alone decoding every band file once and writing a class-map-sized uint8
+  Cloud Optimized GeoTIFF.
+The model is the pixel CNN with random weights (speed does not depend on the weights).
+
+    python benchmarks/end_to_end.py [--size 10980]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+step, tile_dir, work, model = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+start = time.perf_counter()
+if step == "floor":
+    import numpy as np
+    from watergee.config import OutputSettings
+    from watergee.raster import BandSpec, create_geotiff, iter_windows, open_raster, raster_grid
+    paths = sorted(tile_dir.glob("*.jp2"))
+    for path in paths:
+        ds = open_raster(path)
+        for w in iter_windows(ds.RasterXSize, ds.RasterYSize, 1024):
+            ds.GetRasterBand(1).ReadAsArray(w.col, w.row, w.width, w.height)
+    grid = raster_grid(next(p for p in paths if p.name.endswith("_B02.jp2")))
+    with create_geotiff(work / "floor.tif", grid, [BandSpec("class")], np.uint8, 255,
+                        OutputSettings(), overviews=True) as writer:
+        for w in iter_windows(grid.width, grid.height, 2048):
+            writer.write(w, np.ones((w.height, w.width), np.uint8))
+else:
+    from watergee.config import load_settings
+    from watergee.stages import STAGES
+    from watergee.tiles import Tile
+    tile = Tile("T33BEN_20240101T000000", tile_dir)
+    extra = ["classify.source=bands"] if step == "classify-bands" else []
+    settings = load_settings(None, [f"classify.model={model}", *extra])
+    STAGES[step.split("-")[0]].run(tile, settings, work)
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(json.dumps({"seconds": time.perf_counter() - start, "rss_mib": int(hwm) / 1024}))
+"""
+
+
+def write_tile(folder: Path, size: int) -> None:
+    from watergee.demo import COVERS, REFLECTANCE
+    from watergee.raster import utm_grid, write_array
+
+    rng = np.random.default_rng(0)
+    cells = rng.integers(1, len(COVERS), size=(size // 400 + 1, size // 400 + 1))
+    rows = np.arange(size)[:, None]
+    cols = np.arange(size)[None, :]
+    cover = cells[rows // 400, cols // 400].astype(np.int8)
+    lakes = ((rows % 1800) - 900) ** 2 + ((cols % 2100) - 1000) ** 2 < 420**2
+    cover[lakes] = COVERS.index("water")
+    del lakes
+    bands = [(b, 10) for b in ("B02", "B03", "B04", "B08")]
+    bands += [(b, 20) for b in ("B05", "B06", "B07", "B8A", "B11", "B12")]
+    for band, resolution in bands:
+        step = resolution // 10
+        table = np.array([REFLECTANCE[name][band] for name in COVERS], np.float32) * 10000
+        dn = table[cover[::step, ::step]]
+        dn *= 1 + 0.03 * rng.standard_normal(dn.shape, dtype=np.float32)
+        n = size // step
+        grid = utm_grid(32633, (399960.0, 5800020.0), resolution, n, n)
+        path = folder / f"T33BEN_20240101T000000_{band}.jp2"
+        write_array(path, np.clip(dn, 1, 65535).astype(np.uint16), grid)
+
+
+def write_model(folder: Path) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from watergee.atomic import atomic_path
+    from watergee.models.artifact import ClassInfo, ModelMetadata, write_metadata
+    from watergee.models.pixelcnn import build_pixelcnn
+    from watergee.sentinel2 import STACK_ORDER
+
+    model = build_pixelcnn(10, 2)
+    folder.mkdir(parents=True)
+    with atomic_path(folder / "model.keras") as tmp:
+        model.save(tmp)
+    write_metadata(
+        folder,
+        ModelMetadata(
+            kind="pixelcnn",
+            file="model.keras",
+            channels=list(STACK_ORDER),
+            scaling="reflectance",
+            patch=7,
+            receptive_field=7,
+            normalization={"mean": [0.1] * 10, "std": [0.1] * 10},
+            classes=[ClassInfo(id=1, name="water"), ClassInfo(id=2, name="land")],
+        ),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=10980)
+    args = parser.parse_args()
+    env = {
+        **os.environ,
+        "GDAL_CACHEMAX": os.environ.get("GDAL_CACHEMAX", "256"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        tile_dir, model = root / "tile", root / "model"
+        start = time.perf_counter()
+        tile_dir.mkdir()
+        write_tile(tile_dir, args.size)
+        write_model(model)
+        print(f"{args.size} x {args.size} px tile written in {time.perf_counter() - start:.0f} s")
+        results = {}
+        for step in ("floor", "resample", "combine", "classify", "classify-bands"):
+            work = root / ("direct" if step == "classify-bands" else "work")
+            work.mkdir(exist_ok=True)
+            command = [sys.executable, "-c", CHILD, step, str(tile_dir), str(work), str(model)]
+            done = subprocess.run(command, capture_output=True, text=True, env=env)
+            if done.returncode:
+                raise SystemExit(f"{step} failed:\n{done.stderr[-3000:]}")
+            results[step] = json.loads(done.stdout.strip().splitlines()[-1])
+            r = results[step]
+            print(f"{step:<16} {r['seconds']:8.1f} s  peak RSS {r['rss_mib']:7.0f} MiB", flush=True)
+        floor = results["floor"]["seconds"]
+        staged = sum(results[s]["seconds"] for s in ("resample", "combine", "classify"))
+        direct = results["classify-bands"]["seconds"]
+        mpx = args.size**2 / 1e6
+        ratio = staged / floor
+        print(f"staged pipeline  {staged:8.1f} s  = {ratio:5.2f} x the I/O floor ({floor:.1f} s)")
+        print(
+            f"direct classify  {direct:8.1f} s  = {direct / floor:5.2f} x the I/O floor, "
+            f"{mpx / direct:.2f} Mpx/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
