@@ -77,37 +77,32 @@ def window_side(predictor: Predictor, memory_mb: int, width: int, height: int) -
 def predict_tile(
     predictor: Predictor, reader: FeatureReader, side: int
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-    """(window, probabilities (rows, cols, classes), valid) over the tile.
-
-    Features are read in full-width strips of `side` rows (plus the halo), so each compressed
-    block of the source (a JPEG2000 tile of 1024 px) is decoded about once; the next strip is
-    read in a background thread while the model runs on `side`-wide windows of this one.
-    """
+    """(window, probabilities (rows, cols, classes), valid) over the tile, reading the next
+    window in a background thread while the model runs on the current one."""
     ds = reader.ds
-    width, height = ds.RasterXSize, ds.RasterYSize
-    strips = [Window(0, row, width, min(side, height - row)) for row in range(0, height, side)]
+    windows = list(iter_windows(ds.RasterXSize, ds.RasterYSize, side))
     halo = predictor.halo
 
-    def load(strip: Window) -> np.ndarray:
-        return reader.read(strip, halo=halo)
+    def load(window: Window) -> np.ndarray:
+        return reader.read(window, halo=halo)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load, strips[0]) if strips else None
-        for i, strip in enumerate(strips):
+        pending = pool.submit(load, windows[0]) if windows else None
+        for i, window in enumerate(windows):
             features = pending.result()
-            if i + 1 < len(strips):
-                pending = pool.submit(load, strips[i + 1])
+            if i + 1 < len(windows):
+                pending = pool.submit(load, windows[i + 1])
             fits = patch_fits(~np.isnan(features).any(axis=0), predictor.field)
-            features = np.nan_to_num(features, copy=False)
-            for col in range(0, width, side):
-                window = Window(col, strip.row, min(side, width - col), strip.height)
-                valid = fits[halo : halo + window.height, col + halo : col + halo + window.width]
-                if not valid.any():
-                    shape = (window.height, window.width, len(predictor.classes))
-                    yield window, np.zeros(shape, np.float32), valid
-                    continue
-                block = features[:, :, col : col + window.width + 2 * halo]
-                yield window, predictor.window(block, window.height, window.width), valid
+            valid = fits[halo : halo + window.height, halo : halo + window.width]
+            if not valid.any():
+                yield (
+                    window,
+                    np.zeros((window.height, window.width, len(predictor.classes)), np.float32),
+                    valid,
+                )
+                continue
+            probabilities = predictor.window(np.nan_to_num(features), window.height, window.width)
+            yield window, probabilities, valid
 
 
 def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
