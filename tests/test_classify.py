@@ -124,22 +124,24 @@ def test_classify_equals_patch_inference_across_window_seams(tmp_path, kind):
     assert raster_grid(result.outputs[0]).matches(raster_grid(tile.source))
 
 
-def _forest(tmp_path, recipe):
+def _forest(tmp_path, recipe, kind="rf"):
     import joblib
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
     rng = np.random.default_rng(2)
     n_features = len(BANDS) * (3 if recipe == "patch-stats" else 1)
-    pipeline = make_pipeline(StandardScaler(), RandomForestClassifier(20, random_state=0))
+    estimator = RandomForestClassifier(20, random_state=0) if kind == "rf" else SVC()
+    pipeline = make_pipeline(StandardScaler(), estimator)
     pipeline.fit(rng.uniform(0, 0.4, (300, n_features)), rng.integers(1, 4, 300))
-    folder = tmp_path / f"rf-{recipe}"
+    folder = tmp_path / f"{kind}-{recipe}"
     folder.mkdir()
     joblib.dump(pipeline, folder / "model.joblib")
     patch = 5
     metadata = ModelMetadata(
-        kind="rf",
+        kind=kind,
         file="model.joblib",
         channels=list(BANDS),
         scaling="reflectance",
@@ -187,15 +189,31 @@ def test_random_forest_per_pixel_equals_its_training_features(tmp_path, recipe):
     np.testing.assert_allclose(probabilities[rows[pick], cols[pick]], expected, atol=1e-6)
 
 
+def test_svm_writes_its_decision_as_probabilities(tmp_path):
+    tile, values = _stack(tmp_path)
+    folder, pipeline, _ = _forest(tmp_path, "centre", kind="svm")
+    out = tmp_path / "out"
+    settings = load_settings(
+        None, [f"classify.model={folder}", "classify.probabilities=uint8", "classify.window=64"]
+    )
+    classify(tile, settings, out)
+    classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
+    probabilities = open_raster(layout.probabilities(out, tile, "pixel")).ReadAsArray()
+    valid = ~np.isnan(values).any(axis=0)
+    expected = pipeline.predict(np.moveaxis(values, 0, -1)[valid])
+    np.testing.assert_array_equal(classes[valid], expected)
+    one_hot = (expected[:, None] == np.array([1, 2, 3])) * 250
+    np.testing.assert_array_equal(np.moveaxis(probabilities, 0, -1)[valid], one_hot)
+    assert (classes[~valid] == 255).all()
+
+
 def test_superpixel_mode_paints_one_class_per_segment(tmp_path):
     tile, values = _stack(tmp_path, nan_block=False)
     folder, pipeline, _ = _forest(tmp_path, "centre")
     segments = (np.arange(H)[:, None] // 10) * 100 + (np.arange(W)[None, :] // 17) + 1
     seg_path = layout.segments(tmp_path / "out", tile)
     write_array(seg_path, segments.astype(np.uint32), raster_grid(tile.source), nodata=0)
-    ds = gdal.Open(str(seg_path), gdal.GA_Update)
-    ds.SetMetadataItem("SEGMENTS", str(int(segments.max())))
-    ds = None
+    # No SEGMENTS metadata (segments made elsewhere): the ids are counted by a scan.
     out = tmp_path / "out"
     settings = load_settings(None, [f"classify.model={folder}", "classify.mode=superpixel"])
     classify(tile, settings, out)

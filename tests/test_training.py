@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from watergee.config import TrainSettings, load_settings
-from watergee.errors import ModelError
+from watergee.errors import ModelError, TileInputError
 from watergee.models.artifact import load_keras_model, read_metadata
 from watergee.sampleset import iter_samples, write_manifest
 from watergee.stages.combine import combine
@@ -88,7 +88,9 @@ def test_pixelcnn_learns_water_with_stored_normalisation(demo_samples, tmp_path)
 
 
 def test_training_errors_name_the_sample_set(tmp_path, demo_samples):
-    with pytest.raises(ModelError, match=rf"{tmp_path}/manifest.json: not a readable sample-set"):
+    with pytest.raises(
+        TileInputError, match=rf"{tmp_path}/manifest.json: not a readable sample-set"
+    ):
         train(tmp_path, "rf", tmp_path / "m", TrainSettings())
     manifest = json.loads((demo_samples / "manifest.json").read_text())
     manifest["totals"]["train"] = {"1": 10}

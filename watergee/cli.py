@@ -156,7 +156,7 @@ def _run_stage_command(
     try:
         settings = load_settings(config, overrides)
         tile_list = read_tile_list(tiles)
-        prepare_output(out)
+        prepare_output(out)  # before a cluster starts: a bad --out fails at once
         progress, on_outcome = _progress_printer(len(tile_list), name)
         with open_client(settings.cluster, tasks=len(tile_list)) as client, progress:
             report = run_stage(

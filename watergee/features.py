@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from osgeo import gdal
@@ -41,21 +42,25 @@ class FeatureReader:
         """Pixels beyond a window that its channels read (LINE looks two pixels further)."""
         return LINE_HALO if "LINE" in self.indices else 0
 
+    @cached_property
+    def _index_sources(self) -> dict[str, int]:
+        """Stack band of each band id the indices read."""
+        return {b: band_index(self.ds, b) for b in required_bands(list(self.indices))}
+
     def source_bands(self) -> list[int]:
         """Every stack band read, for validity checks."""
-        sources = [band_index(self.ds, b) for b in required_bands(list(self.indices))]
-        return sorted({*self.bands, *sources})
+        return sorted({*self.bands, *self._index_sources.values()})
 
     def read(self, window: Window, halo: int = 0) -> np.ndarray:
-        parts = [read_window(self.ds, window, self.bands, halo=halo, scaled=True)]
+        """Channels of `window` grown by `halo`; every stack band is read once."""
+        reach = self.reach
+        sources = self.source_bands()
+        data = read_window(self.ds, window, sources, halo=halo + reach, scaled=True)
+        inner = data[:, reach : data.shape[1] - reach, reach : data.shape[2] - reach]
+        parts = [inner[[sources.index(b) for b in self.bands]]]
         if self.indices:
-            sources = required_bands(list(self.indices))
-            positions = [band_index(self.ds, b) for b in sources]
-            reach = self.reach
-            data = read_window(self.ds, window, positions, halo=halo + reach, scaled=True)
-            parts.append(
-                compute_indices(dict(zip(sources, data, strict=True)), list(self.indices), reach)
-            )
+            planes = {name: data[sources.index(b)] for name, b in self._index_sources.items()}
+            parts.append(compute_indices(planes, list(self.indices), reach))
         for ds, divisor, _ in self.extras:
             parts.append(read_window(ds, window, [1], halo=halo, scaled=True) / np.float32(divisor))
         return np.concatenate(parts)

@@ -1,4 +1,4 @@
-"""Accuracy figures against reference labels."""
+"""Figures over pixels and samples: accuracy against references, running moments."""
 
 from __future__ import annotations
 
@@ -17,3 +17,26 @@ def detection_scores(
     recall = tp / (tp + fn) if tp + fn else 1.0
     false_rate = fp / int(negative.sum()) if negative.any() else 0.0
     return f1, recall, false_rate
+
+
+class RunningMoments:
+    """Per-channel mean and standard deviation over selected pixels, accumulated by window."""
+
+    def __init__(self, channels: int) -> None:
+        self.n = 0
+        self.total = np.zeros(channels)
+        self.total_sq = np.zeros(channels)
+
+    def add(self, features: np.ndarray, where: np.ndarray) -> None:
+        values = features[:, where].astype(np.float64)  # channels x pixels
+        self.n += values.shape[1]
+        self.total += values.sum(axis=1)
+        self.total_sq += (values**2).sum(axis=1)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / max(self.n, 1)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.total_sq / max(self.n, 1) - self.mean**2, 0))

@@ -8,7 +8,6 @@ killed run never leaves a file that looks finished. Every error names the file.
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,6 +272,36 @@ def read_codes(ds: gdal.Dataset, window: Window, band: int = 1) -> np.ndarray:
     return out
 
 
+def _warp(
+    destination: str,
+    ds: gdal.Dataset,
+    origin: Path,
+    grid: Grid,
+    method: str,
+    nodata: float | None = None,
+    **options: object,
+) -> gdal.Dataset:
+    """GDAL's warper onto `grid` (the one call every resampling goes through); failures name
+    `origin`. Without `nodata` the source's own nodata, if any, is kept."""
+    if nodata is not None:
+        options.update(srcNodata=nodata, dstNodata=nodata)
+    try:
+        return gdal.Warp(
+            destination,
+            ds,
+            outputBounds=grid.bounds,
+            width=grid.width,
+            height=grid.height,
+            dstSRS=grid.crs_wkt,
+            resampleAlg=method,
+            **options,
+        )
+    except RuntimeError as exc:
+        raise TileInputError(
+            f"{origin}: resampling to the tile grid failed ({_gdal_reason(exc)})"
+        ) from None
+
+
 def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
     """`path` read on `grid`: as it is when it already matches, else warped with nearest
     neighbour (codes are never blended) into a virtual raster. Returns (dataset, warped)."""
@@ -285,22 +314,7 @@ def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
     a, b = own.bounds, grid.bounds
     if own.same_crs(grid) and (a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3]):
         raise GridMismatchError(f"{path}: does not overlap the tile ({a} vs {b})")
-    try:
-        warped = gdal.Warp(
-            "",
-            ds,
-            format="VRT",
-            outputBounds=grid.bounds,
-            width=grid.width,
-            height=grid.height,
-            dstSRS=grid.crs_wkt,
-            resampleAlg="near",
-        )
-    except RuntimeError as exc:
-        raise GridMismatchError(
-            f"{path}: cannot be warped to the tile grid ({_gdal_reason(exc)})"
-        ) from None
-    return warped, True
+    return _warp("", ds, path, grid, "near", format="VRT"), True
 
 
 def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
@@ -463,24 +477,17 @@ def warp_to_grid(
     src_ds = open_raster(src)
     data_type = src_ds.GetRasterBand(1).DataType
     with atomic_path(final) as tmp:
-        try:
-            out = gdal.Warp(
-                str(tmp),
-                src_ds,
-                format="GTiff",
-                outputBounds=grid.bounds,
-                width=grid.width,
-                height=grid.height,
-                dstSRS=grid.crs_wkt,
-                resampleAlg=method,
-                srcNodata=nodata,
-                dstNodata=nodata,
-                outputType=data_type,
-                creationOptions=creation_options(settings, data_type),
-                multithread=False,
-            )
-        except RuntimeError as exc:
-            raise TileInputError(f"{src}: resampling failed ({_gdal_reason(exc)})") from None
+        out = _warp(
+            str(tmp),
+            src_ds,
+            src,
+            grid,
+            method,
+            nodata,
+            format="GTiff",
+            outputType=data_type,
+            creationOptions=creation_options(settings, data_type),
+        )
         if metadata:
             out.SetMetadata(dict(metadata))
         _describe_bands(out, [band], nodata)
@@ -513,27 +520,10 @@ def virtual_stack(
     members = []
     for path in sources:
         ds = open_raster(path)
-        if grid_of(ds).matches(grid):
-            members.append(str(path))
-            continue
-        name = f"/vsimem/watergee-{secrets.token_hex(6)}.vrt"
-        try:
-            gdal.Warp(
-                name,
-                ds,
-                format="VRT",
-                outputBounds=grid.bounds,
-                width=grid.width,
-                height=grid.height,
-                dstSRS=grid.crs_wkt,
-                resampleAlg=method,
-                srcNodata=nodata,
-                dstNodata=nodata,
-            )
-        except RuntimeError as exc:
-            raise TileInputError(f"{path}: resampling failed ({_gdal_reason(exc)})") from None
-        members.append(name)
+        same = grid_of(ds).matches(grid)
+        members.append(ds if same else _warp("", ds, path, grid, method, nodata, format="VRT"))
     vrt = gdal.BuildVRT("", members, separate=True)
+    vrt._members = members  # the in-memory warped bands live as long as the stack
     _describe_bands(vrt, specs, nodata)
     return vrt
 

@@ -171,7 +171,6 @@ def write_report(report: RunReport, out: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = layout.runs_dir(out) / f"{report.stage}-{stamp}-{secrets.token_hex(2)}.json"
     data = asdict(report)
-    data.update(done=report.count("done"), skipped=report.count("skipped"))
-    data["failed"] = report.count("failed")
+    data.update({status: report.count(status) for status in ("done", "skipped", "failed")})
     manifest.write_json_atomic(path, data)
     return path

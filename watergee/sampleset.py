@@ -8,8 +8,10 @@ same way in classification: band order, scaling, patch size and centre conventio
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from watergee.atomic import atomic_path
 from watergee.config import Settings, section_hash
 from watergee.errors import TileInputError
 from watergee.manifest import write_json_atomic
+from watergee.models.artifact import ClassInfo
 from watergee.tiles import Tile
 
 CENTRE_CONVENTION = "sample pixel at row and column patch // 2 of its patch"
@@ -99,18 +102,55 @@ def write_manifest(tiles: Sequence[Tile], settings: Settings, out: Path) -> Path
 
 def iter_samples(root: Path, split: str) -> Iterator[dict[str, np.ndarray]]:
     """The shards of one split of a sample set, one at a time."""
-    manifest = json.loads(layout.sample_manifest(root).read_text())
-    for name in manifest["shards"][split]:
-        yield read_shard(root / name)
+    return SampleSet.open(root).shards(split)
+
+
+@dataclass
+class SampleSet:
+    """A sample set on disk, through its manifest."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: Path) -> SampleSet:
+        path = layout.sample_manifest(root)
+        try:
+            return cls(root, json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise TileInputError(f"{path}: not a readable sample-set manifest ({exc})") from None
+
+    @property
+    def classes(self) -> list[int]:
+        """Class ids of the training samples, sorted: output channel i is classes[i]."""
+        return sorted(int(c) for c, n in self.manifest["totals"]["train"].items() if n > 0)
+
+    def count(self, split: str) -> int:
+        return sum(self.manifest["totals"][split].values())
+
+    def shards(self, split: str) -> Iterator[dict[str, np.ndarray]]:
+        for name in self.manifest["shards"][split]:
+            yield read_shard(self.root / name)
+
+    def class_infos(self) -> list[ClassInfo]:
+        names = self.manifest.get("class_names", {})
+        codes = {v: int(k) for k, v in self.manifest.get("classes", {}).items()}
+        return [
+            ClassInfo(id=c, name=names.get(str(c), ""), code=codes.get(c)) for c in self.classes
+        ]
+
+    def provenance(self) -> dict[str, Any]:
+        path = layout.sample_manifest(self.root)
+        return {
+            "path": str(self.root),
+            "manifest_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
 
 
 def validate(root: Path, required: Sequence[int] = ()) -> tuple[list[str], list[str]]:
     """A report of a sample set (lines) and its problems (empty when it is usable)."""
     path = layout.sample_manifest(root)
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise TileInputError(f"{path}: not a readable sample-set manifest ({exc})") from None
+    manifest = SampleSet.open(root).manifest
     names = manifest.get("class_names", {})
     totals = manifest["totals"]
     classes = sorted({*totals["train"], *totals["validation"]}, key=int)

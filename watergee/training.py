@@ -7,11 +7,8 @@ validation samples is kept. CNNs use a GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,73 +18,37 @@ from watergee import layout
 from watergee.atomic import atomic_path
 from watergee.config import TrainSettings
 from watergee.errors import ModelError
+from watergee.metrics import RunningMoments
 from watergee.models.artifact import (
-    ClassInfo,
     ModelMetadata,
     package_versions,
     write_metadata,
 )
-from watergee.sampleset import read_shard
+from watergee.sampleset import SampleSet
 
 Report = Callable[[str], None]
 
 
-@dataclass
-class SampleSet:
-    root: Path
-    manifest: dict[str, Any]
-
-    @property
-    def classes(self) -> list[int]:
-        """Class ids of the training samples, sorted: output channel i is classes[i]."""
-        return sorted(int(c) for c, n in self.manifest["totals"]["train"].items() if n > 0)
-
-    def count(self, split: str) -> int:
-        return sum(self.manifest["totals"][split].values())
-
-    def shards(self, split: str) -> Iterator[dict[str, np.ndarray]]:
-        for name in self.manifest["shards"][split]:
-            yield read_shard(self.root / name)
-
-    def class_infos(self) -> list[ClassInfo]:
-        names = self.manifest.get("class_names", {})
-        codes = {v: int(k) for k, v in self.manifest.get("classes", {}).items()}
-        return [
-            ClassInfo(id=c, name=names.get(str(c), ""), code=codes.get(c)) for c in self.classes
-        ]
-
-    def provenance(self) -> dict[str, Any]:
-        path = layout.sample_manifest(self.root)
-        return {
-            "path": str(self.root),
-            "manifest_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        }
-
-
 def open_sample_set(root: Path) -> SampleSet:
-    path = layout.sample_manifest(root)
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: not a readable sample-set manifest ({exc})") from None
-    samples = SampleSet(root, manifest)
+    samples = SampleSet.open(root)
     if len(samples.classes) < 2:
-        raise ModelError(f"{path}: training needs samples of two classes at least")
+        raise ModelError(
+            f"{layout.sample_manifest(root)}: training needs samples of two classes at least"
+        )
     return samples
 
 
 def channel_statistics(samples: SampleSet) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation over every pixel of every training patch."""
-    total = total_sq = None
-    count = 0
+    moments: RunningMoments | None = None
     for shard in samples.shards("train"):
-        x = shard["X"].reshape(-1, shard["X"].shape[-1]).astype(np.float64)
-        total = x.sum(0) if total is None else total + x.sum(0)
-        total_sq = (x**2).sum(0) if total_sq is None else total_sq + (x**2).sum(0)
-        count += len(x)
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0))
-    return mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
+        pixels = shard["X"].reshape(-1, shard["X"].shape[-1]).T  # channels x pixels
+        moments = moments or RunningMoments(len(pixels))
+        moments.add(pixels, np.ones(pixels.shape[1], bool))
+    if moments is None:
+        raise ModelError(f"{samples.root}: no training samples")
+    std = moments.std
+    return moments.mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
 
 
 def class_weights(samples: SampleSet, mode: str) -> np.ndarray:

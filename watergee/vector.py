@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +58,11 @@ def write_points(
             raise OutputError(f"{final}: cannot write layer {layer_name} ({exc})") from None
 
 
-def read_points(path: Path, attribute: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """(CRS WKT, x, y, attribute values) of every point of a vector file's first layer."""
+def read_points(
+    path: Path, attributes: Sequence[str]
+) -> tuple[str, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(CRS WKT, x, y, {attribute: values}) of every feature of a vector file's first layer,
+    read in one pass; polygons give their centroid."""
     if not path.exists():
         raise TileInputError(f"{path}: file not found")
     try:
@@ -69,10 +72,12 @@ def read_points(path: Path, attribute: str) -> tuple[str, np.ndarray, np.ndarray
         raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
     definition = layer.GetLayerDefn()
     names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
-    if attribute not in names:
-        raise TileInputError(f"{path}: no attribute '{attribute}' (has {', '.join(names)})")
+    for attribute in attributes:
+        if attribute not in names:
+            raise TileInputError(f"{path}: no attribute '{attribute}' (has {', '.join(names)})")
     srs = layer.GetSpatialRef()
-    xs, ys, values = [], [], []
+    xs, ys = [], []
+    values: dict[str, list] = {attribute: [] for attribute in attributes}
     for feature in layer:
         geometry = feature.GetGeometryRef()
         if geometry is None:
@@ -80,6 +85,8 @@ def read_points(path: Path, attribute: str) -> tuple[str, np.ndarray, np.ndarray
         point = geometry.Centroid() if geometry.GetGeometryType() != ogr.wkbPoint else geometry
         xs.append(point.GetX())
         ys.append(point.GetY())
-        values.append(feature.GetField(attribute))
+        for attribute in attributes:
+            values[attribute].append(feature.GetField(attribute))
     wkt = srs.ExportToWkt() if srs is not None else ""
-    return wkt, np.array(xs), np.array(ys), np.array(values)
+    columns = {attribute: np.array(column) for attribute, column in values.items()}
+    return wkt, np.array(xs), np.array(ys), columns

@@ -84,7 +84,7 @@ class Predictor:
         out = np.empty((len(table), len(self.classes)), np.float32)
         for start in range(0, len(table), self.batch_size):
             rows = table[start : start + self.batch_size]
-            if hasattr(self.model, "predict_proba") and hasattr(self.model[-1], "predict_proba"):
+            if hasattr(self.model, "predict_proba"):  # absent on an SVM without probabilities
                 out[start : start + len(rows)] = self.model.predict_proba(rows)
             else:  # an SVM without probabilities: its decision, one-hot
                 predicted = self.model.predict(rows)

@@ -195,13 +195,12 @@ def _classify_segments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(class per segment id, mean probabilities per segment id); index 0 is no segment."""
     segments_ds = open_raster(segments_path)
-    count = int(segments_ds.GetMetadataItem("SEGMENTS") or 0)
+    count = _segment_count(segments_ds)
     classes = np.array(predictor.classes)
     k = len(classes)
     if opts.superpixel_rule == "seed":
-        _, _, _, ids = read_points(centroids, "segment_id")
-        _, _, _, rows = read_points(centroids, "seed_row")
-        _, _, _, cols = read_points(centroids, "seed_col")
+        _, _, _, seeds = read_points(centroids, ["segment_id", "seed_row", "seed_col"])
+        ids, rows, cols = seeds["segment_id"], seeds["seed_row"], seeds["seed_col"]
         patches = extract_patches(
             reader, rows.astype(np.int64), cols.astype(np.int64), predictor.field
         )
@@ -230,6 +229,15 @@ def _classify_segments(
     segment_class = np.where(known, classes[probabilities.argmax(1)], NODATA).astype(np.int64)
     segment_class[0] = NODATA
     return segment_class, probabilities
+
+
+def _segment_count(ds) -> int:
+    """The largest segment id: from the superpixel stage's metadata, else by a scan."""
+    recorded = ds.GetMetadataItem("SEGMENTS")
+    if recorded is not None:
+        return int(recorded)
+    windows = iter_windows(ds.RasterXSize, ds.RasterYSize, 2048)
+    return max((int(read_codes(ds, window).max()) for window in windows), default=0)
 
 
 def _paint(segments_path: Path, segment_class: np.ndarray, probabilities: np.ndarray):

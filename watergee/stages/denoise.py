@@ -16,12 +16,13 @@ import numpy as np
 
 from watergee import layout
 from watergee.config import DenoiseSettings, Settings
-from watergee.denoising import RunningMoments, agreement, spectrally_consistent
+from watergee.denoising import agreement, spectrally_consistent
 from watergee.errors import TileInputError
 from watergee.features import FeatureReader
 from watergee.inference import predict_windows
 from watergee.labels import label_raster_for
 from watergee.manifest import write_json_atomic
+from watergee.metrics import RunningMoments
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.raster import (
     BandSpec,
@@ -111,31 +112,30 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
     water = np.zeros((grid.height, grid.width), bool)
     usable = np.zeros_like(water)
     dem_bands = [i for i, name in enumerate(reader.names) if name == "DEM"]
+    # Feature statistics of the current water, for the spectral check of the next round.
+    moments = RunningMoments(len(reader.names))
     for w in iter_windows(grid.width, grid.height, window_size):
         codes = read_codes(labels, w)
         # Feature channels are NaN wherever they lack data, LINE's own reach included.
         features = reader.read(w, halo=HALO)
-        fits = patch_fits(~np.isnan(features).any(axis=0), PATCH)
-        fits = fits[HALO : HALO + w.height, HALO : HALO + w.width]
-        water[w.slices] = np.isin(codes, opts.water_codes)
+        inner = (slice(HALO, HALO + w.height), slice(HALO, HALO + w.width))
+        fits = patch_fits(~np.isnan(features).any(axis=0), PATCH)[inner]
         usable[w.slices] = fits & (codes >= 0) & ~np.isin(codes, opts.nodata_codes)
-    water &= usable
+        water[w.slices] = np.isin(codes, opts.water_codes) & usable[w.slices]
+        moments.add(features[:, inner[0], inner[1]], water[w.slices])
     initial = water.copy()
     rounds: list[dict[str, Any]] = []
     for number in range(opts.rounds):
         if not water.any() or water.sum() == usable.sum():
             rounds.append({"round": number + 1, "stopped": "only one class left"})
             break
-        moments = RunningMoments(len(reader.names))
-        for w in iter_windows(grid.width, grid.height, window_size):
-            if water[w.slices].any():
-                moments.add(reader.read(w), water[w.slices])
         rows, cols, classes = _draw(
             water, usable, opts.max_samples, opts.seed, tile.id, number, window_size
         )
         patches = extract_patches(reader, rows, cols, PATCH)
         model, mean, std = _fit(patches, classes, opts, opts.seed + number)
         updated = np.zeros_like(water)
+        updated_moments = RunningMoments(len(reader.names))
         for w, probabilities, valid, features in predict_windows(
             model, reader, PATCH, mean, std, window_size
         ):
@@ -146,6 +146,7 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
             if opts.max_elevation is not None:
                 keep &= features[dem_bands[0]] * opts.dem_scale <= opts.max_elevation
             updated[w.slices] = keep
+            updated_moments.add(features, keep)
         rounds.append({
             "round": number + 1,
             "samples_per_class": int(len(rows) // 2),
@@ -154,7 +155,7 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
             "changed": int((updated != water).sum()),
             "agreement_with_previous": round(agreement(updated, water), 6),
         })  # fmt: skip
-        water = updated
+        water, moments = updated, updated_moments
 
     target = layout.denoised(out, tile)
     metadata = {"TILE": tile.id, "WATERGEE_STAGE": "denoise", "SOURCE_LABELS": label_path.name,

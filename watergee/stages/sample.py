@@ -36,7 +36,8 @@ from watergee.vector import read_points
 
 def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int], int]:
     """Labelled points that fall on the tile, as {(row, col): code}."""
-    wkt, xs, ys, values = read_points(path, attribute)
+    wkt, xs, ys, columns = read_points(path, [attribute])
+    values = columns[attribute]
     if len(xs) and wkt:
         source, target = osr.SpatialReference(), osr.SpatialReference()
         source.ImportFromWkt(wkt)
@@ -82,9 +83,8 @@ class _CandidateSource:
                 raise MissingBandError(
                     f"{centroids}: segments not found (run `watergee superpixel` first)"
                 )
-            _, _, _, rows = read_points(centroids, "seed_row")
-            _, _, _, cols = read_points(centroids, "seed_col")
-            self.seeds = np.column_stack([rows, cols]).astype(np.int64)
+            _, _, _, seeds = read_points(centroids, ["seed_row", "seed_col"])
+            self.seeds = np.column_stack([seeds["seed_row"], seeds["seed_col"]]).astype(np.int64)
 
     def codes(self, window: Window) -> np.ndarray:
         if self.points is not None:
@@ -135,7 +135,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
 
     # Patches must be valid wherever a channel reads: LINE looks two pixels beyond the patch.
     reach = opts.patch + 2 * reader.reach
-    check = reader.source_bands()
+    check = sorted({*reader.source_bands(), *(guard or ())})
     halo = reach
     oversample = 4 if opts.min_distance > 1 else 1
     pool: dict[int, Candidates] = {}
@@ -154,7 +154,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         fits = patch_fits(~np.isnan(data).any(axis=0), reach)[halo:-halo, halo:-halo]
         wet = None
         if guard is not None:
-            green, swir = read_window(ds, window, list(guard), scaled=True)
+            green, swir = (data[check.index(b), halo:-halo, halo:-halo] for b in guard)
             wet = normalized_difference(green, swir) > opts.water_guard
         for code, cls in lookup.items():
             where = codes == code
