@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from watergee.features import FeatureReader
+from watergee.models.predictor import compiled_forward
 from watergee.raster import Window, iter_windows
 from watergee.sampling import patch_fits
 
@@ -28,6 +29,7 @@ def predict_windows(
     """(window, probabilities (rows, cols, classes), valid (rows, cols), features (channels,
     rows, cols)) for each window."""
     halo = field // 2
+    forward = compiled_forward(model)
     height, width = reader.ds.RasterYSize, reader.ds.RasterXSize
     for window in iter_windows(width, height, window_size):
         features = reader.read(window, halo=halo)
@@ -35,6 +37,6 @@ def predict_windows(
             halo : -halo or None, halo : -halo or None
         ]
         x = (np.nan_to_num(np.moveaxis(features, 0, -1)) - mean) / std
-        probabilities = model(x[None].astype(np.float32), training=False).numpy()[0]
+        probabilities = forward(x[None])[0]
         inner = features[:, halo : halo + window.height, halo : halo + window.width]
         yield window, probabilities, valid, inner

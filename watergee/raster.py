@@ -18,6 +18,8 @@ from osgeo import gdal, gdal_array, osr
 from watergee.atomic import atomic_path
 from watergee.config import OutputSettings
 from watergee.errors import GridMismatchError, OutputError, TileInputError
+from watergee.upsample import METHODS as UPSAMPLE_METHODS
+from watergee.upsample import native_span, upsample
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -53,6 +55,20 @@ class Grid:
         a.ImportFromWkt(self.crs_wkt)
         b.ImportFromWkt(other.crs_wkt)
         return bool(a.IsSame(b))
+
+    def coarsening(self, fine: Grid) -> int | None:
+        """f when this grid is `fine` with pixels f times larger and the same origin (a
+        Sentinel-2 20 m band against the 10 m grid), else None."""
+        a, b = self.transform, fine.transform
+        if not self.same_crs(fine) or a[2] or a[4] or b[2] or b[4]:
+            return None
+        factor = round(a[1] / b[1])
+        sizes = ((a[1], b[1]), (a[5], b[5]))
+        if factor < 2 or any(abs(x - factor * y) > 1e-6 * abs(x) for x, y in sizes):
+            return None
+        if abs(a[0] - b[0]) > 0.01 * abs(b[1]) or abs(a[3] - b[3]) > 0.01 * abs(b[5]):
+            return None
+        return factor
 
     def matches(self, other: Grid) -> bool:
         """Same size, same CRS, and geotransforms equal to a hundredth of a pixel."""
@@ -249,8 +265,12 @@ def read_window(
     rx1, ry1 = min(x0 + w, ds.RasterXSize), min(y0 + h, ds.RasterYSize)
     if rx1 <= rx0 or ry1 <= ry0:
         return out
+    upsampled = getattr(ds, "_upsampled", {})
     for k, b in enumerate(bands):
-        data = _read_band(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
+        if b in upsampled:
+            data = upsampled[b].read(rx0, ry0, rx1 - rx0, ry1 - ry0)
+        else:
+            data = _read_band(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
         values = _as_values(ds.GetRasterBand(b), data, scaled)
         out[k, ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = values
     return out
@@ -463,6 +483,48 @@ def write_quicklook(source: Path, final: Path, max_side: int = 1024) -> None:
             raise OutputError(f"{final}: cannot write quicklook ({_gdal_reason(exc)})") from None
 
 
+@dataclass
+class UpsampledBand:
+    """A single-band raster on a grid `factor` times coarser than the one it is read on,
+    interpolated window by window from its native pixels (see `watergee.upsample`)."""
+
+    ds: gdal.Dataset
+    path: Path
+    factor: int
+    method: str
+    nodata: float | None
+
+    @classmethod
+    def of(cls, ds: gdal.Dataset, path: Path, grid: Grid, method: str, nodata: float | None):
+        """The band on `grid` when it is an aligned coarsening and `method` allows, else None."""
+        factor = grid_of(ds).coarsening(grid)
+        if factor is None or method not in UPSAMPLE_METHODS:
+            return None
+        if nodata is None:
+            nodata = ds.GetRasterBand(1).GetNoDataValue()
+        return cls(ds, path, factor, method, nodata)
+
+    def read(self, col: int, row: int, width: int, height: int) -> np.ndarray:
+        """Values of a window of the fine grid; no data (and beyond the band) as `nodata`."""
+        r0, r1 = native_span(row, height, self.factor)
+        c0, c1 = native_span(col, width, self.factor)
+        dtype = gdal_array.GDALTypeCodeToNumericTypeCode(self.ds.GetRasterBand(1).DataType)
+        block = np.zeros((r1 - r0, c1 - c0), dtype)
+        valid = np.zeros(block.shape, bool)
+        y0, y1 = max(r0, 0), min(r1, self.ds.RasterYSize)
+        x0, x1 = max(c0, 0), min(c1, self.ds.RasterXSize)
+        if y1 > y0 and x1 > x0:
+            data = _read_band(self.ds, 1, x0, y0, x1 - x0, y1 - y0)
+            inside = (slice(y0 - r0, y1 - r0), slice(x0 - c0, x1 - c0))
+            block[inside] = data
+            valid[inside] = True if self.nodata is None else data != self.nodata
+        values, ok = upsample(block, valid, self.factor, self.method, (r0, c0),
+                              (row, col, height, width))  # fmt: skip
+        if self.nodata is not None:
+            values[~ok] = self.nodata
+        return values
+
+
 def warp_to_grid(
     src: Path,
     final: Path,
@@ -473,9 +535,19 @@ def warp_to_grid(
     band: BandSpec,
     metadata: dict[str, str] | None = None,
 ) -> None:
-    """Resample the single-band raster `src` onto `grid` with GDAL's warper."""
+    """Resample the single-band raster `src` onto `grid`: an aligned coarser band by
+    `UpsampledBand` (what `virtual_stack` reads, so both give the same values), any other by
+    GDAL's warper."""
     src_ds = open_raster(src)
     data_type = src_ds.GetRasterBand(1).DataType
+    upsampled = UpsampledBand.of(src_ds, src, grid, method, nodata)
+    if upsampled is not None:
+        dtype = gdal_array.GDALTypeCodeToNumericTypeCode(data_type)
+        with create_geotiff(final, grid, [band], dtype, upsampled.nodata, settings,
+                            metadata) as writer:  # fmt: skip
+            for w in iter_windows(grid.width, grid.height, 1024):
+                writer.write(w, upsampled.read(w.col, w.row, w.width, w.height))
+        return
     with atomic_path(final) as tmp:
         out = _warp(
             str(tmp),
@@ -517,13 +589,19 @@ def virtual_stack(
     """Single-band rasters as one virtual multi-band raster on `grid`: bands on another grid
     are warped on the fly (`method`), nothing is written, and each pixel is decoded only when
     a window is read."""
-    members = []
-    for path in sources:
+    members, upsampled = [], {}
+    for index, path in enumerate(sources, start=1):
         ds = open_raster(path)
-        same = grid_of(ds).matches(grid)
-        members.append(ds if same else _warp("", ds, path, grid, method, nodata, format="VRT"))
+        if grid_of(ds).matches(grid):
+            members.append(ds)
+            continue
+        members.append(_warp("", ds, path, grid, method, nodata, format="VRT"))
+        band = UpsampledBand.of(ds, path, grid, method, nodata)
+        if band is not None:
+            upsampled[index] = band
     vrt = gdal.BuildVRT("", members, separate=True)
     vrt._members = members  # the in-memory warped bands live as long as the stack
+    vrt._upsampled = upsampled  # `read_window` interpolates these from their native pixels
     _describe_bands(vrt, specs, nodata)
     return vrt
 

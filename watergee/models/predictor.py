@@ -9,7 +9,9 @@ pipelines take per-pixel features (with patch statistics computed by uniform fil
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,25 @@ from watergee.models.artifact import ModelMetadata, load_keras_model, read_metad
 DENSE_KINDS = ("pixelcnn", "dense-resnet")
 
 
+def compiled_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The Keras network as one TensorFlow graph for inputs of any batch and size: graph mode
+    fuses convolution, bias and activation and runs about twice as fast as eager calls."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    graph = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    return lambda x: graph(tf.constant(x, tf.float32)).numpy()
+
+
 @dataclass
 class Predictor:
     metadata: ModelMetadata
     model: Any
     batch_size: int = 4096
+
+    @cached_property
+    def forward(self) -> Callable[[np.ndarray], np.ndarray]:
+        return compiled_forward(self.model)
 
     @property
     def field(self) -> int:
@@ -53,8 +69,8 @@ class Predictor:
         x = np.moveaxis(features, 0, -1)
         kind = self.metadata.kind
         if kind in DENSE_KINDS:
-            out = self.model(self._normalise(x)[None].astype(np.float32), training=False)
-            return np.asarray(out)[0, :height, :width]
+            out = self.forward(self._normalise(x)[None])
+            return out[0, :height, :width]
         if kind == "resnet":
             p = self.field
             views = sliding_window_view(self._normalise(x), (p, p), axis=(0, 1))[:height, :width]
@@ -108,9 +124,8 @@ class Predictor:
         x = patches if normalised else self._normalise(patches)
         out = np.empty((len(x), len(self.classes)), np.float32)
         for start in range(0, len(x), self.batch_size):
-            batch = x[start : start + self.batch_size].astype(np.float32)
-            result = np.asarray(self.model(batch, training=False))
-            out[start : start + len(batch)] = result.reshape(len(batch), -1)
+            result = self.forward(x[start : start + self.batch_size])
+            out[start : start + len(result)] = result.reshape(len(result), -1)
         return out
 
     def bytes_per_pixel(self) -> int:
