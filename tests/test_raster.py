@@ -168,3 +168,25 @@ def test_unwritable_output_folder(tmp_path):
         ),
     ):
         pass
+
+
+def test_block_rows_read_like_gdal_and_keep_few_rows(tmp_path):
+    from watergee.raster import BlockRows
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 60000, (100, 70)).astype(np.uint16)
+    path = tmp_path / "tiled.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(
+        str(path), 70, 100, 1, gdal.GDT_UInt16, ["TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"]
+    )
+    ds.GetRasterBand(1).WriteArray(data)
+    ds = None
+    rows = BlockRows(open_raster(path))
+    assert rows.block_height == 16
+    windows = [(c, r, min(20, 70 - c), min(20, 100 - r)) for r in range(0, 100, 20)
+               for c in range(0, 70, 20)]  # fmt: skip
+    windows += [(0, 90, 70, 10), (3, 5, 60, 50), (0, 0, 1, 1)]  # backwards too
+    for col, row, width, height in windows:
+        window = rows.read(col, row, width, height)
+        assert np.array_equal(window, data[row : row + height, col : col + width])
+        assert len(rows._rows) <= (row + height - 1) // 16 - row // 16 + 2

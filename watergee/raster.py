@@ -265,10 +265,10 @@ def read_window(
     rx1, ry1 = min(x0 + w, ds.RasterXSize), min(y0 + h, ds.RasterYSize)
     if rx1 <= rx0 or ry1 <= ry0:
         return out
-    upsampled = getattr(ds, "_upsampled", {})
+    readers = getattr(ds, "_readers", {})
     for k, b in enumerate(bands):
-        if b in upsampled:
-            data = upsampled[b].read(rx0, ry0, rx1 - rx0, ry1 - ry0)
+        if b in readers:
+            data = readers[b].read(rx0, ry0, rx1 - rx0, ry1 - ry0)
         else:
             data = _read_band(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
         values = _as_values(ds.GetRasterBand(b), data, scaled)
@@ -483,6 +483,41 @@ def write_quicklook(source: Path, final: Path, max_side: int = 1024) -> None:
             raise OutputError(f"{final}: cannot write quicklook ({_gdal_reason(exc)})") from None
 
 
+class BlockRows:
+    """Reads windows of a single-band raster from whole decoded rows of blocks.
+
+    A JPEG2000 band decodes a whole 1024 x 1024 block for any pixel of it, and the halo of a
+    window reaches into the blocks of its neighbours; through GDAL's block cache, ten bands'
+    worth of such blocks do not stay cached and get decoded again and again. Here each row
+    of blocks is decoded once, full width, and kept while windows still read it: windows
+    coming row by row (as `iter_windows` gives them) decode every block once, in memory
+    bounded by a few block rows per band.
+    """
+
+    def __init__(self, ds: gdal.Dataset) -> None:
+        self.ds = ds
+        self.block_height = max(1, ds.GetRasterBand(1).GetBlockSize()[1])
+        self._rows: dict[int, np.ndarray] = {}
+
+    def read(self, col: int, row: int, width: int, height: int) -> np.ndarray:
+        """Pixels of a window inside the raster (ReadAsArray's order of arguments)."""
+        bh = self.block_height
+        first, last = row // bh, (row + height - 1) // bh
+        for k in range(first, last + 1):
+            if k not in self._rows:
+                top = k * bh
+                rows = min(bh, self.ds.RasterYSize - top)
+                self._rows[k] = _read_band(self.ds, 1, 0, top, self.ds.RasterXSize, rows)
+            self._rows[k] = self._rows.pop(k)  # most recently used last
+        while len(self._rows) > last - first + 2:
+            del self._rows[next(iter(self._rows))]
+        parts = []
+        for k in range(first, last + 1):
+            top, bottom = max(row, k * bh) - k * bh, min(row + height, (k + 1) * bh) - k * bh
+            parts.append(self._rows[k][top:bottom, col : col + width])
+        return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
+
+
 @dataclass
 class UpsampledBand:
     """A single-band raster on a grid `factor` times coarser than the one it is read on,
@@ -493,6 +528,9 @@ class UpsampledBand:
     factor: int
     method: str
     nodata: float | None
+
+    def __post_init__(self) -> None:
+        self.native = BlockRows(self.ds)
 
     @classmethod
     def of(cls, ds: gdal.Dataset, path: Path, grid: Grid, method: str, nodata: float | None):
@@ -514,7 +552,7 @@ class UpsampledBand:
         y0, y1 = max(r0, 0), min(r1, self.ds.RasterYSize)
         x0, x1 = max(c0, 0), min(c1, self.ds.RasterXSize)
         if y1 > y0 and x1 > x0:
-            data = _read_band(self.ds, 1, x0, y0, x1 - x0, y1 - y0)
+            data = self.native.read(x0, y0, x1 - x0, y1 - y0)
             inside = (slice(y0 - r0, y1 - r0), slice(x0 - c0, x1 - c0))
             block[inside] = data
             valid[inside] = True if self.nodata is None else data != self.nodata
@@ -589,19 +627,20 @@ def virtual_stack(
     """Single-band rasters as one virtual multi-band raster on `grid`: bands on another grid
     are warped on the fly (`method`), nothing is written, and each pixel is decoded only when
     a window is read."""
-    members, upsampled = [], {}
+    members, readers = [], {}
     for index, path in enumerate(sources, start=1):
         ds = open_raster(path)
         if grid_of(ds).matches(grid):
             members.append(ds)
+            readers[index] = BlockRows(ds)
             continue
         members.append(_warp("", ds, path, grid, method, nodata, format="VRT"))
         band = UpsampledBand.of(ds, path, grid, method, nodata)
         if band is not None:
-            upsampled[index] = band
+            readers[index] = band
     vrt = gdal.BuildVRT("", members, separate=True)
     vrt._members = members  # the in-memory warped bands live as long as the stack
-    vrt._upsampled = upsampled  # `read_window` interpolates these from their native pixels
+    vrt._readers = readers  # what `read_window` reads these bands through
     _describe_bands(vrt, specs, nodata)
     return vrt
 
