@@ -189,4 +189,4 @@ def test_block_rows_read_like_gdal_and_keep_few_rows(tmp_path):
     for col, row, width, height in windows:
         window = rows.read(col, row, width, height)
         assert np.array_equal(window, data[row : row + height, col : col + width])
-        assert len(rows._rows) <= (row + height - 1) // 16 - row // 16 + 2
+        assert len(rows._rows) == (row + height - 1) // 16 - row // 16 + 1

@@ -491,7 +491,7 @@ class BlockRows:
     worth of such blocks do not stay cached and get decoded again and again. Here each row
     of blocks is decoded once, full width, and kept while windows still read it: windows
     coming row by row (as `iter_windows` gives them) decode every block once, in memory
-    bounded by a few block rows per band.
+    bounded by the block rows one window spans.
     """
 
     def __init__(self, ds: gdal.Dataset) -> None:
@@ -508,8 +508,9 @@ class BlockRows:
                 top = k * bh
                 rows = min(bh, self.ds.RasterYSize - top)
                 self._rows[k] = _read_band(self.ds, 1, 0, top, self.ds.RasterXSize, rows)
+                self.ds.FlushCache()  # the decoded blocks are held here, not twice
             self._rows[k] = self._rows.pop(k)  # most recently used last
-        while len(self._rows) > last - first + 2:
+        while len(self._rows) > last - first + 1:
             del self._rows[next(iter(self._rows))]
         parts = []
         for k in range(first, last + 1):
