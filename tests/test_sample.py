@@ -347,3 +347,16 @@ def test_index_channels_equal_the_indices_stage(tmp_path):
         expected = reference[:, r0 : r0 + 4, c0 : c0 + 4]
         np.testing.assert_allclose(np.moveaxis(s["X"][i, ..., 4:], -1, 0), expected, atol=1e-6)
     assert not np.isnan(s["X"]).any()
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 7, 12])
+def test_patch_fits_equals_square_erosion(size):
+    from scipy import ndimage
+
+    from watergee.sampling import patch_fits
+
+    rng = np.random.default_rng(size)
+    for share in (0.0, 0.01, 0.2):
+        valid = rng.random((37, 29)) >= share
+        square = ndimage.binary_erosion(valid, np.ones((size, size), bool), border_value=0)
+        assert np.array_equal(patch_fits(valid, size), square)

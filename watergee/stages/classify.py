@@ -92,7 +92,8 @@ def predict_tile(
             features = pending.result()
             if i + 1 < len(windows):
                 pending = pool.submit(load, windows[i + 1])
-            fits = patch_fits(~np.isnan(features).any(axis=0), predictor.field)
+            missing = ~np.isfinite(features)
+            fits = patch_fits(~missing.any(axis=0), predictor.field)
             valid = fits[halo : halo + window.height, halo : halo + window.width]
             if not valid.any():
                 yield (
@@ -101,7 +102,8 @@ def predict_tile(
                     valid,
                 )
                 continue
-            probabilities = predictor.window(np.nan_to_num(features), window.height, window.width)
+            features[missing] = 0
+            probabilities = predictor.window(features, window.height, window.width)
             yield window, probabilities, valid
 
 
