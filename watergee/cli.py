@@ -21,6 +21,7 @@ app = typer.Typer(
     "local Dask cluster or an HPC scheduler. Every stage command maps over a tile list, "
     "skips tiles whose outputs are complete, and exits non-zero if any tile failed.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     add_completion=False,
     pretty_exceptions_enable=False,
 )

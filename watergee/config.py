@@ -63,6 +63,12 @@ class OutputSettings(Section):
         description="Side of the square windows, in pixels, that stages read and write at "
         "a time; bounds memory per worker independently of the tile size.",
     )
+    threads: int = Field(
+        0,
+        ge=0,
+        description="Threads compressing each GeoTIFF as it is written (GDAL NUM_THREADS); "
+        "0: all CPUs. Set 1 when many workers share a node.",
+    )
 
 
 class ResampleSettings(Section):

@@ -344,6 +344,7 @@ def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
         f"BLOCKYSIZE={settings.blocksize}",
         "BIGTIFF=IF_SAFER",
         f"COMPRESS={settings.compress}",
+        f"NUM_THREADS={settings.threads or 'ALL_CPUS'}",
     ]
     if settings.compress != "NONE":
         floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
@@ -457,6 +458,7 @@ def create_geotiff(
                         f"BLOCKSIZE={settings.blocksize}",
                         "OVERVIEW_RESAMPLING=NEAREST",
                         "BIGTIFF=IF_SAFER",
+                        f"NUM_THREADS={settings.threads or 'ALL_CPUS'}",
                     ],
                 )
             except RuntimeError as exc:
