@@ -1,42 +1,52 @@
-"""Dense inference of valid-convolution networks over a tile, window by window.
+"""Inference over a tile, window by window, with the next window read while the model runs.
 
-Each window is read with a halo equal to the network's receptive-field radius (plus what the
-feature channels need), the network runs once on it, and the window's interior comes out: at
-every pixel the same answer as the patch centred there. A pixel whose receptive field touches no
-data or leaves the tile gets no prediction.
+Each window is read with a halo equal to the model's receptive-field radius (plus what the
+feature channels need) and the model returns the window's interior: for valid-convolution
+networks, at every pixel the same answer as the patch centred there. A pixel whose receptive
+field touches no data (NaN, inf) or leaves the tile gets no prediction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from watergee.features import FeatureReader
-from watergee.models.predictor import compiled_forward
 from watergee.raster import Window, iter_windows
 from watergee.sampling import patch_fits
 
+#: (features (channels, rows + 2 halo, cols + 2 halo) without no data, rows, cols) ->
+#: probabilities (rows, cols, classes).
+Predict = Callable[[np.ndarray, int, int], np.ndarray]
+
 
 def predict_windows(
-    model,
-    reader: FeatureReader,
-    field: int,
-    mean: np.ndarray,
-    std: np.ndarray,
-    window_size: int,
+    predict: Predict, reader: FeatureReader, field: int, side: int, classes: int
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
     """(window, probabilities (rows, cols, classes), valid (rows, cols), features (channels,
-    rows, cols)) for each window."""
+    rows, cols)) over the tile. A window without one valid pixel is not predicted (zeros)."""
+    ds = reader.ds
+    windows = list(iter_windows(ds.RasterXSize, ds.RasterYSize, side))
     halo = field // 2
-    forward = compiled_forward(model)
-    height, width = reader.ds.RasterYSize, reader.ds.RasterXSize
-    for window in iter_windows(width, height, window_size):
-        features = reader.read(window, halo=halo)
-        valid = patch_fits(~np.isnan(features).any(axis=0), field)[
-            halo : -halo or None, halo : -halo or None
-        ]
-        x = (np.nan_to_num(np.moveaxis(features, 0, -1)) - mean) / std
-        probabilities = forward(x[None])[0]
-        inner = features[:, halo : halo + window.height, halo : halo + window.width]
-        yield window, probabilities, valid, inner
+
+    def load(window: Window) -> np.ndarray:
+        return reader.read(window, halo=halo)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, windows[0]) if windows else None
+        for i, window in enumerate(windows):
+            features = pending.result()
+            if i + 1 < len(windows):
+                pending = pool.submit(load, windows[i + 1])
+            missing = ~np.isfinite(features)
+            fits = patch_fits(~missing.any(axis=0), field)
+            valid = fits[halo : halo + window.height, halo : halo + window.width]
+            inner = features[:, halo : halo + window.height, halo : halo + window.width]
+            if not valid.any():
+                empty = np.zeros((window.height, window.width, classes), np.float32)
+                yield window, empty, valid, inner
+                continue
+            features[missing] = 0
+            yield window, predict(features, window.height, window.width), valid, inner

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from watergee import layout
 from watergee.config import ClassifySettings, Settings
 from watergee.errors import MissingBandError, ModelError
 from watergee.features import FeatureReader
+from watergee.inference import predict_windows
 from watergee.models.artifact import check_channels, read_metadata
 from watergee.models.predictor import Predictor, load_predictor
 from watergee.raster import (
@@ -25,7 +25,6 @@ from watergee.raster import (
     read_codes,
     write_quicklook,
 )
-from watergee.sampling import patch_fits
 from watergee.spectral import INDEX_BANDS
 from watergee.stage import StageResult
 from watergee.stages.combine import band_stack
@@ -77,34 +76,12 @@ def window_side(predictor: Predictor, memory_mb: int, width: int, height: int) -
 def predict_tile(
     predictor: Predictor, reader: FeatureReader, side: int
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-    """(window, probabilities (rows, cols, classes), valid) over the tile, reading the next
-    window in a background thread while the model runs on the current one."""
-    ds = reader.ds
-    windows = list(iter_windows(ds.RasterXSize, ds.RasterYSize, side))
-    halo = predictor.halo
-
-    def load(window: Window) -> np.ndarray:
-        return reader.read(window, halo=halo)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load, windows[0]) if windows else None
-        for i, window in enumerate(windows):
-            features = pending.result()
-            if i + 1 < len(windows):
-                pending = pool.submit(load, windows[i + 1])
-            missing = ~np.isfinite(features)
-            fits = patch_fits(~missing.any(axis=0), predictor.field)
-            valid = fits[halo : halo + window.height, halo : halo + window.width]
-            if not valid.any():
-                yield (
-                    window,
-                    np.zeros((window.height, window.width, len(predictor.classes)), np.float32),
-                    valid,
-                )
-                continue
-            features[missing] = 0
-            probabilities = predictor.window(features, window.height, window.width)
-            yield window, probabilities, valid
+    """(window, probabilities (rows, cols, classes), valid) over the tile."""
+    windows = predict_windows(
+        predictor.window, reader, predictor.field, side, len(predictor.classes)
+    )
+    for window, probabilities, valid, _ in windows:
+        yield window, probabilities, valid
 
 
 def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:

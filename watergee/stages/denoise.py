@@ -19,11 +19,12 @@ from watergee.config import DenoiseSettings, Settings
 from watergee.denoising import agreement, spectrally_consistent
 from watergee.errors import TileInputError
 from watergee.features import FeatureReader
-from watergee.inference import predict_windows
+from watergee.inference import Predict, predict_windows
 from watergee.labels import label_raster_for
 from watergee.manifest import write_json_atomic
 from watergee.metrics import RunningMoments
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
+from watergee.models.predictor import compiled_forward
 from watergee.raster import (
     BandSpec,
     create_geotiff,
@@ -76,6 +77,11 @@ def _draw(
         cols.append(c[:count])
         classes.append(np.full(count, cls))
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(classes)
+
+
+def _window_predictor(model, mean: np.ndarray, std: np.ndarray) -> Predict:
+    forward = compiled_forward(model)
+    return lambda x, rows, cols: forward((np.moveaxis(x, 0, -1)[None] - mean) / std)[0]
 
 
 def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: int):
@@ -136,8 +142,9 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
         model, mean, std = _fit(patches, classes, opts, opts.seed + number)
         updated = np.zeros_like(water)
         updated_moments = RunningMoments(len(reader.names))
+        predict = _window_predictor(model, mean, std)
         for w, probabilities, valid, features in predict_windows(
-            model, reader, PATCH, mean, std, window_size
+            predict, reader, PATCH, window_size, 2
         ):
             keep = (probabilities[..., 0] > opts.threshold) & valid & usable[w.slices]
             keep &= spectrally_consistent(
