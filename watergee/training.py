@@ -7,7 +7,6 @@ validation samples is kept. CNNs use a GPU when TensorFlow sees one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from watergee.models.artifact import (
     package_versions,
     write_metadata,
 )
+from watergee.models.runtime import tensorflow
 from watergee.sampleset import SampleSet
 
 Report = Callable[[str], None]
@@ -190,9 +190,8 @@ def _network(kind: str, samples: SampleSet, channels: int, classes: int, setting
 def train_keras(
     samples: SampleSet, kind: str, out: Path, settings: TrainSettings, report: Report
 ) -> ModelMetadata:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf = tensorflow()
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(settings.seed)
     if settings.mixed_precision:

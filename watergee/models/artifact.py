@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from watergee import __version__
 from watergee.atomic import atomic_path
 from watergee.errors import ModelError
+from watergee.models.runtime import tensorflow
 
 METADATA = "model.json"
 ModelKind = Literal["pixelcnn", "resnet", "dense-resnet", "svm", "rf"]
@@ -102,6 +103,7 @@ def package_versions() -> dict[str, str]:
 def load_keras_model(folder: Path):
     """The Keras model of an artifact (TensorFlow is imported only here)."""
     metadata = read_metadata(folder)
+    tensorflow()
     import keras
 
     try:

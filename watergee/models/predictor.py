@@ -8,7 +8,6 @@ pipelines take per-pixel features (with patch statistics computed by uniform fil
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from watergee.models.artifact import ModelMetadata, load_keras_model, read_metadata
+from watergee.models.runtime import tensorflow
 
 DENSE_KINDS = ("pixelcnn", "dense-resnet")
 
@@ -27,8 +27,7 @@ DENSE_KINDS = ("pixelcnn", "dense-resnet")
 def compiled_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """The Keras network as one TensorFlow graph for inputs of any batch and size: graph mode
     fuses convolution, bias and activation and runs about twice as fast as eager calls."""
-    import tensorflow as tf
-
+    tf = tensorflow()
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     graph = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     return lambda x: graph(tf.constant(x, tf.float32)).numpy()
@@ -142,7 +141,6 @@ class Predictor:
 def load_predictor(folder: Path, batch_size: int = 4096) -> Predictor:
     metadata = read_metadata(folder)
     if metadata.kind in (*DENSE_KINDS, "resnet"):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         _, model = load_keras_model(folder)
     else:
         import joblib

@@ -8,7 +8,6 @@ most features (and below the elevation cut-off). The last round's water is the c
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from watergee.manifest import write_json_atomic
 from watergee.metrics import RunningMoments
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.models.predictor import compiled_forward
+from watergee.models.runtime import tensorflow
 from watergee.raster import (
     BandSpec,
     create_geotiff,
@@ -85,7 +85,7 @@ def _window_predictor(model, mean: np.ndarray, std: np.ndarray) -> Predict:
 
 
 def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: int):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
