@@ -33,7 +33,7 @@ def _warped(path, fine, method: str) -> np.ndarray:
 @pytest.mark.parametrize(("factor", "method"), [(2, "bilinear"), (2, "near"), (6, "near")])
 def test_equals_gdal_warp_exactly(tmp_path, factor, method):
     path, fine = _band(tmp_path, factor)
-    band = UpsampledBand.of(open_raster(path), path, fine, method, 0)
+    band = UpsampledBand.of(open_raster(path), fine, method, 0)
     ours = band.read(0, 0, fine.width, fine.height).astype(np.int64)
     assert np.array_equal(ours, _warped(path, fine, method))
 
@@ -41,7 +41,7 @@ def test_equals_gdal_warp_exactly(tmp_path, factor, method):
 @pytest.mark.parametrize("factor", [3, 6])
 def test_bilinear_other_factors_within_one_unit_of_gdal(tmp_path, factor):
     path, fine = _band(tmp_path, factor)
-    band = UpsampledBand.of(open_raster(path), path, fine, "bilinear", 0)
+    band = UpsampledBand.of(open_raster(path), fine, "bilinear", 0)
     ours = band.read(0, 0, fine.width, fine.height).astype(np.int64)
     warped = _warped(path, fine, "bilinear")
     assert np.array_equal(ours == 0, warped == 0)
@@ -51,7 +51,7 @@ def test_bilinear_other_factors_within_one_unit_of_gdal(tmp_path, factor):
 
 def test_windows_equal_the_whole_band(tmp_path):
     path, fine = _band(tmp_path, 2)
-    band = UpsampledBand.of(open_raster(path), path, fine, "bilinear", 0)
+    band = UpsampledBand.of(open_raster(path), fine, "bilinear", 0)
     whole = band.read(0, 0, fine.width, fine.height)
     pieces = np.full_like(whole, 1)
     for row in range(-3, fine.height, 17):  # windows hanging over the edges too

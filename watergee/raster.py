@@ -493,7 +493,7 @@ class BlockRows:
     worth of such blocks do not stay cached and get decoded again and again. Here each row
     of blocks is decoded once, full width, and kept while windows still read it: windows
     coming row by row (as `iter_windows` gives them) decode every block once, in memory
-    bounded by the block rows one window spans.
+    bounded by the block rows one window spans. Not for concurrent use.
     """
 
     def __init__(self, ds: gdal.Dataset) -> None:
@@ -527,7 +527,6 @@ class UpsampledBand:
     interpolated window by window from its native pixels (see `watergee.upsample`)."""
 
     ds: gdal.Dataset
-    path: Path
     factor: int
     method: str
     nodata: float | None
@@ -536,14 +535,14 @@ class UpsampledBand:
         self.native = BlockRows(self.ds)
 
     @classmethod
-    def of(cls, ds: gdal.Dataset, path: Path, grid: Grid, method: str, nodata: float | None):
+    def of(cls, ds: gdal.Dataset, grid: Grid, method: str, nodata: float | None):
         """The band on `grid` when it is an aligned coarsening and `method` allows, else None."""
         factor = grid_of(ds).coarsening(grid)
         if factor is None or method not in UPSAMPLE_METHODS:
             return None
         if nodata is None:
             nodata = ds.GetRasterBand(1).GetNoDataValue()
-        return cls(ds, path, factor, method, nodata)
+        return cls(ds, factor, method, nodata)
 
     def read(self, col: int, row: int, width: int, height: int) -> np.ndarray:
         """Values of a window of the fine grid; no data (and beyond the band) as `nodata`."""
@@ -581,7 +580,7 @@ def warp_to_grid(
     GDAL's warper."""
     src_ds = open_raster(src)
     data_type = src_ds.GetRasterBand(1).DataType
-    upsampled = UpsampledBand.of(src_ds, src, grid, method, nodata)
+    upsampled = UpsampledBand.of(src_ds, grid, method, nodata)
     if upsampled is not None:
         dtype = gdal_array.GDALTypeCodeToNumericTypeCode(data_type)
         with create_geotiff(final, grid, [band], dtype, upsampled.nodata, settings,
@@ -627,9 +626,12 @@ def virtual_stack(
     specs: Sequence[BandSpec],
     nodata: float | None,
 ) -> gdal.Dataset:
-    """Single-band rasters as one virtual multi-band raster on `grid`: bands on another grid
-    are warped on the fly (`method`), nothing is written, and each pixel is decoded only when
-    a window is read."""
+    """Single-band rasters as one virtual multi-band raster on `grid`, nothing written.
+
+    `read_window` reads its bands through whole decoded block rows (`BlockRows`), and bands on
+    an aligned coarser grid through `UpsampledBand` (the values `resample` writes); GDAL itself
+    sees other grids warped on the fly (`method`). Windows must come from one thread at a time.
+    """
     members, readers = [], {}
     for index, path in enumerate(sources, start=1):
         ds = open_raster(path)
@@ -638,7 +640,7 @@ def virtual_stack(
             readers[index] = BlockRows(ds)
             continue
         members.append(_warp("", ds, path, grid, method, nodata, format="VRT"))
-        band = UpsampledBand.of(ds, path, grid, method, nodata)
+        band = UpsampledBand.of(ds, grid, method, nodata)
         if band is not None:
             readers[index] = band
     vrt = gdal.BuildVRT("", members, separate=True)
