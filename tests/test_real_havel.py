@@ -109,3 +109,50 @@ def test_osm_labels_with_the_water_guard_find_the_lakes(real_data):
     f1_guard, recall_guard, false_water = results[True]
     assert f1_plain < 0.5
     assert f1_guard > 0.95 and recall_guard > 0.95 and false_water < 0.01
+
+
+def test_pixel_cnn_trained_on_the_reference_maps_the_scene(havel, tmp_path):
+    """sample -> train -> classify on the real scene. The map agrees with the hand-drawn
+    polygons (most of whose pixels the model never saw), and classifying straight from the
+    JPEG2000 band files (B11, B12 interpolated on the fly) gives the very map of the staged
+    route."""
+    from watergee.config import TrainSettings
+    from watergee.metrics import detection_scores
+    from watergee.sampleset import write_manifest
+    from watergee.sampling import patch_fits
+    from watergee.stages.classify import classify
+    from watergee.stages.sample import sample
+    from watergee.training import train
+
+    tile, derived = havel
+    work = tmp_path / "work"
+    reference = open_raster(derived / "ref_labels_10m.tif").ReadAsArray()
+    settings = load_settings(None, [
+        f"sample.labels={derived / 'ref_labels_10m.tif'}", f"sample.work={work}",
+        "sample.classes={1: 1, 2: 2}", "sample.ignore=[0]", "sample.quota=300",
+        "sample.class_names={1: water, 2: forest}", "sample.validation=0.2",
+    ])  # fmt: skip
+    resample(tile, settings, work)
+    combine(tile, settings, work)
+    sample(tile, settings, tmp_path / "samples")
+    write_manifest([tile], settings, tmp_path / "samples")
+    model = tmp_path / "model"
+    train(tmp_path / "samples", "pixelcnn", model, TrainSettings(epochs=8, batch_size=32),
+          report=lambda line: None)  # fmt: skip
+    maps = {}
+    for source in ("stack", "bands"):
+        run = load_settings(None, [f"classify.model={model}", f"classify.work={work}",
+                                   f"classify.source={source}"])  # fmt: skip
+        classify(tile, run, tmp_path / source)
+        maps[source] = open_raster(layout.classes(tmp_path / source, tile, "pixel")).ReadAsArray()
+    np.testing.assert_array_equal(maps["bands"], maps["stack"])
+    classes = maps["stack"]
+    # B8A has one 20 m pixel of DN 0 (no data): no prediction within 3 px of it, nor at the
+    # 3 px border.
+    stack = open_raster(layout.stack(work, tile)).ReadAsArray()
+    assert (stack == 0).any(axis=0).sum() == 4
+    np.testing.assert_array_equal(classes != 255, patch_fits((stack != 0).all(axis=0), 7))
+    f1, recall, false_water = detection_scores(classes == 1, reference == 1, reference == 2)
+    assert (reference > 0).sum() == 3500  # of which 480 were training samples
+    print(f"water F1 {f1:.4f}, recall {recall:.4f}, forest as water {false_water:.4f}")
+    assert f1 > 0.97 and recall > 0.97 and false_water < 0.01
