@@ -19,6 +19,8 @@ from watergee.tiles import Tile
 from .conftest import ORIGIN, randomise_weights
 
 H, W, BANDS = 150, 170, ("B02", "B03", "B04", "B08", "B11")
+CLASSES = [ClassInfo(id=1, name="water"), ClassInfo(id=2, name="land"),
+           ClassInfo(id=3, name="urban")]  # fmt: skip
 
 
 def _stack(tmp_path, nan_block=True):
@@ -59,11 +61,7 @@ def _artifact(folder, kind, model, field, patch, channels=BANDS, normalization=T
         patch=patch,
         receptive_field=field,
         normalization=norm,
-        classes=[
-            ClassInfo(id=1, name="water"),
-            ClassInfo(id=2, name="land"),
-            ClassInfo(id=3, name="urban"),
-        ],
+        classes=CLASSES,
     )
     write_metadata(folder, metadata)
     return metadata
@@ -148,11 +146,7 @@ def _forest(tmp_path, recipe, kind="rf"):
         patch=patch,
         receptive_field=1 if recipe == "centre" else patch,
         features={"sklearn": recipe},
-        classes=[
-            ClassInfo(id=1, name="water"),
-            ClassInfo(id=2, name="land"),
-            ClassInfo(id=3, name="urban"),
-        ],
+        classes=CLASSES,
     )
     write_metadata(folder, metadata)
     return folder, pipeline, patch
@@ -294,11 +288,12 @@ def test_classify_resumes_like_every_stage(tmp_path, client):
 
 
 def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp_path):
-    """Reading JP2 bands directly, 20 m bands warped on the fly, gives the same map as
+    """Reading JP2 bands directly, 20 m bands interpolated on the fly, gives the same map as
     resample + combine + classify, without writing either intermediate."""
     from watergee.models.pixelcnn import build_pixelcnn
+    from watergee.raster import UpsampledBand
     from watergee.sentinel2 import STACK_ORDER
-    from watergee.stages.combine import combine
+    from watergee.stages.combine import band_stack, combine
     from watergee.stages.resample import resample
     from watergee.tiles import read_tile_list
 
@@ -316,6 +311,9 @@ def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp
     direct = tmp_path / "direct"
     result = classify(tile, load_settings(None, [*common, "classify.source=bands"]), direct)
     assert not list(direct.glob("*/*_10m.tif"))  # no intermediate written
+    stack, _ = band_stack(tile, settings)  # every band read through block rows, 20 m ones
+    upsampled = [b for b, r in stack._readers.items() if isinstance(r, UpsampledBand)]
+    assert sorted(stack._readers) == list(range(1, 11)) and upsampled == list(range(5, 11))
     assert all(p.suffix == ".jp2" for p in result.inputs[:10])
     a = open_raster(layout.probabilities(staged, tile, "pixel")).ReadAsArray()
     b = open_raster(layout.probabilities(direct, tile, "pixel")).ReadAsArray()

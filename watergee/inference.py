@@ -26,7 +26,8 @@ def predict_windows(
     predict: Predict, reader: FeatureReader, field: int, side: int, classes: int
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
     """(window, probabilities (rows, cols, classes), valid (rows, cols), features (channels,
-    rows, cols)) over the tile. A window without one valid pixel is not predicted (zeros)."""
+    rows, cols), no data still NaN) over the tile. A window without one valid pixel is not
+    predicted (zeros)."""
     ds = reader.ds
     windows = list(iter_windows(ds.RasterXSize, ds.RasterYSize, side))
     halo = field // 2
@@ -48,5 +49,5 @@ def predict_windows(
                 empty = np.zeros((window.height, window.width, classes), np.float32)
                 yield window, empty, valid, inner
                 continue
-            features[missing] = 0
-            yield window, predict(features, window.height, window.width), valid, inner
+            known = np.where(missing, np.float32(0), features) if missing.any() else features
+            yield window, predict(known, window.height, window.width), valid, inner

@@ -533,6 +533,7 @@ class UpsampledBand:
 
     def __post_init__(self) -> None:
         self.native = BlockRows(self.ds)
+        self.dtype = gdal_array.GDALTypeCodeToNumericTypeCode(self.ds.GetRasterBand(1).DataType)
 
     @classmethod
     def of(cls, ds: gdal.Dataset, grid: Grid, method: str, nodata: float | None):
@@ -548,8 +549,7 @@ class UpsampledBand:
         """Values of a window of the fine grid; no data (and beyond the band) as `nodata`."""
         r0, r1 = native_span(row, height, self.factor)
         c0, c1 = native_span(col, width, self.factor)
-        dtype = gdal_array.GDALTypeCodeToNumericTypeCode(self.ds.GetRasterBand(1).DataType)
-        block = np.zeros((r1 - r0, c1 - c0), dtype)
+        block = np.zeros((r1 - r0, c1 - c0), self.dtype)
         valid = np.zeros(block.shape, bool)
         y0, y1 = max(r0, 0), min(r1, self.ds.RasterYSize)
         x0, x1 = max(c0, 0), min(c1, self.ds.RasterXSize)
@@ -582,10 +582,9 @@ def warp_to_grid(
     data_type = src_ds.GetRasterBand(1).DataType
     upsampled = UpsampledBand.of(src_ds, grid, method, nodata)
     if upsampled is not None:
-        dtype = gdal_array.GDALTypeCodeToNumericTypeCode(data_type)
-        with create_geotiff(final, grid, [band], dtype, upsampled.nodata, settings,
+        with create_geotiff(final, grid, [band], upsampled.dtype, upsampled.nodata, settings,
                             metadata) as writer:  # fmt: skip
-            for w in iter_windows(grid.width, grid.height, 1024):
+            for w in iter_windows(grid.width, grid.height, settings.window):
                 writer.write(w, upsampled.read(w.col, w.row, w.width, w.height))
         return
     with atomic_path(final) as tmp:
