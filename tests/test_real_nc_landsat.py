@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from watergee.cli import app
+from watergee.cli.main import app
 from watergee.sampleset import iter_samples
 
 pytestmark = pytest.mark.real

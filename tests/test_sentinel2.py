@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from watergee.errors import MissingBandError, TileInputError
+from tests.conftest import coded_bands, write_band_folder
+from watergee.core.errors import MissingBandError, TileInputError
 from watergee.sentinel2 import STACK_ORDER, band_files, read_scaling, tile_id
-
-from .conftest import coded_bands, write_band_folder
 
 
 def test_stack_order_is_the_documented_one():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from watergee.raster import utm_grid, write_array
+from watergee.io.raster import utm_grid, write_array
 from watergee.sentinel2 import BAND_IDS, NATIVE_RESOLUTION
 
 #: Typical surface reflectance of each cover type per band (B01 .. B12).

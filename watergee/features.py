@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 from osgeo import gdal
 
-from watergee.raster import Window, band_descriptions, band_index, read_window, resolve_band
+from watergee.io.raster import Window, band_descriptions, band_index, read_window, resolve_band
 from watergee.spectral import LINE_HALO, compute_indices, required_bands
 
 
@@ -64,3 +64,14 @@ class FeatureReader:
         for ds, divisor, _ in self.extras:
             parts.append(read_window(ds, window, [1], halo=halo, scaled=True) / np.float32(divisor))
         return np.concatenate(parts)
+
+
+def extract_patches(
+    reader: FeatureReader, rows: np.ndarray, cols: np.ndarray, size: int
+) -> np.ndarray:
+    """Patches (n, size, size, channels) with each sample pixel at offset size // 2."""
+    out = np.empty((len(rows), size, size, len(reader.names)), np.float32)
+    for i in np.argsort(rows * (1 << 20) + cols):  # raster order: GDAL's block cache is reused
+        window = Window(int(cols[i]) - size // 2, int(rows[i]) - size // 2, size, size)
+        out[i] = np.moveaxis(reader.read(window), 0, -1)
+    return out

@@ -17,16 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from watergee import __version__, layout
-from watergee.atomic import atomic_path
-from watergee.config import Settings, section_hash
-from watergee.errors import TileInputError
-from watergee.manifest import write_json_atomic
+from watergee import __version__
+from watergee.core import layout
+from watergee.core.atomic import atomic_path
+from watergee.core.config import Settings, section_hash
+from watergee.core.errors import TileInputError
+from watergee.core.records import write_json_atomic
+from watergee.core.registry import STAGES
+from watergee.core.runner import Outcome
+from watergee.core.tiles import Tile
 from watergee.models.artifact import ClassInfo
-from watergee.tiles import Tile
 
 CENTRE_CONVENTION = "sample pixel at row and column patch // 2 of its patch"
-SECTIONS = ("output", "sample")
+SECTIONS = STAGES["sample"].sections
 
 
 def write_shards(folder: Path, split: str, arrays: dict[str, np.ndarray], size: int) -> list[Path]:
@@ -51,18 +54,24 @@ def _add(total: dict[str, int], part: dict[str, int]) -> None:
         total[key] = total.get(key, 0) + value
 
 
-def write_manifest(tiles: Sequence[Tile], settings: Settings, out: Path) -> Path:
-    """Gather the per-tile summaries of a sampling run into the sample set's manifest."""
+def write_manifest(
+    results: Sequence[tuple[Tile, Outcome]], settings: Settings, out: Path
+) -> list[Path]:
+    """Gather the per-tile summaries of a sampling run into the sample set's manifest.
+
+    Only tiles done or skipped in this run enter it: a tile that failed keeps no place, even
+    when an earlier run left its summary and shards (drawn under other settings)."""
     opts = settings.sample
     per_tile: dict[str, Any] = {}
     totals: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
     bands: list[str] | None = None
     scaling = None
     shards: dict[str, list[str]] = {"train": [], "validation": []}
-    for tile in tiles:
+    failed = [tile.id for tile, outcome in results if outcome.status == "failed"]
+    for tile, outcome in results:
+        if outcome.status == "failed":
+            continue
         path = layout.sample_summary(out, tile)
-        if not path.exists():
-            continue  # failed tile: reported by the run, absent from the set
         summary = json.loads(path.read_text())
         if bands is None:
             bands, scaling = summary["bands"], summary["scaling"]
@@ -93,11 +102,12 @@ def write_manifest(tiles: Sequence[Tile], settings: Settings, out: Path) -> Path
         "validation": opts.validation,
         "totals": totals,
         "tiles": per_tile,
+        "failed_tiles": failed,
         "shards": shards,
     }
     path = layout.sample_manifest(out)
     write_json_atomic(path, manifest)
-    return path
+    return [path]
 
 
 def iter_samples(root: Path, split: str) -> Iterator[dict[str, np.ndarray]]:

@@ -1,9 +1,9 @@
 """Drawing training samples from label rasters: reproducible, without replacement, centred.
 
-Each candidate pixel gets a random key from a generator seeded by (seed, tile, window); the k
+Each candidate pixel gets a random key hashed from (seed, tile, its row and column); the k
 candidates with the smallest keys are a uniform sample without replacement, and because keys
-depend only on the seed and position, the choice does not depend on window order or on how
-many workers ran.
+depend only on the seed and position, the choice depends neither on the window size or order
+nor on how many workers ran.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from watergee.errors import TileInputError
+from watergee.core.errors import TileInputError
 
 
 def patch_origin(index: np.ndarray | int, size: int) -> np.ndarray | int:
@@ -23,9 +23,19 @@ def patch_origin(index: np.ndarray | int, size: int) -> np.ndarray | int:
     return index - size // 2
 
 
-def tile_seed(seed: int, tile_id: str, *parts: int) -> np.random.Generator:
+def pixel_keys(
+    seed: int, tile_id: str, rows: np.ndarray, cols: np.ndarray, *parts: int
+) -> np.ndarray:
+    """A uniform key in [0, 1) per pixel, a function of (seed, tile, parts, row, col) alone:
+    splitmix64 of the pixel's position mixed with a digest of the rest."""
     digest = hashlib.sha256(f"{seed}:{tile_id}:{':'.join(map(str, parts))}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    base = np.uint64(int.from_bytes(digest[:8], "little"))
+    z = (np.asarray(rows, np.uint64) << np.uint64(32)) ^ np.asarray(cols, np.uint64) ^ base
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def code_lookup(

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import slic
 
-from watergee.raster import Window
+from watergee.io.raster import Window
 
 
 def stretch(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from watergee.errors import MissingBandError, TileInputError
+from watergee.core.errors import MissingBandError, TileInputError
+from watergee.core.tiles import Tile, parse_tile_list, read_tile_list
 
 #: Every MSI band with its native pixel size in metres, in the product's band_id order.
 NATIVE_RESOLUTION: dict[str, int] = {
@@ -166,3 +167,13 @@ def read_scaling(source: Path, quantification: float, offset: float | str) -> Sc
             if 0 <= index < len(BAND_IDS):
                 offsets[BAND_IDS[index]] = float(elem.text)
     return Scaling(quant, offsets, mtd.name)
+
+
+def read_tiles(path: Path) -> list[Tile]:
+    """A tile list whose tiles are named by MGRS tile and sensing time (`tile_id`)."""
+    return read_tile_list(path, tile_id)
+
+
+def parse_tiles(text: str, base: Path, origin: str) -> list[Tile]:
+    """`read_tiles` for a list given as text."""
+    return parse_tile_list(text, base, origin, tile_id)

@@ -11,8 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from watergee import __version__
-from watergee.atomic import atomic_path
-from watergee.errors import ModelError
+from watergee.core.atomic import atomic_path
+from watergee.core.errors import ModelError
 from watergee.models.runtime import tensorflow
 
 METADATA = "model.json"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from watergee.atomic import atomic_path
-from watergee.errors import ModelError
+from watergee.core.atomic import atomic_path
+from watergee.core.errors import ModelError
 from watergee.models.artifact import ClassInfo, ModelMetadata, package_versions, write_metadata
 from watergee.models.pixelcnn import HALO, LEGACY_LAYERS, PATCH, build_pixelcnn
 

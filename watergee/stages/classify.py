@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from watergee import layout
-from watergee.config import ClassifySettings, Settings
-from watergee.errors import MissingBandError, ModelError
-from watergee.features import FeatureReader
-from watergee.inference import predict_windows
-from watergee.models.artifact import check_channels, read_metadata
-from watergee.models.predictor import Predictor, load_predictor
-from watergee.raster import (
+from watergee.core import layout
+from watergee.core.config import ClassifySettings, Settings
+from watergee.core.errors import MissingBandError, ModelError
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.features import FeatureReader, extract_patches
+from watergee.io.raster import (
     BandSpec,
     Window,
     create_geotiff,
@@ -25,12 +24,12 @@ from watergee.raster import (
     read_codes,
     write_quicklook,
 )
+from watergee.io.vector import read_points
+from watergee.models.artifact import check_channels, read_metadata
+from watergee.models.inference import predict_windows
+from watergee.models.predictor import Predictor, load_predictor
 from watergee.spectral import INDEX_BANDS
-from watergee.stage import StageResult
-from watergee.stages.combine import band_stack
-from watergee.stages.sample import extract_patches
-from watergee.tiles import Tile
-from watergee.vector import read_points
+from watergee.stacks import band_stack
 
 NODATA = 255
 WATER_COLOUR = (0, 92, 230)
@@ -123,6 +122,8 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
             predictor, reader, segments_path, layout.centroids(work, tile), opts, side
         )
         inputs.append(segments_path)
+        if opts.superpixel_rule == "seed":
+            inputs.append(layout.centroids(work, tile))
         painted = _paint(segments_path, segment_class, segment_probabilities)
     else:
         painted = (

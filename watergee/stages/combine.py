@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from osgeo import gdal
-
-from watergee import layout
-from watergee.config import Settings
-from watergee.errors import MissingBandError
-from watergee.raster import (
-    BandSpec,
-    raster_grid,
-    require_same_grid,
-    stack_bands,
-    virtual_stack,
-)
-from watergee.sentinel2 import BAND_NAMES, BANDS_10M, STACK_ORDER, band_files, read_scaling
-from watergee.stage import StageResult
-from watergee.tiles import Tile
+from watergee.core import layout
+from watergee.core.config import Settings
+from watergee.core.errors import MissingBandError
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.io.bandstack import stack_bands
+from watergee.io.raster import require_same_grid
+from watergee.sentinel2 import BANDS_10M, STACK_ORDER, band_files
+from watergee.stacks import stack_specs
 
 
 def stack_inputs(tile: Tile, out: Path) -> list[Path]:
@@ -36,28 +30,6 @@ def stack_inputs(tile: Tile, out: Path) -> list[Path]:
             )
         paths.append(path)
     return paths
-
-
-def stack_specs(tile: Tile, settings: Settings) -> tuple[list[BandSpec], str]:
-    """Band descriptions and reflectance scaling of the stack, and where the scaling came from."""
-    s2 = settings.sentinel2
-    scaling = read_scaling(tile.source, s2.quantification, s2.offset)
-    specs = [
-        BandSpec(band, *scaling.scale_offset(band), {"BAND_NAME": BAND_NAMES[band]})
-        for band in STACK_ORDER
-    ]
-    return specs, scaling.source
-
-
-def band_stack(tile: Tile, settings: Settings) -> tuple[gdal.Dataset, list[Path]]:
-    """The 10-band stack of a tile read straight from its band files: 20 m bands are resampled
-    on the fly like `resample` does, and nothing is written (for `classify.source: bands`)."""
-    files = band_files(tile.source, STACK_ORDER)
-    paths = [files[band] for band in STACK_ORDER]
-    grid = raster_grid(files["B02"])
-    specs, _ = stack_specs(tile, settings)
-    stack = virtual_stack(paths, grid, settings.resample.method, specs, settings.sentinel2.nodata)
-    return stack, paths
 
 
 def combine(tile: Tile, settings: Settings, out: Path) -> StageResult:

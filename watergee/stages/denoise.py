@@ -13,19 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from watergee import layout
-from watergee.config import DenoiseSettings, Settings
+from watergee.core import layout
+from watergee.core.config import DenoiseSettings, Settings
+from watergee.core.errors import TileInputError
+from watergee.core.records import write_json_atomic
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
 from watergee.denoising import agreement, spectrally_consistent
-from watergee.errors import TileInputError
-from watergee.features import FeatureReader
-from watergee.inference import Predict, predict_windows
-from watergee.labels import label_raster_for
-from watergee.manifest import write_json_atomic
-from watergee.metrics import RunningMoments
-from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
-from watergee.models.predictor import compiled_forward
-from watergee.models.runtime import tensorflow
-from watergee.raster import (
+from watergee.features import FeatureReader, extract_patches
+from watergee.io.labels import label_raster_for
+from watergee.io.raster import (
     BandSpec,
     create_geotiff,
     grid_of,
@@ -34,10 +31,12 @@ from watergee.raster import (
     open_raster,
     read_codes,
 )
-from watergee.sampling import Candidates, patch_fits, tile_seed
-from watergee.stage import StageResult
-from watergee.stages.sample import extract_patches
-from watergee.tiles import Tile
+from watergee.metrics import RunningMoments
+from watergee.models.inference import Predict, predict_windows
+from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
+from watergee.models.predictor import compiled_forward
+from watergee.models.runtime import tensorflow
+from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255
 
@@ -63,12 +62,13 @@ def _draw(
 ):
     """Keyed draw of up to `limit` water and as many non-water pixels."""
     pools = {WATER: Candidates(limit), LAND: Candidates(limit)}
-    for number, w in enumerate(iter_windows(water.shape[1], water.shape[0], window)):
+    for w in iter_windows(water.shape[1], water.shape[0], window):
         block_water, block_usable = water[w.slices], usable[w.slices]
         for cls, mask in ((WATER, block_water & block_usable), (LAND, ~block_water & block_usable)):
             rows, cols = np.nonzero(mask)
-            keys = tile_seed(seed, tile, round_, number, cls).random(len(rows))
-            pools[cls].offer(keys, rows + w.row, cols + w.col, np.full(len(rows), cls))
+            rows, cols = rows + w.row, cols + w.col
+            keys = pixel_keys(seed, tile, rows, cols, round_, cls)
+            pools[cls].offer(keys, rows, cols, np.full(len(rows), cls))
     count = min(len(pools[WATER].keys), len(pools[LAND].keys))
     rows, cols, classes = [], [], []
     for cls, pool in pools.items():

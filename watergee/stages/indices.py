@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from watergee import layout
-from watergee.config import Settings
-from watergee.raster import (
+from watergee.core import layout
+from watergee.core.config import Settings
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.io.raster import (
     BandSpec,
     band_index,
     create_geotiff,
@@ -18,8 +20,6 @@ from watergee.raster import (
     read_window,
 )
 from watergee.spectral import LINE_HALO, compute_indices, required_bands
-from watergee.stage import StageResult
-from watergee.tiles import Tile
 
 DESCRIPTIONS = {
     "NDWI": "(green - NIR) / (green + NIR)",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from watergee import layout
-from watergee.config import Settings
-from watergee.errors import GridMismatchError
-from watergee.raster import BandSpec, raster_grid, warp_to_grid
+from watergee.core import layout
+from watergee.core.config import Settings
+from watergee.core.errors import GridMismatchError
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.io.bandstack import warp_to_grid
+from watergee.io.raster import BandSpec, raster_grid
 from watergee.sentinel2 import BAND_NAMES, band_files, read_scaling
-from watergee.stage import StageResult
-from watergee.tiles import Tile
 
 #: The 10 m band whose grid every resampled band is put on.
 REFERENCE_BAND = "B02"

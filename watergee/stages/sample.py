@@ -8,13 +8,15 @@ from typing import Any
 import numpy as np
 from osgeo import gdal, osr
 
-from watergee import layout
-from watergee.config import SampleSettings, Settings
-from watergee.errors import MissingBandError, TileInputError
-from watergee.features import FeatureReader
-from watergee.labels import label_raster_for
-from watergee.manifest import write_json_atomic
-from watergee.raster import (
+from watergee.core import layout
+from watergee.core.config import SampleSettings, Settings
+from watergee.core.errors import MissingBandError, TileInputError
+from watergee.core.records import write_json_atomic
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.features import FeatureReader, extract_patches
+from watergee.io.labels import label_raster_for
+from watergee.io.raster import (
     Grid,
     Window,
     band_descriptions,
@@ -26,12 +28,10 @@ from watergee.raster import (
     read_codes,
     read_window,
 )
+from watergee.io.vector import read_points
 from watergee.sampleset import write_shards
-from watergee.sampling import Candidates, code_lookup, patch_fits, spaced, tile_seed
+from watergee.sampling import Candidates, code_lookup, patch_fits, pixel_keys, spaced
 from watergee.spectral import normalized_difference
-from watergee.stage import StageResult
-from watergee.tiles import Tile
-from watergee.vector import read_points
 
 
 def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int], int]:
@@ -66,15 +66,18 @@ class _CandidateSource:
         self.points: dict[tuple[int, int], int] | None = None
         self.seeds: np.ndarray | None = None
         self.description: dict[str, Any] = {"mode": opts.mode}
+        self.files: list[Path] = []  # every file read, for the tile's record
         self.origin = str(opts.points if opts.mode == "points" else opts.labels)
         if opts.mode == "points":
             if opts.points is None:
                 raise TileInputError("sample.points is not set (mode: points)")
             self.points = _point_codes(opts.points, opts.attribute, grid)
+            self.files.append(opts.points)
             self.description.update(points=str(opts.points), on_tile=len(self.points))
             return
         path = label_raster_for(tile, opts.labels)
         self.labels_ds, warped = on_grid(path, grid)
+        self.files.append(path)
         self.description.update(path=str(path), warped=warped)
         self.origin = str(path)
         if opts.mode == "superpixel":
@@ -84,6 +87,7 @@ class _CandidateSource:
                     f"{centroids}: segments not found (run `watergee superpixel` first)"
                 )
             _, _, _, seeds = read_points(centroids, ["seed_row", "seed_col"])
+            self.files.append(centroids)
             self.seeds = np.column_stack([seeds["seed_row"], seeds["seed_col"]]).astype(np.int64)
 
     def codes(self, window: Window) -> np.ndarray:
@@ -142,7 +146,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     candidates: dict[str, int] = {}
     dropped: dict[str, dict[str, int]] = {"patch": {}, "water_guard": {}, "distance": {}}
     label_pixels = label_nodata = 0
-    for number, window in enumerate(iter_windows(grid.width, grid.height, settings.output.window)):
+    for window in iter_windows(grid.width, grid.height, settings.output.window):
         codes = source.codes(window)
         label_pixels += codes.size
         label_nodata += int((codes < 0).sum()) if source.points is None else 0
@@ -167,10 +171,11 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
                 _count(dropped["water_guard"], np.full(int(guarded.sum()), cls))
                 ok &= ~wet
             rows, cols = np.nonzero(ok)
-            keys = tile_seed(opts.seed, tile.id, number, code).random(len(rows))
+            rows, cols = rows + window.row, cols + window.col
+            keys = pixel_keys(opts.seed, tile.id, rows, cols, code)
             limit = opts.quota_of(cls) * oversample
             pool.setdefault(cls, Candidates(limit)).offer(
-                keys, rows + window.row, cols + window.col, np.full(len(rows), code)
+                keys, rows, cols, np.full(len(rows), code)
             )
 
     # Merge the classes in key order, keep them apart by min_distance, then fill each quota.
@@ -200,7 +205,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         "map_x": x0 + (cols + 0.5) * dx,
         "map_y": y0 + (rows + 0.5) * dy,
     }
-    held_out = tile_seed(opts.seed, tile.id, -1).random(len(rows)) < opts.validation
+    held_out = pixel_keys(opts.seed, tile.id, rows, cols, -1) < opts.validation
     folder = layout.sample_dir(out, tile)
     for stale in [*folder.glob("train-*.npz"), *folder.glob("val-*.npz")]:
         stale.unlink()  # shards of an earlier run with other settings
@@ -239,19 +244,6 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     }
     summary_path = layout.sample_summary(out, tile)
     write_json_atomic(summary_path, summary)
-    inputs = [stack_path]
-    if source.labels_ds is not None:
-        inputs.append(Path(source.description["path"]))
+    inputs = [stack_path, *source.files]
     outputs = [*shards["train"], *shards["validation"], summary_path]
     return StageResult(inputs, outputs, {"samples": len(rows)})
-
-
-def extract_patches(
-    reader: FeatureReader, rows: np.ndarray, cols: np.ndarray, size: int
-) -> np.ndarray:
-    """Patches (n, size, size, channels) with each sample pixel at offset size // 2."""
-    out = np.empty((len(rows), size, size, len(reader.names)), np.float32)
-    for i in np.argsort(rows * (1 << 20) + cols):  # raster order: GDAL's block cache is reused
-        window = Window(int(cols[i]) - size // 2, int(rows[i]) - size // 2, size, size)
-        out[i] = np.moveaxis(reader.read(window), 0, -1)
-    return out

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from watergee import layout
-from watergee.config import Settings
-from watergee.raster import (
+from watergee.core import layout
+from watergee.core.config import Settings
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.io.raster import (
     BandSpec,
     band_descriptions,
     create_geotiff,
@@ -20,6 +22,7 @@ from watergee.raster import (
     read_window,
     resolve_band,
 )
+from watergee.io.vector import write_points
 from watergee.segmentation import (
     SegmentStats,
     compact_ids,
@@ -29,9 +32,6 @@ from watergee.segmentation import (
     segment_block,
     stretch,
 )
-from watergee.stage import StageResult
-from watergee.tiles import Tile
-from watergee.vector import write_points
 
 CENTROID_LAYER = "centroids"
 

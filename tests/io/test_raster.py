@@ -1,0 +1,192 @@
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from watergee.core.atomic import PARTIAL_MARK
+from watergee.core.config import OutputSettings
+from watergee.core.errors import GridMismatchError, OutputError, TileInputError
+from watergee.io.raster import (
+    BandSpec,
+    Window,
+    create_geotiff,
+    iter_windows,
+    open_raster,
+    raster_grid,
+    read_window,
+    require_same_grid,
+    utm_grid,
+    write_array,
+)
+
+
+def _grid(width=10, height=8, origin=(500000.0, 5800000.0), pixel=10.0, epsg=32633):
+    return utm_grid(epsg, origin, pixel, width, height)
+
+
+def test_read_window_with_halo_fills_outside_and_nodata(tmp_path):
+    data = np.arange(80, dtype=np.uint16).reshape(8, 10) + 1
+    data[0, 1] = 0  # nodata
+    path = tmp_path / "a.tif"
+    write_array(path, data, _grid(), nodata=0)
+    ds = open_raster(path)
+    out = read_window(ds, Window(0, 0, 3, 2), halo=2)
+    assert out.shape == (1, 6, 7)
+    assert np.isnan(out[0, :2, :]).all() and np.isnan(out[0, :, :2]).all()
+    inner = out[0, 2:, 2:]
+    expected = data[:4, :5].astype(np.float32)
+    expected[0, 1] = np.nan
+    np.testing.assert_array_equal(inner, expected)
+
+
+def test_read_window_applies_scale_and_offset(tmp_path):
+    path = tmp_path / "a.tif"
+    write_array(path, np.full((8, 10), 3000, np.uint16), _grid())
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    ds.GetRasterBand(1).SetScale(1e-4)
+    ds.GetRasterBand(1).SetOffset(-0.1)
+    ds = None
+    out = read_window(open_raster(path), Window(2, 2, 4, 4), scaled=True)
+    np.testing.assert_allclose(out, 0.2, rtol=1e-6)
+
+
+def test_windows_cover_the_raster_exactly_once():
+    cover = np.zeros((70, 130), int)
+    for w in iter_windows(130, 70, 32):
+        cover[w.row : w.row + w.height, w.col : w.col + w.width] += 1
+    assert (cover == 1).all()
+
+
+def test_create_geotiff_writes_georeferenced_tiled_compressed(tmp_path):
+    grid = _grid(40, 30)
+    target = tmp_path / "out.tif"
+    settings = OutputSettings(blocksize=16)
+    data = np.random.default_rng(0).random((2, 30, 40)).astype(np.float32)
+    specs = [BandSpec("A", metadata={"K": "v"}), BandSpec("B", scale=2.0, offset=1.0)]
+    with create_geotiff(target, grid, specs, np.float32, float("nan"), settings) as w:
+        for win in iter_windows(40, 30, 16):
+            w.write(win, data[:, win.row : win.row + win.height, win.col : win.col + win.width])
+        assert not target.exists()  # only a partial name exists until the block ends
+    ds = open_raster(target)
+    assert raster_grid(target).matches(grid)
+    np.testing.assert_array_equal(ds.ReadAsArray(), data)
+    band = ds.GetRasterBand(1)
+    assert band.GetDescription() == "A" and band.GetMetadataItem("K") == "v"
+    assert np.isnan(band.GetNoDataValue())
+    assert band.GetBlockSize() == [16, 16]
+    assert ds.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") == "DEFLATE"
+    assert ds.GetRasterBand(2).GetScale() == 2.0 and ds.GetRasterBand(2).GetOffset() == 1.0
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.tif"
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        create_geotiff(target, _grid(), [BandSpec("A")], np.uint8, 0, OutputSettings()) as w,
+    ):
+        w.write(Window(0, 0, 10, 8), np.ones((8, 10), np.uint8))
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+KILLED_WRITER = """
+import sys, time
+import numpy as np
+from pathlib import Path
+from watergee.core.config import OutputSettings
+from watergee.io.raster import BandSpec, Window, create_geotiff, utm_grid
+grid = utm_grid(32633, (0.0, 0.0), 10.0, 256, 256)
+with create_geotiff(Path(sys.argv[1]), grid, [BandSpec("A")], np.uint8, 0, OutputSettings()) as w:
+    w.write(Window(0, 0, 256, 128), np.ones((128, 256), np.uint8))
+    w.ds.FlushCache()
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_killed_write_leaves_no_final_file_and_rerun_cleans_up(tmp_path):
+    target = tmp_path / "product.tif"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        partials = list(tmp_path.glob(f"*{PARTIAL_MARK}*"))
+        assert len(partials) == 1 and partials[0].stat().st_size > 0
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not target.exists()
+    # The next write of the same product removes the leftover and lands complete.
+    with create_geotiff(target, _grid(), [BandSpec("A")], np.uint8, 0, OutputSettings()) as w:
+        w.write(Window(0, 0, 10, 8), np.full((8, 10), 5, np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["product.tif"]
+    assert open_raster(target).ReadAsArray().min() == 5
+
+
+def test_corrupt_and_truncated_rasters_name_the_file(tmp_path):
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(b"II*\x00" + os.urandom(500))
+    with pytest.raises(TileInputError, match=rf"^{garbage}: not a readable raster"):
+        open_raster(garbage)
+    with pytest.raises(TileInputError, match="file not found"):
+        open_raster(tmp_path / "absent.tif")
+    good = tmp_path / "b.jp2"
+    write_array(
+        good, np.random.default_rng(1).integers(1, 9000, (64, 64), np.uint16), _grid(64, 64)
+    )
+    truncated = tmp_path / "t.jp2"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(TileInputError, match=rf"^{truncated}: "):
+        read_window(open_raster(truncated), Window(0, 0, 64, 64))
+
+
+def test_grid_mismatch_names_both_files(tmp_path):
+    a, b, c = tmp_path / "a.tif", tmp_path / "b.tif", tmp_path / "c.tif"
+    write_array(a, np.ones((8, 10), np.uint8), _grid())
+    write_array(b, np.ones((8, 10), np.uint8), _grid(origin=(500010.0, 5800000.0)))
+    write_array(c, np.ones((8, 10), np.uint8), _grid(epsg=32632))
+    assert require_same_grid([a, a]).matches(_grid())
+    with pytest.raises(GridMismatchError, match=rf"^{b}: grid differs from {a} "):
+        require_same_grid([a, b])
+    with pytest.raises(GridMismatchError, match=rf"^{c}: CRS differs from {a} "):
+        require_same_grid([a, c])
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with (
+        pytest.raises(OutputError, match=rf"{blocker}/sub: cannot create folder"),
+        create_geotiff(
+            blocker / "sub" / "o.tif", _grid(), [BandSpec("A")], np.uint8, 0, OutputSettings()
+        ),
+    ):
+        pass
+
+
+def test_block_rows_read_like_gdal_and_keep_few_rows(tmp_path):
+    from watergee.io.bandstack import BlockRows
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 60000, (100, 70)).astype(np.uint16)
+    path = tmp_path / "tiled.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(
+        str(path), 70, 100, 1, gdal.GDT_UInt16, ["TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"]
+    )
+    ds.GetRasterBand(1).WriteArray(data)
+    ds = None
+    rows = BlockRows(open_raster(path))
+    assert rows.block_height == 16
+    windows = [(c, r, min(20, 70 - c), min(20, 100 - r)) for r in range(0, 100, 20)
+               for c in range(0, 70, 20)]  # fmt: skip
+    windows += [(0, 90, 70, 10), (3, 5, 60, 50), (0, 0, 1, 1)]  # backwards too
+    for col, row, width, height in windows:
+        window = rows.read(col, row, width, height)
+        assert np.array_equal(window, data[row : row + height, col : col + width])
+        assert len(rows._rows) == (row + height - 1) // 16 - row // 16 + 1

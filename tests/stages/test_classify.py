@@ -1,0 +1,323 @@
+"""classify: dense inference equals per-patch inference everywhere, seams included."""
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+from osgeo import gdal
+
+from tests.conftest import ORIGIN, randomise_weights
+from watergee.core import layout
+from watergee.core.atomic import atomic_path
+from watergee.core.config import load_settings
+from watergee.core.errors import ModelError
+from watergee.core.registry import STAGES
+from watergee.core.runner import run_stage
+from watergee.core.tiles import Tile
+from watergee.io.raster import open_raster, raster_grid, utm_grid, write_array
+from watergee.models.artifact import ClassInfo, ModelMetadata, write_metadata
+from watergee.stages.classify import classify
+
+H, W, BANDS = 150, 170, ("B02", "B03", "B04", "B08", "B11")
+CLASSES = [ClassInfo(id=1, name="water"), ClassInfo(id=2, name="land"),
+           ClassInfo(id=3, name="urban")]  # fmt: skip
+
+
+def _stack(tmp_path, nan_block=True):
+    rng = np.random.default_rng(0)
+    data = rng.integers(100, 4000, size=(len(BANDS), H, W)).astype(np.uint16)
+    if nan_block:
+        data[:, 60:64, 90:95] = 0  # no data
+    path = tmp_path / "T33XYZ_stack.tif"
+    write_array(path, data, utm_grid(32633, ORIGIN, 10, W, H), nodata=0)
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    for i, name in enumerate(BANDS, start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+        ds.GetRasterBand(i).SetScale(1e-4)
+    ds = None
+    values = data.astype(np.float32) * np.float32(1e-4)
+    values[:, data[0] == 0] = np.nan
+    return Tile("T33XYZ_stack", path), values
+
+
+def _artifact(folder, kind, model, field, patch, channels=BANDS, normalization=True):
+    folder.mkdir(parents=True)
+    with atomic_path(folder / "model.keras") as tmp:
+        model.save(tmp)
+    rng = np.random.default_rng(9)
+    norm = (
+        {
+            "mean": rng.uniform(0.1, 0.2, len(channels)).tolist(),
+            "std": rng.uniform(0.05, 0.1, len(channels)).tolist(),
+        }
+        if normalization
+        else None
+    )
+    metadata = ModelMetadata(
+        kind=kind,
+        file="model.keras",
+        channels=list(channels),
+        scaling="reflectance",
+        patch=patch,
+        receptive_field=field,
+        normalization=norm,
+        classes=CLASSES,
+    )
+    write_metadata(folder, metadata)
+    return metadata
+
+
+def _patch_reference(values, model, field, norm, patch_output):
+    """Per-pixel patch inference over the whole image, the slow obvious way."""
+    x = np.moveaxis(values, 0, -1)
+    x = (x - np.array(norm["mean"], np.float32)) / np.array(norm["std"], np.float32)
+    half = field // 2
+    padded = np.pad(np.nan_to_num(x), ((half, field - half - 1), (half, field - half - 1), (0, 0)))
+    views = sliding_window_view(padded, (field, field), axis=(0, 1))  # H, W, C, f, f
+    patches = np.moveaxis(views, 2, -1).reshape(-1, field, field, x.shape[-1])
+    out = model.predict(patches, batch_size=4096, verbose=0)
+    return out.reshape(H, W, -1) if patch_output else out[:, 0, 0, :].reshape(H, W, -1)
+
+
+def _expected_valid(values, field):
+    from watergee.sampling import patch_fits
+
+    return patch_fits(~np.isnan(values).any(axis=0), field)
+
+
+@pytest.mark.parametrize("kind", ["pixelcnn", "dense-resnet", "resnet"])
+def test_classify_equals_patch_inference_across_window_seams(tmp_path, kind):
+    from watergee.models.pixelcnn import build_pixelcnn
+    from watergee.models.resnet import build_dense_resnet, build_resnet
+
+    tile, values = _stack(tmp_path)
+    if kind == "pixelcnn":
+        model, field = build_pixelcnn(len(BANDS), 3), 7
+    elif kind == "dense-resnet":
+        model, field = build_dense_resnet(len(BANDS), 3, blocks=2, width=8), 7
+    else:
+        model, field = build_resnet(4, len(BANDS), 3, depth=11, kernel=3), 4
+    randomise_weights(model, 1)
+    folder = tmp_path / "model"
+    metadata = _artifact(folder, kind, model, field, field)
+    settings = load_settings(
+        None,
+        [
+            f"classify.model={folder}",
+            "classify.probabilities=float32",
+            "classify.window=64",
+            "classify.batch_size=1000",
+        ],
+    )
+    out = tmp_path / "out"
+    result = classify(tile, settings, out)
+    assert result.info["window"] == 64  # windows meet at 64 and 128 px: seams are tested
+    probabilities = open_raster(layout.probabilities(out, tile, "pixel")).ReadAsArray()
+    classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
+    expected = _patch_reference(values, model, field, metadata.normalization, kind == "resnet")
+    valid = _expected_valid(values, field)
+    assert (classes[~valid] == 255).all() and np.isnan(probabilities[:, ~valid]).all()
+    np.testing.assert_allclose(np.moveaxis(probabilities, 0, -1)[valid], expected[valid], atol=1e-5)
+    np.testing.assert_array_equal(classes[valid], np.array([1, 2, 3])[expected[valid].argmax(-1)])
+    assert raster_grid(result.outputs[0]).matches(raster_grid(tile.source))
+
+
+def _forest(tmp_path, recipe, kind="rf"):
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(2)
+    n_features = len(BANDS) * (3 if recipe == "patch-stats" else 1)
+    estimator = RandomForestClassifier(20, random_state=0) if kind == "rf" else SVC()
+    pipeline = make_pipeline(StandardScaler(), estimator)
+    pipeline.fit(rng.uniform(0, 0.4, (300, n_features)), rng.integers(1, 4, 300))
+    folder = tmp_path / f"{kind}-{recipe}"
+    folder.mkdir()
+    joblib.dump(pipeline, folder / "model.joblib")
+    patch = 5
+    metadata = ModelMetadata(
+        kind=kind,
+        file="model.joblib",
+        channels=list(BANDS),
+        scaling="reflectance",
+        patch=patch,
+        receptive_field=1 if recipe == "centre" else patch,
+        features={"sklearn": recipe},
+        classes=CLASSES,
+    )
+    write_metadata(folder, metadata)
+    return folder, pipeline, patch
+
+
+@pytest.mark.parametrize("recipe", ["centre", "patch-stats"])
+def test_random_forest_per_pixel_equals_its_training_features(tmp_path, recipe):
+    from watergee.models.training import sklearn_features
+
+    tile, values = _stack(tmp_path)
+    folder, pipeline, patch = _forest(tmp_path, recipe)
+    settings = load_settings(
+        None,
+        [f"classify.model={folder}", "classify.probabilities=float32", "classify.memory_mb=64"],
+    )
+    out = tmp_path / "out"
+    classify(tile, settings, out)
+    probabilities = np.moveaxis(
+        open_raster(layout.probabilities(out, tile, "pixel")).ReadAsArray(), 0, -1
+    )
+    field = 1 if recipe == "centre" else patch
+    valid = _expected_valid(values, field)
+    rows, cols = np.nonzero(valid)
+    pick = np.random.default_rng(0).choice(len(rows), 300, replace=False)
+    half = field // 2
+    x = np.moveaxis(values, 0, -1)
+    patches = np.stack(
+        [
+            x[r - half : r - half + field, c - half : c - half + field]
+            for r, c in zip(rows[pick], cols[pick], strict=True)
+        ]
+    )
+    expected = pipeline.predict_proba(sklearn_features(patches, recipe))
+    np.testing.assert_allclose(probabilities[rows[pick], cols[pick]], expected, atol=1e-6)
+
+
+def test_svm_writes_its_decision_as_probabilities(tmp_path):
+    tile, values = _stack(tmp_path)
+    folder, pipeline, _ = _forest(tmp_path, "centre", kind="svm")
+    out = tmp_path / "out"
+    settings = load_settings(
+        None, [f"classify.model={folder}", "classify.probabilities=uint8", "classify.window=64"]
+    )
+    classify(tile, settings, out)
+    classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
+    probabilities = open_raster(layout.probabilities(out, tile, "pixel")).ReadAsArray()
+    valid = ~np.isnan(values).any(axis=0)
+    expected = pipeline.predict(np.moveaxis(values, 0, -1)[valid])
+    np.testing.assert_array_equal(classes[valid], expected)
+    one_hot = (expected[:, None] == np.array([1, 2, 3])) * 250
+    np.testing.assert_array_equal(np.moveaxis(probabilities, 0, -1)[valid], one_hot)
+    assert (classes[~valid] == 255).all()
+
+
+def test_superpixel_mode_paints_one_class_per_segment(tmp_path):
+    tile, values = _stack(tmp_path, nan_block=False)
+    folder, pipeline, _ = _forest(tmp_path, "centre")
+    segments = (np.arange(H)[:, None] // 10) * 100 + (np.arange(W)[None, :] // 17) + 1
+    seg_path = layout.segments(tmp_path / "out", tile)
+    write_array(seg_path, segments.astype(np.uint32), raster_grid(tile.source), nodata=0)
+    # No SEGMENTS metadata (segments made elsewhere): the ids are counted by a scan.
+    out = tmp_path / "out"
+    settings = load_settings(None, [f"classify.model={folder}", "classify.mode=superpixel"])
+    classify(tile, settings, out)
+    painted = open_raster(layout.classes(out, tile, "superpixel")).ReadAsArray()
+    x = np.moveaxis(values, 0, -1).reshape(-1, len(BANDS))
+    pixel_probabilities = pipeline.predict_proba(x).reshape(H, W, 3)
+    for sid in np.unique(segments)[::5]:
+        inside = segments == sid
+        assert len(np.unique(painted[inside])) == 1
+        assert painted[inside][0] == [1, 2, 3][pixel_probabilities[inside].mean(0).argmax()]
+
+
+def test_bad_inputs(tmp_path):
+    from watergee.models.pixelcnn import build_pixelcnn
+
+    tile, _ = _stack(tmp_path)
+    folder = tmp_path / "model"
+    _artifact(folder, "pixelcnn", build_pixelcnn(3, 3), 7, 7, channels=("B02", "B03", "B12"))
+    with pytest.raises(
+        ModelError,
+        match=rf"{tile.source}: channels B02, B03, B04, B08, B11 do not match model "
+        rf"{folder} \(B02, B03, B12\)",
+    ):
+        classify(tile, load_settings(None, [f"classify.model={folder}"]), tmp_path / "o")
+    (folder / "model.json").unlink()
+    with pytest.raises(ModelError, match=r"model.json: model metadata missing"):
+        classify(
+            tile, load_settings(None, [f"classify.model={tmp_path / 'model'}"]), tmp_path / "o2"
+        )
+
+
+def test_tiny_and_empty_tiles(tmp_path):
+    from watergee.models.pixelcnn import build_pixelcnn
+
+    folder = tmp_path / "model"
+    _artifact(folder, "pixelcnn", build_pixelcnn(len(BANDS), 3), 7, 7)
+    settings = load_settings(None, [f"classify.model={folder}"])
+    tiny = tmp_path / "tiny.tif"
+    write_array(
+        tiny, np.ones((len(BANDS), 5, 5), np.uint16), utm_grid(32633, ORIGIN, 10, 5, 5), nodata=0
+    )
+    ds = gdal.Open(str(tiny), gdal.GA_Update)
+    for i, name in enumerate(BANDS, start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+    ds = None
+    with pytest.raises(
+        ModelError, match=r"tiny\.tif: 5x5 px is smaller than the model's receptive field of 7"
+    ):
+        classify(Tile("tiny", tiny), settings, tmp_path / "o")
+    empty = tmp_path / "empty.tif"
+    write_array(
+        empty,
+        np.zeros((len(BANDS), 40, 40), np.uint16),
+        utm_grid(32633, ORIGIN, 10, 40, 40),
+        nodata=0,
+    )
+    ds = gdal.Open(str(empty), gdal.GA_Update)
+    for i, name in enumerate(BANDS, start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+    ds = None
+    result = classify(Tile("empty", empty), settings, tmp_path / "o")
+    assert (open_raster(result.outputs[0]).ReadAsArray() == 255).all()
+
+
+def test_classify_resumes_like_every_stage(tmp_path, client):
+    tile, _ = _stack(tmp_path)
+    folder, _, _ = _forest(tmp_path, "centre")
+    settings = load_settings(None, [f"classify.model={folder}", "cluster.processes=false"])
+    out = tmp_path / "out"
+    first = run_stage(STAGES["classify"], [tile], settings, out, client)
+    again = run_stage(STAGES["classify"], [tile], settings, out, client)
+    assert [o.status for o in first.outcomes] == ["done"]
+    assert [o.status for o in again.outcomes] == ["skipped"]
+    (folder / "model.joblib").write_bytes((folder / "model.joblib").read_bytes())  # retrained
+    assert [
+        o.status for o in run_stage(STAGES["classify"], [tile], settings, out, client).outcomes
+    ] == ["done"]
+
+
+def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp_path):
+    """Reading JP2 bands directly, 20 m bands interpolated on the fly, gives the same map as
+    resample + combine + classify, without writing either intermediate."""
+    from watergee.io.bandstack import UpsampledBand
+    from watergee.models.pixelcnn import build_pixelcnn
+    from watergee.sentinel2 import STACK_ORDER, read_tiles
+    from watergee.stacks import band_stack
+    from watergee.stages.combine import combine
+    from watergee.stages.resample import resample
+
+    tile = read_tiles(demo_scene)[1]  # the L2A .SAFE, with its -1000 offset
+    model = build_pixelcnn(10, 3)
+    randomise_weights(model, 4)
+    folder = tmp_path / "model"
+    _artifact(folder, "pixelcnn", model, 7, 7, channels=STACK_ORDER, normalization=False)
+    common = [f"classify.model={folder}", "classify.probabilities=float32", "classify.window=100"]
+    staged = tmp_path / "staged"
+    settings = load_settings(None, common)
+    resample(tile, settings, staged)
+    combine(tile, settings, staged)
+    classify(tile, settings, staged)
+    direct = tmp_path / "direct"
+    result = classify(tile, load_settings(None, [*common, "classify.source=bands"]), direct)
+    assert not list(direct.glob("*/*_10m.tif"))  # no intermediate written
+    stack, _ = band_stack(tile, settings)  # every band read through block rows, 20 m ones
+    upsampled = [b for b, r in stack._readers.items() if isinstance(r, UpsampledBand)]
+    assert sorted(stack._readers) == list(range(1, 11)) and upsampled == list(range(5, 11))
+    assert all(p.suffix == ".jp2" for p in result.inputs[:10])
+    a = open_raster(layout.probabilities(staged, tile, "pixel")).ReadAsArray()
+    b = open_raster(layout.probabilities(direct, tile, "pixel")).ReadAsArray()
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_array_equal(
+        open_raster(layout.classes(staged, tile, "pixel")).ReadAsArray(),
+        open_raster(layout.classes(direct, tile, "pixel")).ReadAsArray(),
+    )

@@ -1,0 +1,589 @@
+"""Typed settings for every stage, resolved once at the edge and handed to workers whole.
+
+Precedence: built-in defaults, then a YAML file, then `--set section.key=value` overrides.
+Unknown keys are rejected with their dotted name, so a typo never silently falls back to a
+default. A stage's settings hash covers only the science fields of the sections it reads: speed,
+storage and placement knobs (marked with `knob`) and the cluster section never make a finished
+tile look stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from watergee import __version__
+from watergee.core.atomic import atomic_path
+from watergee.core.errors import ConfigError
+
+ResampleMethod = Literal["near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"]
+IndexName = Literal["NDWI", "MNDWI", "NDVI", "LINE"]
+
+
+#: Field marker of a knob: a setting that changes speed, memory, storage or placement but
+#: never a result, and so stays out of every settings hash.
+KNOB = {"knob": True}
+
+
+def knob(default: Any = ..., **kwargs: Any) -> Any:
+    """A `Field` that is a knob (see KNOB)."""
+    return Field(default, json_schema_extra=KNOB, **kwargs)
+
+
+def is_knob(section: type[BaseModel], name: str) -> bool:
+    extra = section.model_fields[name].json_schema_extra
+    return bool(getattr(section, "placement_only", False)) or (
+        isinstance(extra, dict) and bool(extra.get("knob"))
+    )
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sentinel2Settings(Section):
+    nodata: int = Field(0, description="DN that marks no data in Sentinel-2 band files.")
+    quantification: float = Field(
+        10000.0, gt=0, description="Reflectance = (DN + offset) / quantification."
+    )
+    offset: Literal["auto"] | float = Field(
+        "auto",
+        description=(
+            "DN offset added before scaling. 'auto' reads BOA_ADD_OFFSET / RADIO_ADD_OFFSET "
+            "from the product metadata (-1000 from processing baseline 04.00 on) and uses 0 "
+            "when the input has no metadata file."
+        ),
+    )
+
+
+class OutputSettings(Section):
+    compress: Literal["DEFLATE", "ZSTD", "LZW", "NONE"] = knob(
+        "DEFLATE", description="GeoTIFF compression of every raster written."
+    )
+    blocksize: int = knob(
+        512, ge=16, multiple_of=16, description="Internal GeoTIFF tile size in pixels."
+    )
+    window: int = knob(
+        2048,
+        ge=64,
+        description="Side of the square windows, in pixels, that stages read and write at "
+        "a time; bounds memory per worker independently of the tile size.",
+    )
+    threads: int = knob(
+        0,
+        ge=0,
+        description="Threads compressing each GeoTIFF as it is written (GDAL NUM_THREADS); "
+        "0: all CPUs. Set 1 when many workers share a node.",
+    )
+
+
+class ResampleSettings(Section):
+    method: ResampleMethod = Field(
+        "bilinear",
+        description="GDAL resampling used to bring the 20 m bands to 10 m. Bilinear keeps "
+        "reflectance within the range of its neighbours; 'near' replicates pixels.",
+    )
+    bands: list[Literal["B05", "B06", "B07", "B8A", "B11", "B12"]] = Field(
+        default_factory=lambda: ["B05", "B06", "B07", "B8A", "B11", "B12"],
+        min_length=1,
+        description="20 m bands to resample to the tile's 10 m grid.",
+    )
+
+
+class IndicesSettings(Section):
+    indices: list[IndexName] = Field(
+        default_factory=lambda: ["NDWI", "MNDWI", "NDVI", "LINE"],
+        min_length=1,
+        description="Indices written, in this band order: NDWI (green, NIR), MNDWI (green, "
+        "SWIR1), NDVI (NIR, red), LINE (max of four directional 5x5 line filters of MNDWI).",
+    )
+
+    @field_validator("indices")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("indices must not repeat")
+        return value
+
+
+BandRef = str | int
+#: Paths are made absolute where the run is resolved: workers may run elsewhere (Slurm).
+AbsolutePath = Annotated[Path, AfterValidator(lambda p: p.expanduser().resolve())]
+
+
+class SuperpixelSettings(Section):
+    bands: list[BandRef] = Field(
+        default_factory=lambda: ["B04", "B03", "B02"],
+        min_length=1,
+        description="Bands segmented, by description (B04) or 1-based index; three bands in "
+        "red, green, blue order are converted to CIELAB.",
+    )
+    region_size: int = Field(
+        15, ge=2, description="Mean superpixel side in pixels (segments = pixels / size^2)."
+    )
+    compactness: float = Field(
+        10.0, gt=0, description="SLIC compactness: higher gives squarer, more regular segments."
+    )
+    stretch: tuple[float, float] = Field(
+        (1.0, 99.0),
+        description="Percentiles of each band (over the whole tile) mapped to 0 and 1.",
+    )
+    lab: bool = Field(True, description="Convert three-band input to CIELAB before SLIC.")
+    sigma: float = Field(0.0, ge=0, description="Gaussian smoothing before SLIC, in pixels.")
+    max_iter: int = Field(10, ge=1, description="SLIC k-means iterations.")
+    block: int = Field(
+        2048,
+        ge=64,
+        description="Tiles are segmented in blocks of this side (plus a margin) to bound "
+        "memory; a segment belongs to the block holding its centroid, so blocks leave no seams.",
+    )
+    margin: int | None = Field(
+        None, ge=0, description="Block margin in pixels; default three region sizes."
+    )
+
+    @field_validator("stretch")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1] <= 100:
+            raise ValueError("stretch must be two percentiles, low < high, within 0..100")
+        return value
+
+
+class SampleSettings(Section):
+    labels: AbsolutePath | None = Field(
+        None,
+        description="Label raster for every tile, or a folder of label rasters named by tile id "
+        "or MGRS tile (T33UUU). A label raster on another grid is warped to the tile's grid with "
+        "nearest neighbour, so codes are never blended.",
+    )
+    work: AbsolutePath | None = knob(
+        None,
+        description="Folder holding the tiles' stacks (and segments) from earlier stages; "
+        "default: the output folder.",
+    )
+    classes: dict[int, int] = Field(
+        default_factory=dict,
+        description="Label code -> class id, e.g. {11: 1, 5: 12}. Empty: every code is its "
+        "own class.",
+    )
+    class_names: dict[int, str] = Field(
+        default_factory=dict, description="Class id -> name, for reports and model metadata."
+    )
+    ignore: list[int] = Field(
+        default_factory=lambda: [0],
+        description="Label codes never sampled (unlabelled, no data).",
+    )
+    unmapped: Literal["error", "ignore"] = Field(
+        "error",
+        description="A label code that is neither in 'classes' nor in 'ignore': fail the tile, "
+        "or skip those pixels.",
+    )
+    quota: int | dict[int, int] = Field(
+        1000,
+        description="Samples per class per tile, drawn without replacement: one number for "
+        "every class or a class id -> number table.",
+    )
+    required: list[int] = Field(
+        default_factory=list,
+        description="Class ids that must get samples; `sample validate` fails if one has none.",
+    )
+    mode: Literal["pixel", "superpixel", "points"] = Field(
+        "pixel",
+        description="pixel: any labelled pixel; superpixel: one candidate per segment, at its "
+        "seed pixel (run `superpixel` first); points: the points of 'points' with their class "
+        "attribute.",
+    )
+    points: AbsolutePath | None = Field(
+        None, description="Vector file of labelled points (mode: points)."
+    )
+    attribute: str = Field("ValValue", description="Class attribute of 'points'.")
+    min_distance: int = Field(
+        0, ge=0, description="Minimum distance in pixels between two samples of a tile."
+    )
+    patch: int = Field(
+        7,
+        ge=1,
+        description="Patch side in pixels. The sample pixel is at row and column patch // 2 "
+        "of its patch: the exact centre for odd sizes, the lower right of the central 2 x 2 "
+        "for even sizes. Classification uses the same convention.",
+    )
+    bands: list[BandRef] = Field(
+        default_factory=list,
+        description="Bands of the stack in each patch, by description or index; empty: all.",
+    )
+    indices: list[IndexName] = Field(
+        default_factory=list,
+        description="Index channels appended after the bands (NDWI, MNDWI, NDVI, LINE), "
+        "computed from the stack's B03 B04 B08 B11 as the indices stage does.",
+    )
+    validation: float = Field(
+        0.2, ge=0, lt=1, description="Share of samples held out for validation."
+    )
+    seed: int = Field(0, description="Seed of every random choice: same seed, same samples.")
+    shard_size: int = knob(4096, ge=1, description="Samples per shard file.")
+    water_class: int | None = Field(
+        None,
+        description="Class id of water. When set, samples of other classes whose MNDWI exceeds "
+        "'water_guard' are dropped: incomplete water labels (OpenStreetMap) leave unmapped "
+        "lakes in the background classes.",
+    )
+    water_guard: float = Field(
+        0.2, description="MNDWI above which a non-water sample is taken for unmapped water."
+    )
+
+    def class_of(self, code: int) -> int | None:
+        """Class id of a label code: None when ignored; KeyError when unmapped."""
+        if code in self.ignore:
+            return None
+        if not self.classes:
+            return code
+        return self.classes[code]
+
+    def quota_of(self, class_id: int) -> int:
+        return self.quota if isinstance(self.quota, int) else self.quota.get(class_id, 0)
+
+
+class TrainSettings(Section):
+    epochs: int = Field(30, ge=1, description="Most training epochs (CNNs).")
+    batch_size: int = Field(256, ge=1, description="Samples per gradient step (CNNs).")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate (CNNs).")
+    patience: int = Field(
+        5, ge=1, description="Epochs without a better validation loss before stopping."
+    )
+    class_weights: Literal["balanced", "none"] = Field(
+        "balanced",
+        description="balanced: weight each class by the inverse of its share of the training "
+        "samples, so rare classes such as water count as much as common ones.",
+    )
+    shuffle_buffer: int = Field(20000, ge=1, description="Samples in the shuffle buffer.")
+    seed: int = Field(0, description="Seed of weights, shuffling and forests.")
+    mixed_precision: bool = Field(False, description="float16 compute on a GPU (CNNs).")
+    features: Literal["centre", "patch-stats"] = Field(
+        "centre",
+        description="SVM / RF inputs: the sample pixel's channels, or those plus the mean and "
+        "standard deviation of each channel over the patch.",
+    )
+    svm_c: float = Field(10.0, gt=0, description="SVM regularisation C (RBF kernel).")
+    svm_max_samples: int = Field(
+        20000, ge=1, description="SVM training samples at most (kernel SVMs scale as n^2)."
+    )
+    resnet_depth: int = Field(29, ge=11, description="Patch ResNet depth, 9n + 2 (OSMLULC: 29).")
+    resnet_kernel: int = Field(5, ge=1, description="Patch ResNet kernel side (OSMLULC: 5).")
+    dense_blocks: int = Field(
+        4, ge=0, description="Dense ResNet residual blocks; receptive field 3 + 2 per block."
+    )
+    dense_width: int = Field(64, ge=1, description="Dense ResNet channels per layer.")
+    rf_trees: int = Field(300, ge=1, description="Random forest trees.")
+    rf_max_depth: int | None = Field(None, ge=1, description="Random forest depth limit.")
+
+
+class DenoiseSettings(Section):
+    labels: AbsolutePath | None = Field(
+        None,
+        description="Noisy water label raster for every tile, or a folder / .txt list of them "
+        "named by tile (warped to the tile grid by nearest neighbour when needed).",
+    )
+    work: AbsolutePath | None = knob(
+        None, description="Folder holding the tiles' stacks; default: the output folder."
+    )
+    water_codes: list[int] = Field(
+        default_factory=lambda: [1],
+        min_length=1,
+        description="Label codes meaning water (Landsat QA water bit: 1; Sentinel-2 SCL: 6).",
+    )
+    nodata_codes: list[int] = Field(
+        default_factory=list, description="Label codes meaning no data (never trained on)."
+    )
+    bands: list[BandRef] = Field(
+        default_factory=lambda: ["B02", "B03", "B04", "B08", "B11"],
+        description="Stack bands used as features (water_gee: blue, green, red, NIR, SWIR1).",
+    )
+    indices: list[IndexName] = Field(
+        default_factory=lambda: ["MNDWI", "LINE"],
+        description="Index features appended after the bands.",
+    )
+    dem: AbsolutePath | None = Field(
+        None, description="Elevation raster (m), appended as a feature divided by dem_scale."
+    )
+    dem_scale: float = Field(4000.0, gt=0, description="Elevation divisor (water_gee: 4000).")
+    max_elevation: float | None = Field(
+        None, description="Water above this elevation (m) is not taken as water (needs dem)."
+    )
+    rounds: int = Field(3, ge=1, description="Self-training rounds.")
+    epochs: int = Field(
+        20,
+        ge=1,
+        description="Training epochs of each round's fresh CNN: it must train to confidence, "
+        "or few pixels pass the probability threshold and the water collapses.",
+    )
+    max_samples: int = Field(
+        20000, ge=10, description="Water samples per round at most; as many non-water."
+    )
+    threshold: float = Field(
+        0.95, gt=0, lt=1, description="Water probability a pixel needs to stay or become water."
+    )
+    sd_range: float = Field(
+        3.0, gt=0, description="Features must lie within mean +- this many sd of the water."
+    )
+    majority: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of features that must lie in that range ('most bands': over half).",
+    )
+    batch_size: int = Field(64, ge=1, description="Training batch size.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    seed: int = Field(0, description="Seed of sampling and training.")
+
+
+class ClassifySettings(Section):
+    model: AbsolutePath | None = Field(None, description="Model folder (from `watergee train`).")
+    work: AbsolutePath | None = knob(
+        None,
+        description="Folder holding the tiles' stacks (and segments); default: the output folder.",
+    )
+    mode: Literal["pixel", "superpixel"] = Field(
+        "pixel",
+        description="pixel: a class per pixel; superpixel: one class per segment of the "
+        "superpixel stage, painted back onto its pixels.",
+    )
+    source: Literal["stack", "bands"] = Field(
+        "stack",
+        description="stack: read the 10-band stack written by combine; bands: read a Sentinel-2 "
+        "tile's band files directly, resampling the 20 m bands on the fly (no resample or "
+        "combine needed, nothing intermediate written, every band decoded once).",
+    )
+    superpixel_rule: Literal["mean", "majority", "seed"] = Field(
+        "mean",
+        description="How a segment gets its class: the highest mean probability of its "
+        "pixels, the majority of its pixel classes, or the class of the patch at its seed "
+        "pixel (one prediction per segment: fastest for patch models).",
+    )
+    probabilities: Literal["none", "uint8", "float32"] = Field(
+        "none",
+        description="Also write per-class probabilities: uint8 (probability x 250, 255 = no "
+        "data) or float32 (NaN = no data).",
+    )
+    memory_mb: int = knob(
+        1024,
+        ge=64,
+        description="Memory for one window's features and network activations; sets the "
+        "window size of dense inference.",
+    )
+    window: int | None = knob(
+        None, ge=16, description="Window side in pixels; unset: chosen from memory_mb."
+    )
+    batch_size: int = knob(
+        4096, ge=1, description="Patches (patch models) or pixels (SVM, RF) per model call."
+    )
+    quicklook: bool = Field(False, description="Also write a PNG quicklook of the classes.")
+
+
+class ClusterSettings(Section):
+    placement_only: ClassVar[bool] = True
+    scheduler: str | None = Field(
+        None,
+        description="Address of a running Dask scheduler (tcp://host:8786). When unset an "
+        "embedded local cluster is started for the run.",
+    )
+    connect_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for the scheduler given by 'scheduler'."
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Local cluster worker processes; default: the CPU count."
+    )
+    threads_per_worker: int = Field(1, ge=1, description="Threads in each local worker.")
+    processes: bool = Field(
+        True, description="Local workers as separate processes (False: threads in this one)."
+    )
+    memory_limit: str = Field(
+        "auto", description="Memory limit per local worker, e.g. '4GB'; 'auto' shares RAM."
+    )
+    gdal_cache_mb: int = Field(
+        256,
+        ge=16,
+        description="GDAL block cache per local worker in MB (GDAL's own default is 5 % of "
+        "RAM per process); an explicit GDAL_CACHEMAX in the environment wins.",
+    )
+    dashboard: str | None = Field(
+        None, description="Dashboard address of the local cluster, e.g. ':8787'; else a free port."
+    )
+
+
+class Settings(Section):
+    """Everything a run needs; science sections first, the cluster section apart."""
+
+    sentinel2: Sentinel2Settings = Field(
+        default_factory=Sentinel2Settings, description="Sentinel-2 band scaling and nodata."
+    )
+    output: OutputSettings = Field(
+        default_factory=OutputSettings, description="How rasters are written."
+    )
+    resample: ResampleSettings = Field(
+        default_factory=ResampleSettings, description="The resample stage."
+    )
+    indices: IndicesSettings = Field(
+        default_factory=IndicesSettings, description="The indices stage."
+    )
+    superpixel: SuperpixelSettings = Field(
+        default_factory=SuperpixelSettings, description="The superpixel stage (SLIC)."
+    )
+    sample: SampleSettings = Field(
+        default_factory=SampleSettings, description="The sample stage: training patches."
+    )
+    train: TrainSettings = Field(
+        default_factory=TrainSettings, description="Model training (watergee train)."
+    )
+    classify: ClassifySettings = Field(
+        default_factory=ClassifySettings, description="The classify stage."
+    )
+    denoise: DenoiseSettings = Field(
+        default_factory=DenoiseSettings,
+        description="Label-noise correction of water labels by self-training.",
+    )
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings,
+        description="Where stages run; never part of an output's settings hash.",
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    return f"'{key}': {error['msg']}"
+
+
+def _validate(data: dict[str, Any], origin: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: {problem}{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        node[parts[-1]] = raw
+
+
+def _set_value(data: dict[str, Any], dotted: str, value: Any) -> None:
+    section, key = dotted.split(".", 1)
+    node = data.setdefault(section, {})
+    if not isinstance(node, dict):
+        raise ConfigError(f"'{section}' is not a section")
+    node[key] = value
+
+
+def load_settings(
+    path: Path | None = None,
+    overrides: list[str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve the settings of one run: defaults, then the YAML file, then `--set` overrides
+    (YAML values), then the typed values of command options (`{"classify.model": Path}`),
+    which are taken as they are, never re-parsed."""
+    data = _read_yaml(path) if path is not None else {}
+    origin = str(path) if path is not None else "settings"
+    _validate(data, origin)
+    for item in overrides or []:
+        _apply_override(data, item)
+    for dotted, value in (values or {}).items():
+        _set_value(data, dotted, value)
+    return _validate(data, f"{origin} with command-line values" if overrides or values else origin)
+
+
+def science(section: Section) -> dict[str, Any]:
+    """The fields of a section that change results, as JSON values."""
+    knobs = {name for name in type(section).model_fields if is_knob(type(section), name)}
+    return section.model_dump(mode="json", exclude=knobs)
+
+
+def section_hash(settings: Settings, sections: tuple[str, ...]) -> str:
+    """A stable digest of the science fields of the sections a stage reads (defaults
+    included): knobs never make a finished output look stale."""
+    payload = {name: science(getattr(settings, name)) for name in sections}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def settings_yaml(settings: Settings) -> str:
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+
+
+def save_settings(settings: Settings, out: Path) -> Path:
+    """Write the resolved settings beside the outputs, named by their hash, and return it."""
+    digest = hashlib.sha256(settings_yaml(settings).encode()).hexdigest()[:16]
+    folder = out / ".watergee" / "settings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.yaml"
+    if not path.exists():
+        header = f"# watergee {__version__} resolved settings, sha256 prefix {digest}\n"
+        with atomic_path(path) as tmp:
+            tmp.write_text(header + settings_yaml(settings))
+    return path
+
+
+def _wrap_comment(text: str, indent: str) -> list[str]:
+    import textwrap
+
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, width=96 - len(indent))]
+
+
+def annotated_yaml(settings: Settings | None = None) -> str:
+    """Settings as YAML with every field's description as a comment: configs/defaults.yaml."""
+    settings = settings or Settings()
+    lines = ["# watergee settings. Every key is optional; unknown keys are rejected."]
+    for name, field in Settings.model_fields.items():
+        section = getattr(settings, name)
+        lines += ["", *_wrap_comment(field.description or name, ""), f"{name}:"]
+        for key, sub in type(section).model_fields.items():
+            value = yaml.safe_dump(
+                {key: getattr(section, key)}, default_flow_style=True, sort_keys=False
+            ).strip()[1:-1]
+            lines += [*_wrap_comment(sub.description or key, "  "), f"  {value}"]
+    return "\n".join(lines) + "\n"

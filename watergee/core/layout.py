@@ -1,0 +1,97 @@
+"""Where each stage puts each tile's outputs under the output folder: one place, so that a
+stage finds what the stage before it wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from watergee.core.errors import MissingBandError
+from watergee.core.tiles import Tile
+
+STATE_DIR = ".watergee"
+
+
+def tile_dir(out: Path, tile: Tile) -> Path:
+    return out / tile.id
+
+
+def resampled_band(out: Path, tile: Tile, band: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_{band}_10m.tif"
+
+
+def stack(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_S2_10band_10m.tif"
+
+
+def indices(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_indices_10m.tif"
+
+
+def input_stack(out: Path, tile: Tile) -> Path:
+    """The multi-band raster a tile's analysis stages read: the tile input itself when it is
+    a raster file, else the 10-band stack that `combine` wrote."""
+    return tile.source if tile.source.is_file() else stack(out, tile)
+
+
+def require_stack(folder: Path, tile: Tile) -> Path:
+    """The tile's input stack, or an error saying which stage makes it."""
+    path = input_stack(folder, tile)
+    if not path.exists():
+        raise MissingBandError(f"{path}: stack not found (run `watergee combine` first)")
+    return path
+
+
+def segments(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_segments.tif"
+
+
+def centroids(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_segments.gpkg"
+
+
+def sample_dir(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile)
+
+
+def sample_summary(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / "samples.json"
+
+
+def sample_manifest(out: Path) -> Path:
+    return out / "manifest.json"
+
+
+def classes(out: Path, tile: Tile, mode: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_classes_{mode}.tif"
+
+
+def probabilities(out: Path, tile: Tile, mode: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_probabilities_{mode}.tif"
+
+
+def quicklook(out: Path, tile: Tile, mode: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_classes_{mode}.png"
+
+
+def denoised(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_water_denoised.tif"
+
+
+def denoise_report(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_denoise.json"
+
+
+def record(out: Path, tile: Tile, stage: str) -> Path:
+    return tile_dir(out, tile) / STATE_DIR / f"{stage}.json"
+
+
+def lock(out: Path, tile: Tile, stage: str) -> Path:
+    return tile_dir(out, tile) / STATE_DIR / f"{stage}.lock"
+
+
+def runs_dir(out: Path) -> Path:
+    return out / STATE_DIR / "runs"
+
+
+def logs_dir(out: Path) -> Path:
+    return out / STATE_DIR / "logs"

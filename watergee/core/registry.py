@@ -1,0 +1,126 @@
+"""Every stage by name: what it reads, which settings it hashes, its command options.
+
+Functions are named, not imported: building `watergee --help` from this table imports no stage,
+no numpy, GDAL, TensorFlow or Earth Engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from watergee.core.stage import Option, Stage
+
+GPU = {"GPU": 1}
+
+
+def _work(section: str) -> Option:
+    return Option(
+        "work",
+        f"{section}.work",
+        Path,
+        "Folder with the tiles' stacks (and segments) from earlier stages (default: --out).",
+    )
+
+
+def _labels(section: str, help_text: str) -> Option:
+    return Option("labels", f"{section}.labels", Path, help_text)
+
+
+SAMPLE_SECTIONS = ("output", "sample")
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage(
+            "resample",
+            "watergee.stages.resample:resample",
+            ("sentinel2", "output", "resample"),
+            "Resample the six 20 m bands (B05 B06 B07 B8A B11 B12) onto each tile's 10 m grid.",
+        ),
+        Stage(
+            "combine",
+            "watergee.stages.combine:combine",
+            ("sentinel2", "output"),
+            "Write each tile's 10-band 10 m stack: B02 B03 B04 B08 B05 B06 B07 B8A B11 B12.",
+            upstream=(("resample", None),),
+        ),
+        Stage(
+            "indices",
+            "watergee.stages.indices:indices",
+            ("output", "indices"),
+            "Compute NDWI, MNDWI, NDVI and the line band from each tile's 10-band stack.",
+            upstream=(("combine", None),),
+        ),
+        Stage(
+            "superpixel",
+            "watergee.stages.superpixel:superpixel",
+            ("output", "superpixel"),
+            "Segment each tile into SLIC superpixels: a segment-id raster and a GeoPackage of "
+            "segment centroids with pixel counts and mean band values.",
+            upstream=(("combine", None),),
+        ),
+        Stage(
+            "sample",
+            "watergee.stages.sample:sample",
+            SAMPLE_SECTIONS,
+            "Draw training and validation patches per tile from label rasters (or labelled "
+            "points), reproducibly and without replacement.",
+            help="`watergee sample validate SAMPLES` checks a sample set.",
+            finish="watergee.sampleset:write_manifest",
+            options=(
+                _labels(
+                    "sample",
+                    "Label raster, or a folder / .txt list of label rasters named by tile.",
+                ),
+                _work("sample"),
+            ),
+            upstream=(("combine", None), ("superpixel", ("sample.mode", ("superpixel",)))),
+            work="sample.work",
+        ),
+        Stage(
+            "classify",
+            "watergee.stages.classify:classify",
+            ("sentinel2", "output", "resample", "classify"),
+            "Classify each tile with a model, per pixel or per superpixel.",
+            help="Pixel CNNs and dense ResNets run once over each window of the tile; the patch "
+            "ResNet classifies one patch per pixel and is slow by nature: use --mode superpixel "
+            "(one patch per segment with classify.superpixel_rule=seed) or a dense-resnet for "
+            "whole tiles.",
+            options=(
+                Option("model", "classify.model", Path, "Model folder.", required=True, short="m"),
+                Option(
+                    "mode",
+                    "classify.mode",
+                    str,
+                    "pixel: a class per pixel; superpixel: one per segment.",
+                    choices=("pixel", "superpixel"),
+                ),
+                _work("classify"),
+            ),
+            upstream=(
+                ("combine", ("classify.source", ("stack",))),
+                ("superpixel", ("classify.mode", ("superpixel",))),
+            ),
+            work="classify.work",
+            variant="classify.mode",
+            resources=GPU,
+        ),
+        Stage(
+            "denoise",
+            "watergee.stages.denoise:denoise",
+            ("output", "denoise"),
+            "Correct each tile's noisy water labels (QA water bit, SCL water, OSM) by "
+            "self-training.",
+            options=(
+                _labels(
+                    "denoise",
+                    "Noisy water labels: a raster, or a folder / .txt list per tile.",
+                ),
+                _work("denoise"),
+            ),
+            upstream=(("combine", None),),
+            work="denoise.work",
+            resources=GPU,
+        ),
+    )
+}

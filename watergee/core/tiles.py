@@ -1,0 +1,64 @@
+"""Tile lists: one tile input per line (a .SAFE folder, a folder of band files or a raster).
+
+How a tile is named is the caller's (the sensor module's) business: `name_of` maps an input
+path to its id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watergee.core.errors import TileListError
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its id (names its outputs) and its input path."""
+
+    id: str
+    source: Path
+    line: int = 0  # where it came from in the list, for messages
+
+
+def plain_name(source: Path) -> str:
+    """A folder's name or a file's stem."""
+    return (
+        source.stem if source.suffix.lower() in {".safe", ".tif", ".tiff", ".vrt"} else source.name
+    )
+
+
+def parse_tile_list(
+    text: str, base: Path, origin: str, name_of: Callable[[Path], str] = plain_name
+) -> list[Tile]:
+    tiles: list[Tile] = []
+    seen: dict[str, Tile] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        entry = raw.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        path = Path(entry).expanduser()
+        source = path if path.is_absolute() else (base / path)
+        tile = Tile(name_of(source), Path(str(source)), number)
+        if tile.id in seen:
+            first = seen[tile.id]
+            raise TileListError(
+                f"{origin}: line {number} names tile {tile.id} again (first on line {first.line})"
+            )
+        seen[tile.id] = tile
+        tiles.append(tile)
+    if not tiles:
+        raise TileListError(f"{origin}: tile list is empty")
+    return tiles
+
+
+def read_tile_list(path: Path, name_of: Callable[[Path], str] = plain_name) -> list[Tile]:
+    """Read a tile list; relative entries are relative to the list file's folder.
+
+    A missing tile input is not an error here: it fails that tile alone when the stage runs.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TileListError(f"{path}: cannot read tile list ({exc.strerror or exc})") from None
+    return parse_tile_list(text, path.resolve().parent, str(path), name_of)

@@ -1,0 +1,542 @@
+"""The one place that opens, reads and writes rasters (GDAL).
+
+Reads are windowed with an optional halo and never load more than a window; writes go to a
+temporary name in the final folder and are renamed into place only when complete, so a
+killed run never leaves a file that looks finished. Every error names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, gdal_array, osr
+
+from watergee.core.atomic import atomic_path
+from watergee.core.config import OutputSettings, Settings
+from watergee.core.errors import GridMismatchError, OutputError, TileInputError
+
+gdal.UseExceptions()
+osr.UseExceptions()
+# Metadata must live inside the GeoTIFF, never in a side-car .aux.xml that a rename would lose.
+gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+
+
+@contextlib.contextmanager
+def gdal_environment(settings: Settings) -> Iterator[None]:
+    """GDAL's block cache and decoder threads for one task, set on the worker that runs it
+    (remote and Slurm workers never see the driver's environment) and restored after.
+    A GDAL_CACHEMAX in the worker's environment wins."""
+    cache = None
+    if "GDAL_CACHEMAX" not in os.environ:
+        cache = gdal.GetCacheMax()
+        gdal.SetCacheMax(settings.cluster.gdal_cache_mb * 2**20)
+    threads = str(settings.output.threads or "ALL_CPUS")
+    previous = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
+    gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", threads)
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", previous)
+        if cache is not None:
+            gdal.SetCacheMax(cache)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid: CRS, geotransform and size."""
+
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        return abs(self.transform[1]), abs(self.transform[5])
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) of a north-up grid."""
+        x0, dx, _, y0, _, dy = self.transform
+        xs = (x0, x0 + dx * self.width)
+        ys = (y0, y0 + dy * self.height)
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def same_crs(self, other: Grid) -> bool:
+        if not self.crs_wkt or not other.crs_wkt:
+            return self.crs_wkt == other.crs_wkt
+        a, b = osr.SpatialReference(), osr.SpatialReference()
+        a.ImportFromWkt(self.crs_wkt)
+        b.ImportFromWkt(other.crs_wkt)
+        return bool(a.IsSame(b))
+
+    def coarsening(self, fine: Grid) -> int | None:
+        """f when this grid is `fine` with pixels f times larger and the same origin (a
+        Sentinel-2 20 m band against the 10 m grid), else None."""
+        a, b = self.transform, fine.transform
+        if not self.same_crs(fine) or a[2] or a[4] or b[2] or b[4]:
+            return None
+        factor = round(a[1] / b[1])
+        sizes = ((a[1], b[1]), (a[5], b[5]))
+        if factor < 2 or any(abs(x - factor * y) > 1e-6 * abs(x) for x, y in sizes):
+            return None
+        if abs(a[0] - b[0]) > 0.01 * abs(b[1]) or abs(a[3] - b[3]) > 0.01 * abs(b[5]):
+            return None
+        return factor
+
+    def matches(self, other: Grid) -> bool:
+        """Same size, same CRS, and geotransforms equal to a hundredth of a pixel."""
+        if (self.width, self.height) != (other.width, other.height):
+            return False
+        tol = 0.01 * min(self.resolution)
+        if any(abs(a - b) > tol for a, b in zip(self.transform, other.transform, strict=True)):
+            return False
+        return self.same_crs(other)
+
+    def crs_name(self) -> str:
+        if not self.crs_wkt:
+            return "no CRS"
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(self.crs_wkt)
+        code = srs.GetAuthorityCode(None)
+        return f"EPSG:{code}" if code else (srs.GetName() or "unnamed CRS")
+
+    def describe(self) -> str:
+        rx, ry = self.resolution
+        x0, y0 = self.transform[0], self.transform[3]
+        return (
+            f"{self.width}x{self.height} px at {rx:.10g}x{ry:.10g}, "
+            f"origin {x0:.10g},{y0:.10g}, {self.crs_name()}"
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    col: int
+    row: int
+    width: int
+    height: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """(rows, cols) slices of this window in an array of the whole raster."""
+        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
+
+    def inside(self, outer: Window) -> tuple[slice, slice]:
+        """(rows, cols) slices of this window in an array read over `outer`."""
+        row, col = self.row - outer.row, self.col - outer.col
+        return slice(row, row + self.height), slice(col, col + self.width)
+
+
+def iter_windows(width: int, height: int, size: int) -> Iterator[Window]:
+    """Square windows covering a raster row by row; edge windows are cut to the raster."""
+    for row in range(0, height, size):
+        for col in range(0, width, size):
+            yield Window(col, row, min(size, width - col), min(size, height - row))
+
+
+#: Words in a GDAL warning that mean the file is damaged rather than merely unusual.
+_DAMAGE_WORDS = ("io error", "truncat", "read error", "cannot read", "corrupt", "premature")
+
+
+@contextlib.contextmanager
+def _collect_gdal_warnings() -> Iterator[list[str]]:
+    messages: list[str] = []
+
+    def handler(level: int, number: int, message: str) -> None:
+        if level == gdal.CE_Warning:
+            messages.append(message)
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield messages
+    finally:
+        gdal.PopErrorHandler()
+
+
+def open_raster(path: Path | str, update: bool = False) -> gdal.Dataset:
+    """Open a raster, refusing damaged files (GDAL opens some truncated files with only a
+    warning, and their georeferencing silently missing)."""
+    path = Path(path)
+    if not path.exists():
+        raise TileInputError(f"{path}: file not found")
+    with _collect_gdal_warnings() as warnings:
+        try:
+            ds = gdal.Open(str(path), gdal.GA_Update if update else gdal.GA_ReadOnly)
+        except RuntimeError as exc:
+            raise TileInputError(f"{path}: not a readable raster ({gdal_reason(exc)})") from None
+    damage = [w for w in warnings if any(word in w.lower() for word in _DAMAGE_WORDS)]
+    if damage:
+        reason = gdal_reason(RuntimeError(damage[0].replace(str(path), "").lstrip(": ")))
+        raise TileInputError(f"{path}: damaged or truncated raster ({reason})")
+    if ds is None or ds.RasterCount == 0:
+        raise TileInputError(f"{path}: not a readable raster (no bands)")
+    return ds
+
+
+def gdal_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else "GDAL error"
+
+
+def grid_of(ds: gdal.Dataset) -> Grid:
+    return Grid(ds.GetProjection(), tuple(ds.GetGeoTransform()), ds.RasterXSize, ds.RasterYSize)
+
+
+def raster_grid(path: Path) -> Grid:
+    return grid_of(open_raster(path))
+
+
+def require_same_grid(paths: Sequence[Path]) -> Grid:
+    """The shared grid of `paths`; a mismatch is an error naming both files."""
+    reference = raster_grid(paths[0])
+    for path in paths[1:]:
+        grid = raster_grid(path)
+        if not grid.matches(reference):
+            what = "CRS" if not grid.same_crs(reference) else "grid"
+            raise GridMismatchError(
+                f"{path}: {what} differs from {paths[0]} "
+                f"({grid.describe()} vs {reference.describe()})"
+            )
+    return reference
+
+
+def band_index(ds: gdal.Dataset, description: str) -> int:
+    """1-based index of the band whose description is `description`."""
+    for i in range(1, ds.RasterCount + 1):
+        if ds.GetRasterBand(i).GetDescription() == description:
+            return i
+    raise TileInputError(f"{ds.GetDescription()}: no band described as {description}")
+
+
+def resolve_band(ds: gdal.Dataset, ref: str | int) -> int:
+    """1-based index of a band given by description or by index."""
+    if isinstance(ref, int):
+        if not 1 <= ref <= ds.RasterCount:
+            raise TileInputError(
+                f"{ds.GetDescription()}: band {ref} requested, raster has {ds.RasterCount}"
+            )
+        return ref
+    return band_index(ds, ref)
+
+
+def band_descriptions(ds: gdal.Dataset) -> list[str]:
+    """Each band's description, or b1, b2, ... where a band has none."""
+    return [ds.GetRasterBand(i).GetDescription() or f"b{i}" for i in range(1, ds.RasterCount + 1)]
+
+
+def read_band(ds: gdal.Dataset, index: int, *args: int, **kwargs: int) -> np.ndarray:
+    """One band's pixels (ReadAsArray arguments), failures naming the file and band."""
+    try:
+        return ds.GetRasterBand(index).ReadAsArray(*args, **kwargs)
+    except RuntimeError as exc:
+        raise TileInputError(
+            f"{ds.GetDescription()}: read failed in band {index} ({gdal_reason(exc)})"
+        ) from None
+
+
+def _as_values(band: gdal.Band, data: np.ndarray, scaled: bool) -> np.ndarray:
+    """float32 with the band's nodata as NaN, optionally scaled to physical values."""
+    values = data.astype(np.float32)
+    nodata = band.GetNoDataValue()
+    if nodata is not None:
+        values[data == nodata] = np.nan
+    if scaled:
+        values *= np.float32(band.GetScale() or 1.0)
+        values += np.float32(band.GetOffset() or 0.0)
+    return values
+
+
+def overview_sample(ds: gdal.Dataset, bands: Sequence[int], max_side: int = 1024) -> np.ndarray:
+    """Bands read decimated to at most `max_side` pixels a side (NaN = nodata, scaled): cheap
+    whole-tile statistics such as stretch percentiles."""
+    factor = max(1, -(-max(ds.RasterXSize, ds.RasterYSize) // max_side))
+    width, height = -(-ds.RasterXSize // factor), -(-ds.RasterYSize // factor)
+    out = np.empty((len(bands), height, width), np.float32)
+    for k, b in enumerate(bands):
+        data = read_band(ds, b, buf_xsize=width, buf_ysize=height)
+        out[k] = _as_values(ds.GetRasterBand(b), data, scaled=True)
+    return out
+
+
+def read_window(
+    ds: gdal.Dataset,
+    window: Window,
+    bands: Sequence[int] | None = None,
+    halo: int = 0,
+    scaled: bool = False,
+) -> np.ndarray:
+    """Bands of `window` grown by `halo` pixels on each side, as float32 (bands, rows, cols).
+
+    Pixels outside the raster or equal to a band's nodata are NaN; with `scaled`, each band's
+    scale and offset are applied (DN -> physical value).
+    """
+    bands = list(bands or range(1, ds.RasterCount + 1))
+    x0, y0 = window.col - halo, window.row - halo
+    w, h = window.width + 2 * halo, window.height + 2 * halo
+    out = np.full((len(bands), h, w), np.nan, dtype=np.float32)
+    rx0, ry0 = max(x0, 0), max(y0, 0)
+    rx1, ry1 = min(x0 + w, ds.RasterXSize), min(y0 + h, ds.RasterYSize)
+    if rx1 <= rx0 or ry1 <= ry0:
+        return out
+    readers = getattr(ds, "_readers", {})
+    for k, b in enumerate(bands):
+        if b in readers:
+            data = readers[b].read(rx0, ry0, rx1 - rx0, ry1 - ry0)
+        else:
+            data = read_band(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
+        values = _as_values(ds.GetRasterBand(b), data, scaled)
+        out[k, ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = values
+    return out
+
+
+def read_codes(ds: gdal.Dataset, window: Window, band: int = 1) -> np.ndarray:
+    """Integer codes of one band in `window` (label rasters); nodata and outside are -1."""
+    out = np.full((window.height, window.width), -1, dtype=np.int64)
+    x1 = min(window.col + window.width, ds.RasterXSize)
+    y1 = min(window.row + window.height, ds.RasterYSize)
+    if x1 <= window.col or y1 <= window.row:
+        return out
+    data = read_band(ds, band, window.col, window.row, x1 - window.col, y1 - window.row)
+    codes = data.astype(np.int64)
+    nodata = ds.GetRasterBand(band).GetNoDataValue()
+    if nodata is not None:
+        codes[data == nodata] = -1
+    out[: codes.shape[0], : codes.shape[1]] = codes
+    return out
+
+
+def warp(
+    destination: str,
+    ds: gdal.Dataset,
+    origin: Path,
+    grid: Grid,
+    method: str,
+    nodata: float | None = None,
+    **options: object,
+) -> gdal.Dataset:
+    """GDAL's warper onto `grid` (the one call every resampling goes through); failures name
+    `origin`. Without `nodata` the source's own nodata, if any, is kept."""
+    if nodata is not None:
+        options.update(srcNodata=nodata, dstNodata=nodata)
+    try:
+        return gdal.Warp(
+            destination,
+            ds,
+            outputBounds=grid.bounds,
+            width=grid.width,
+            height=grid.height,
+            dstSRS=grid.crs_wkt,
+            resampleAlg=method,
+            **options,
+        )
+    except RuntimeError as exc:
+        raise TileInputError(
+            f"{origin}: resampling to the tile grid failed ({gdal_reason(exc)})"
+        ) from None
+
+
+def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
+    """`path` read on `grid`: as it is when it already matches, else warped with nearest
+    neighbour (codes are never blended) into a virtual raster. Returns (dataset, warped)."""
+    ds = open_raster(path)
+    own = grid_of(ds)
+    if own.matches(grid):
+        return ds, False
+    if not own.crs_wkt:
+        raise GridMismatchError(f"{path}: has no CRS, cannot be aligned to the tile grid")
+    a, b = own.bounds, grid.bounds
+    if own.same_crs(grid) and (a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3]):
+        raise GridMismatchError(f"{path}: does not overlap the tile ({a} vs {b})")
+    return warp("", ds, path, grid, "near", format="VRT"), True
+
+
+def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
+    options = [
+        "TILED=YES",
+        f"BLOCKXSIZE={settings.blocksize}",
+        f"BLOCKYSIZE={settings.blocksize}",
+        "BIGTIFF=IF_SAFER",
+        f"COMPRESS={settings.compress}",
+        f"NUM_THREADS={settings.threads or 'ALL_CPUS'}",
+    ]
+    if settings.compress != "NONE":
+        floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
+        options.append(f"PREDICTOR={3 if floating else 2}")
+    return options
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    """What a written band carries besides its pixels."""
+
+    description: str
+    scale: float | None = None
+    offset: float | None = None
+    metadata: dict[str, str] | None = None
+
+
+def describe_bands(ds: gdal.Dataset, specs: Sequence[BandSpec], nodata: float | None) -> None:
+    for i, spec in enumerate(specs, start=1):
+        band = ds.GetRasterBand(i)
+        band.SetDescription(spec.description)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        if spec.scale is not None:
+            band.SetScale(spec.scale)
+        if spec.offset is not None:
+            band.SetOffset(spec.offset)
+        if spec.metadata:
+            band.SetMetadata(dict(spec.metadata))
+
+
+class RasterWriter:
+    """A GeoTIFF being written window by window under a temporary name."""
+
+    def __init__(self, ds: gdal.Dataset, path: Path) -> None:
+        self.ds = ds
+        self.path = path
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        """Write (bands, rows, cols) or (rows, cols) `data` at `window`."""
+        planes = data[None] if data.ndim == 2 else data
+        try:
+            for i, plane in enumerate(planes, start=1):
+                self.ds.GetRasterBand(i).WriteArray(plane, window.col, window.row)
+        except RuntimeError as exc:
+            raise OutputError(f"{self.path}: write failed ({gdal_reason(exc)})") from None
+
+
+@contextlib.contextmanager
+def create_geotiff(
+    final: Path,
+    grid: Grid,
+    bands: Sequence[BandSpec],
+    dtype: np.dtype | type,
+    nodata: float | None,
+    settings: OutputSettings,
+    metadata: dict[str, str] | None = None,
+    colours: dict[int, tuple[int, int, int]] | None = None,
+    overviews: bool = False,
+) -> Iterator[RasterWriter]:
+    """Create `final` as a tiled, compressed GeoTIFF; it appears only when the block ends well.
+
+    With `overviews` the file is a Cloud Optimized GeoTIFF with nearest-neighbour overviews
+    (for class maps, which must never be averaged); `colours` sets a colour table.
+    """
+    gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
+    with atomic_path(final) as tmp:
+        scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if overviews else tmp
+        try:
+            ds = gdal.GetDriverByName("GTiff").Create(
+                str(scratch),
+                grid.width,
+                grid.height,
+                len(bands),
+                gdal_type,
+                creation_options(settings, gdal_type),
+            )
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: cannot create ({gdal_reason(exc)})") from None
+        ds.SetProjection(grid.crs_wkt)
+        ds.SetGeoTransform(grid.transform)
+        if metadata:
+            ds.SetMetadata(dict(metadata))
+        describe_bands(ds, bands, nodata)
+        if colours:
+            table = gdal.ColorTable()
+            for value, rgb in colours.items():
+                table.SetColorEntry(int(value), (*rgb, 255))
+            if nodata is not None and 0 <= nodata < 256:
+                table.SetColorEntry(int(nodata), (0, 0, 0, 0))
+            ds.GetRasterBand(1).SetRasterColorTable(table)
+            ds.GetRasterBand(1).SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+        writer = RasterWriter(ds, final)
+        try:
+            yield writer
+            try:
+                ds.FlushCache()
+            except RuntimeError as exc:
+                raise OutputError(f"{final}: write failed ({gdal_reason(exc)})") from None
+        finally:
+            writer.ds = None
+            ds = None
+        if overviews:
+            try:
+                gdal.Translate(
+                    str(tmp),
+                    str(scratch),
+                    format="COG",
+                    creationOptions=[
+                        f"COMPRESS={settings.compress}",
+                        f"BLOCKSIZE={settings.blocksize}",
+                        "OVERVIEW_RESAMPLING=NEAREST",
+                        "BIGTIFF=IF_SAFER",
+                        f"NUM_THREADS={settings.threads or 'ALL_CPUS'}",
+                    ],
+                )
+            except RuntimeError as exc:
+                raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
+            finally:
+                scratch.unlink(missing_ok=True)
+
+
+def write_quicklook(source: Path, final: Path, max_side: int = 1024) -> None:
+    """A PNG preview of a (palette) raster, at most `max_side` pixels a side."""
+    ds = open_raster(source)
+    scale = max(1, -(-max(ds.RasterXSize, ds.RasterYSize) // max_side))
+    with atomic_path(final) as tmp:
+        try:
+            gdal.Translate(
+                str(tmp),
+                ds,
+                format="PNG",
+                width=-(-ds.RasterXSize // scale),
+                height=-(-ds.RasterYSize // scale),
+                resampleAlg="nearest",
+            )
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: cannot write quicklook ({gdal_reason(exc)})") from None
+
+
+def write_array(
+    path: Path,
+    array: np.ndarray,
+    grid: Grid,
+    nodata: float | None = None,
+    driver: str | None = None,
+) -> None:
+    """Write a small in-memory array (rows, cols) or (bands, rows, cols) as a whole file.
+
+    For test scenes and the demo; stages stream windows through `create_geotiff` instead.
+    JPEG2000 (by a .jp2 suffix) is written losslessly, as Sentinel-2 band files are read.
+    """
+    planes = array[None] if array.ndim == 2 else array
+    gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(planes.dtype)
+    mem = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, len(planes), gdal_type)
+    mem.SetGeoTransform(grid.transform)
+    mem.SetProjection(grid.crs_wkt)
+    for i, plane in enumerate(planes, start=1):
+        band = mem.GetRasterBand(i)
+        band.WriteArray(plane)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+    driver = driver or ("JP2OpenJPEG" if path.suffix.lower() == ".jp2" else "GTiff")
+    options = ["CODEC=JP2", "REVERSIBLE=YES", "QUALITY=100"] if driver == "JP2OpenJPEG" else []
+    if driver == "GTiff":
+        options = ["COMPRESS=DEFLATE", "TILED=YES"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        gdal.GetDriverByName(driver).CreateCopy(str(tmp), mem, options=options)
+
+
+def utm_grid(epsg: int, origin: tuple[float, float], pixel: float, width: int, height: int) -> Grid:
+    """A north-up grid in an EPSG-coded CRS."""
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    return Grid(srs.ExportToWkt(), (origin[0], pixel, 0.0, origin[1], 0.0, -pixel), width, height)

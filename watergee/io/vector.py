@@ -1,0 +1,92 @@
+"""The one place that writes and reads vector layers (OGR): GeoPackage points."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from osgeo import ogr, osr
+
+from watergee.core.atomic import atomic_path
+from watergee.core.errors import OutputError, TileInputError
+
+ogr.UseExceptions()
+
+
+def _field_type(values: np.ndarray) -> int:
+    return ogr.OFTInteger64 if np.issubdtype(values.dtype, np.integer) else ogr.OFTReal
+
+
+def write_points(
+    final: Path,
+    layer_name: str,
+    crs_wkt: str,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+) -> None:
+    """Write points with attribute columns as one GeoPackage layer, atomically."""
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt)
+    with atomic_path(final) as tmp:
+        try:
+            ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
+            layer = ds.CreateLayer(layer_name, srs, ogr.wkbPoint)
+            for name, values in fields.items():
+                layer.CreateField(ogr.FieldDefn(name, _field_type(values)))
+            definition = layer.GetLayerDefn()
+            ds.StartTransaction()
+            for start in range(0, len(xs), 50_000):  # Python lists for a chunk at a time
+                end = start + 50_000
+                columns = [values[start:end].tolist() for values in fields.values()]
+                for n, (x, y) in enumerate(
+                    zip(xs[start:end].tolist(), ys[start:end].tolist(), strict=True)
+                ):
+                    feature = ogr.Feature(definition)
+                    for i, values in enumerate(columns):
+                        value = values[n]
+                        if value == value:  # NaN stays null
+                            feature.SetField(i, value)
+                    point = ogr.Geometry(ogr.wkbPoint)
+                    point.AddPoint_2D(x, y)
+                    feature.SetGeometry(point)
+                    layer.CreateFeature(feature)
+            ds.CommitTransaction()
+            ds = None
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: cannot write layer {layer_name} ({exc})") from None
+
+
+def read_points(
+    path: Path, attributes: Sequence[str]
+) -> tuple[str, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(CRS WKT, x, y, {attribute: values}) of every feature of a vector file's first layer,
+    read in one pass; polygons give their centroid."""
+    if not path.exists():
+        raise TileInputError(f"{path}: file not found")
+    try:
+        ds = ogr.Open(str(path))
+        layer = ds.GetLayer(0)
+    except RuntimeError as exc:
+        raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
+    definition = layer.GetLayerDefn()
+    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+    for attribute in attributes:
+        if attribute not in names:
+            raise TileInputError(f"{path}: no attribute '{attribute}' (has {', '.join(names)})")
+    srs = layer.GetSpatialRef()
+    xs, ys = [], []
+    values: dict[str, list] = {attribute: [] for attribute in attributes}
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        if geometry is None:
+            continue
+        point = geometry.Centroid() if geometry.GetGeometryType() != ogr.wkbPoint else geometry
+        xs.append(point.GetX())
+        ys.append(point.GetY())
+        for attribute in attributes:
+            values[attribute].append(feature.GetField(attribute))
+    wkt = srs.ExportToWkt() if srs is not None else ""
+    columns = {attribute: np.array(column) for attribute, column in values.items()}
+    return wkt, np.array(xs), np.array(ys), columns

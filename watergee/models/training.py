@@ -1,0 +1,332 @@
+"""Training models from a sample set on disk, streamed shard by shard.
+
+Normalisation statistics come from the training samples (never per tile, which would make tiles
+disagree) and are stored in the artifact; rare classes are weighted up; the best epoch on the
+validation samples is kept. CNNs use a GPU when TensorFlow sees one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watergee.core import layout
+from watergee.core.atomic import atomic_path
+from watergee.core.config import TrainSettings
+from watergee.core.errors import ModelError
+from watergee.metrics import RunningMoments
+from watergee.models.artifact import (
+    ModelMetadata,
+    package_versions,
+    write_metadata,
+)
+from watergee.models.runtime import tensorflow
+from watergee.sampleset import SampleSet
+
+Report = Callable[[str], None]
+
+
+def open_sample_set(root: Path) -> SampleSet:
+    samples = SampleSet.open(root)
+    if len(samples.classes) < 2:
+        raise ModelError(
+            f"{layout.sample_manifest(root)}: training needs samples of two classes at least"
+        )
+    return samples
+
+
+def channel_statistics(samples: SampleSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation over every pixel of every training patch."""
+    moments: RunningMoments | None = None
+    for shard in samples.shards("train"):
+        pixels = shard["X"].reshape(-1, shard["X"].shape[-1]).T  # channels x pixels
+        moments = moments or RunningMoments(len(pixels))
+        moments.add(pixels, np.ones(pixels.shape[1], bool))
+    if moments is None:
+        raise ModelError(f"{samples.root}: no training samples")
+    std = moments.std
+    return moments.mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
+
+
+def class_weights(samples: SampleSet, mode: str) -> np.ndarray:
+    counts = np.array([samples.manifest["totals"]["train"][str(c)] for c in samples.classes], float)
+    if mode == "none":
+        return np.ones(len(counts))
+    return counts.sum() / (len(counts) * counts)
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray, classes: list[int]) -> dict[str, Any]:
+    """Overall accuracy, per-class F1 and the confusion matrix (rows: truth)."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    if len(truth) == 0:
+        return {}
+    return {
+        "overall_accuracy": float((truth == predicted).mean()),
+        "f1": {
+            str(c): float(f)
+            for c, f in zip(
+                classes,
+                f1_score(truth, predicted, labels=classes, average=None, zero_division=0),
+                strict=True,
+            )
+        },
+        "confusion": confusion_matrix(truth, predicted, labels=classes).tolist(),
+        "samples": len(truth),
+    }
+
+
+def _describe_scores(result: dict[str, Any], names: dict[int, str]) -> str:
+    if not result:
+        return "no validation samples"
+    f1 = " ".join(f"{names.get(int(c)) or c} {v:.3f}" for c, v in result["f1"].items())
+    return f"OA {result['overall_accuracy']:.3f}  F1 {f1}"
+
+
+# --- scikit-learn ----------------------------------------------------------------------------
+
+
+def sklearn_features(x: np.ndarray, recipe: str) -> np.ndarray:
+    """Per-sample features: the sample pixel's channels (+ patch mean and std)."""
+    half = x.shape[1] // 2
+    centre = x[:, half, half, :]
+    if recipe == "centre":
+        return centre
+    flat = x.reshape(len(x), -1, x.shape[-1])
+    return np.concatenate([centre, flat.mean(1), flat.std(1)], axis=1)
+
+
+def _load_split(samples: SampleSet, split: str, recipe: str) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for shard in samples.shards(split):
+        xs.append(sklearn_features(shard["X"], recipe))
+        ys.append(shard["y"].astype(np.int64))
+    if not xs:
+        return np.empty((0, 0)), np.empty(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def train_sklearn(
+    samples: SampleSet, kind: str, out: Path, settings: TrainSettings, report: Report
+) -> ModelMetadata:
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    x, y = _load_split(samples, "train", settings.features)
+    weighting = "balanced" if settings.class_weights == "balanced" else None
+    if kind == "svm":
+        if len(y) > settings.svm_max_samples:
+            keep = np.random.default_rng(settings.seed).choice(
+                len(y), settings.svm_max_samples, replace=False
+            )
+            x, y = x[keep], y[keep]
+        estimator = SVC(
+            C=settings.svm_c, gamma="scale", class_weight=weighting, random_state=settings.seed
+        )
+    else:
+        estimator = RandomForestClassifier(
+            n_estimators=settings.rf_trees,
+            max_depth=settings.rf_max_depth,
+            class_weight=weighting,
+            n_jobs=-1,
+            random_state=settings.seed,
+        )
+    pipeline = make_pipeline(StandardScaler(), estimator)
+    report(f"training {kind} on {len(y)} samples, {x.shape[1]} features")
+    pipeline.fit(x, y)
+    vx, vy = _load_split(samples, "validation", settings.features)
+    metrics = {"validation": scores(vy, pipeline.predict(vx), samples.classes) if len(vy) else {}}
+    names = {c.id: c.name for c in samples.class_infos()}
+    report(f"validation: {_describe_scores(metrics['validation'], names)}")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.joblib") as tmp:
+        joblib.dump(pipeline, tmp)
+    patch = samples.manifest["patch"]
+    metadata = _metadata(
+        samples,
+        kind,
+        "model.joblib",
+        patch,
+        1 if settings.features == "centre" else patch,
+        None,
+        metrics,
+    )
+    metadata.features["sklearn"] = settings.features
+    write_metadata(out, metadata)
+    return metadata
+
+
+# --- Keras -----------------------------------------------------------------------------------
+
+
+def _centre_crop(x: np.ndarray, size: int) -> np.ndarray:
+    """Patches cut to `size` around their sample pixel (offset patch // 2 in both)."""
+    start = x.shape[1] // 2 - size // 2
+    return x[:, start : start + size, start : start + size, :]
+
+
+def _network(kind: str, samples: SampleSet, channels: int, classes: int, settings: TrainSettings):
+    """(model, input patch side, receptive field, dense) for a Keras model kind."""
+    from watergee.models.pixelcnn import PATCH, build_pixelcnn
+    from watergee.models.resnet import build_dense_resnet, build_resnet, dense_receptive_field
+
+    if kind == "pixelcnn":
+        return build_pixelcnn(channels, classes), PATCH, PATCH, True
+    if kind == "dense-resnet":
+        field = dense_receptive_field(settings.dense_blocks)
+        model = build_dense_resnet(channels, classes, settings.dense_blocks, settings.dense_width)
+        return model, field, field, True
+    patch = samples.manifest["patch"]
+    model = build_resnet(patch, channels, classes, settings.resnet_depth, settings.resnet_kernel)
+    return model, patch, patch, False
+
+
+def train_keras(
+    samples: SampleSet, kind: str, out: Path, settings: TrainSettings, report: Report
+) -> ModelMetadata:
+    tf = tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    if settings.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    classes = samples.classes
+    index = {c: i for i, c in enumerate(classes)}
+    channels = len(samples.manifest["bands"])
+    model, patch, field, dense = _network(kind, samples, channels, len(classes), settings)
+    if samples.manifest["patch"] < patch:
+        raise ModelError(
+            f"{samples.root}: patch {samples.manifest['patch']} < {patch} needed by {kind}"
+        )
+    mean, std = channel_statistics(samples)
+    weights = class_weights(samples, settings.class_weights).astype(np.float32)
+    target = (1, 1, len(classes)) if dense else (len(classes),)
+
+    def stream(split: str):
+        def generate():
+            for shard in samples.shards(split):
+                x = (_centre_crop(shard["X"], patch) - mean) / std
+                y = np.array([index[int(v)] for v in shard["y"]])
+                onehot = np.eye(len(classes), dtype=np.float32)[y].reshape(len(y), *target)
+                yield from zip(x.astype(np.float32), onehot, weights[y], strict=True)
+
+        spec = (
+            tf.TensorSpec((patch, patch, channels), tf.float32),
+            tf.TensorSpec(target, tf.float32),
+            tf.TensorSpec((), tf.float32),
+        )
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+        return dataset.apply(tf.data.experimental.assert_cardinality(samples.count(split)))
+
+    train = (
+        stream("train")
+        .shuffle(settings.shuffle_buffer, seed=settings.seed)
+        .batch(settings.batch_size)
+        .prefetch(2)
+    )
+    has_validation = samples.count("validation") > 0
+    validation = (
+        stream("validation").batch(settings.batch_size).prefetch(2) if has_validation else None
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    names = {c.id: c.name for c in samples.class_infos()}
+    history: list[dict[str, float]] = []
+
+    class EpochReport(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = dict(logs or {})
+            history.append({k: float(v) for k, v in logs.items()})
+            text = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+            extra = ""
+            if validation is not None:
+                extra = "  " + _describe_scores(_evaluate(self.model, validation, classes), names)
+            report(f"epoch {epoch + 1}/{settings.epochs}: {text}{extra}")
+
+    monitor = "val_loss" if has_validation else "loss"
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=settings.epochs,
+        shuffle=False,  # the dataset shuffles, with the seed
+        verbose=0,
+        callbacks=[
+            EpochReport(),
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=settings.patience, restore_best_weights=True
+            ),
+        ],
+    )
+    metrics: dict[str, Any] = {"history": history, "epochs_run": len(history)}
+    if validation is not None:
+        metrics["validation"] = _evaluate(model, validation, classes)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.keras") as tmp:
+        model.save(tmp)
+    normalization = {"mean": mean.tolist(), "std": std.tolist()}
+    metadata = _metadata(samples, kind, "model.keras", patch, field, normalization, metrics)
+    metadata.features["architecture"] = {
+        "pixelcnn": "water_gee pixel CNN",
+        "dense-resnet": f"dense ResNet, {settings.dense_blocks} blocks, width "
+        f"{settings.dense_width}",
+        "resnet": f"pre-activation bottleneck ResNet-{settings.resnet_depth}, "
+        f"{settings.resnet_kernel}x{settings.resnet_kernel} kernels",
+    }[kind]
+    write_metadata(out, metadata)
+    return metadata
+
+
+def _evaluate(model: Any, dataset: Any, classes: list[int]) -> dict[str, Any]:
+    truth, predicted = [], []
+    for x, y, _ in dataset:
+        probabilities = model(x, training=False).numpy().reshape(len(x), -1)
+        truth.append(np.argmax(y.numpy().reshape(len(x), -1), axis=1))
+        predicted.append(np.argmax(probabilities, axis=1))
+    lookup = np.array(classes)
+    return scores(lookup[np.concatenate(truth)], lookup[np.concatenate(predicted)], classes)
+
+
+def _metadata(
+    samples: SampleSet,
+    kind: str,
+    file: str,
+    patch: int,
+    field: int,
+    normalization: dict[str, list[float]] | None,
+    metrics: dict[str, Any],
+) -> ModelMetadata:
+    manifest = samples.manifest
+    return ModelMetadata(
+        kind=kind,  # type: ignore[arg-type]
+        file=file,
+        channels=list(manifest["bands"]),
+        scaling=manifest.get("values", ""),
+        features={"bands": list(manifest["bands"]), "band_scaling": manifest.get("scaling")},
+        patch=patch,
+        receptive_field=field,
+        classes=samples.class_infos(),
+        normalization=normalization,
+        metrics=metrics,
+        samples=samples.provenance(),
+        versions=package_versions(),
+    )
+
+
+def train(
+    samples_root: Path, kind: str, out: Path, settings: TrainSettings, report: Report = print
+) -> ModelMetadata:
+    samples = open_sample_set(samples_root)
+    if kind in ("svm", "rf"):
+        return train_sklearn(samples, kind, out, settings, report)
+    if kind in ("pixelcnn", "dense-resnet", "resnet"):
+        return train_keras(samples, kind, out, settings, report)
+    raise ModelError(f"unknown model kind {kind!r}")
