@@ -286,6 +286,29 @@ def test_classify_resumes_like_every_stage(tmp_path, client):
     ] == ["done"]
 
 
+def test_pixel_and_superpixel_maps_keep_records_of_their_own(tmp_path, client):
+    from watergee.stages.superpixel import superpixel
+
+    tile, _ = _stack(tmp_path)
+    folder, _, _ = _forest(tmp_path, "centre")
+    out = tmp_path / "out"
+    superpixel(tile, load_settings(None, ["superpixel.region_size=8"]), out)
+    pixel = load_settings(None, [f"classify.model={folder}", "cluster.processes=false"])
+    segments = pixel.model_copy(
+        update={"classify": pixel.classify.model_copy(update={"mode": "superpixel"})}
+    )
+
+    def status(settings):
+        return [
+            o.status for o in run_stage(STAGES["classify"], [tile], settings, out, client).outcomes
+        ]
+
+    assert status(pixel) == ["done"] and status(segments) == ["done"]
+    assert status(pixel) == ["skipped"] and status(segments) == ["skipped"]
+    assert layout.record(out, tile, "classify-pixel").exists()
+    assert layout.record(out, tile, "classify-superpixel").exists()
+
+
 def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp_path):
     """Reading JP2 bands directly, 20 m bands interpolated on the fly, gives the same map as
     resample + combine + classify, without writing either intermediate."""

@@ -1,0 +1,94 @@
+"""Runs as users start them, in real processes: Ctrl-C and SIGTERM mid-run, and two runs on
+one output folder at once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ORIGIN
+from watergee.io.raster import utm_grid, write_array
+from watergee.sentinel2 import NATIVE_RESOLUTION
+
+BANDS = ("B02", "B05", "B06", "B07", "B8A", "B11", "B12")
+
+
+def _tiles(root, count, size10=1024):
+    """`count` band folders sharing one set of band files (hard links), each named as its
+    own tile: enough work per tile (about a second of resample) to interrupt a run."""
+    source = root / "bands"
+    rng = np.random.default_rng(0)
+    for band in BANDS:
+        n = size10 * 10 // NATIVE_RESOLUTION[band]
+        data = rng.integers(1, 5000, (n, n), dtype=np.uint16)
+        write_array(
+            source / f"{band}.tif", data, utm_grid(32633, ORIGIN, NATIVE_RESOLUTION[band], n, n)
+        )
+    lines = []
+    for k in range(count):
+        prefix = f"T33U{chr(65 + k)}A_20240101T100000"
+        folder = root / prefix
+        folder.mkdir()
+        for band in BANDS:
+            os.link(source / f"{band}.tif", folder / f"{prefix}_{band}.tif")
+        lines.append(str(folder))
+    listing = root / "tiles.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    return listing
+
+
+def _command(listing, out, *more):
+    return [sys.executable, "-m", "watergee.cli.main", "resample", "-t", str(listing),
+            "-o", str(out), "--workers", "1", *more]  # fmt: skip
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_run_stops_cleanly_and_a_rerun_finishes(tmp_path, signum):
+    listing = _tiles(tmp_path, 6)
+    out = tmp_path / "work"
+    process = subprocess.Popen(_command(listing, out), stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stderr:  # batch-log progress: one line per finished tile
+        lines.append(line)
+        if " done (" in line:
+            process.send_signal(signum)
+            break
+    rest = process.stderr.read()
+    code = process.wait(120)
+    assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], "".join(lines) + rest
+    assert "interrupted: " in rest and " not started" in rest
+    assert not list(out.rglob("*.partial-*")), "partial files left behind"
+    report = json.loads(next((out / ".watergee" / "runs").glob("resample-*.json")).read_text())
+    assert report["interrupted"] == signum and report["not_started"] >= 1
+    assert report["done"] >= 1
+
+    again = subprocess.run(_command(listing, out), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    summary = again.stdout.strip().splitlines()[-1]
+    done = int(summary.split(": ")[2].split(" done")[0])
+    skipped = int(summary.split(" done, ")[1].split(" skipped")[0])
+    # The tile running at the signal may have finished before its worker stopped.
+    assert done + skipped == 6 and skipped >= report["done"]
+    records = [json.loads(p.read_text()) for p in out.glob("*/.watergee/resample.json")]
+    assert len(records) == 6 and {r["status"] for r in records} == {"done"}
+
+
+def test_two_runs_on_one_folder_do_each_tile_once(tmp_path):
+    listing = _tiles(tmp_path, 4)
+    out = tmp_path / "work"
+    runs = [subprocess.Popen(_command(listing, out), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    results = [(p.wait(300), *p.communicate()) for p in runs]
+    for code, _, stderr in results:
+        assert code == 0, stderr
+    counts = [r[1].strip().splitlines()[-1] for r in results]
+    done = sum(int(c.split(": ")[2].split(" done")[0]) for c in counts)
+    skipped = sum(int(c.split(" done, ")[1].split(" skipped")[0]) for c in counts)
+    assert (done, skipped) == (4, 4), counts
+    assert not list(out.rglob("*.partial-*")) and not list(out.rglob("*.lock"))
+    records = [json.loads(p.read_text()) for p in out.glob("*/.watergee/resample.json")]
+    assert len(records) == 4 and {r["status"] for r in records} == {"done"}
