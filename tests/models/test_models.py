@@ -165,3 +165,36 @@ def test_resnet29_shape_and_parameters():
     assert model.count_params() == 1_848_412
     with pytest.raises(ValueError, match="9n \\+ 2"):
         build_resnet(12, 10, 12, depth=30)
+
+
+def _forest_probabilities_in_a_worker_process(folder):
+    import warnings
+
+    from watergee.models.predictor import load_predictor
+
+    predictor = load_predictor(folder, batch_size=64, threads=2)
+    table = np.random.default_rng(0).random((500, len(predictor.metadata.channels)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probabilities = predictor._sklearn(table)
+    return probabilities.shape, [str(w.message) for w in caught]
+
+
+def test_a_forest_predicts_in_a_dask_worker_process_without_warnings(tmp_path):
+    """joblib inside a daemonic Dask worker falls back to one thread with a warning per call;
+    the predictor picks its threads itself."""
+    import joblib
+    from distributed import Client, LocalCluster
+
+    from tests.stages.test_classify import _forest
+
+    folder, _, _ = _forest(tmp_path, "centre")
+    pipeline = joblib.load(folder / "model.joblib")
+    pipeline[-1].n_jobs = -1  # as `watergee train` builds its forests
+    joblib.dump(pipeline, folder / "model.joblib")
+    with (
+        LocalCluster(n_workers=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        shape, caught = client.submit(_forest_probabilities_in_a_worker_process, folder).result()
+    assert shape[0] == 500 and caught == []

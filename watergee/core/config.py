@@ -85,8 +85,9 @@ class OutputSettings(Section):
     threads: int = knob(
         0,
         ge=0,
-        description="Threads compressing each GeoTIFF as it is written (GDAL NUM_THREADS); "
-        "0: all CPUs. Set 1 when many workers share a node.",
+        description="Threads each task may use: GeoTIFF compression and JPEG2000 decoding "
+        "(GDAL NUM_THREADS), random-forest prediction; 0: all CPUs. Set 1 when many workers "
+        "share a node.",
     )
 
 

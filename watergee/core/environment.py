@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from importlib import metadata
+from types import ModuleType
+
+#: TensorFlow's C++ start-up notices, written straight to file descriptor 2 before its own
+#: log level (TF_CPP_MIN_LOG_LEVEL) is in force. Everything else (CUDA errors) is kept.
+_STARTUP_NOTICES = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations are on"
+    r"|cpu_feature_guard|This TensorFlow binary is optimized|To enable the following instructions"
+)
 
 
 def _version(distribution: str) -> str:
@@ -13,10 +26,41 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def _gpus() -> str:
+@contextlib.contextmanager
+def _without_startup_notices() -> Iterator[None]:
+    """Capture file descriptor 2 for the block; pass on every line but the start-up notices."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().splitlines(keepends=True):
+                if not _STARTUP_NOTICES.search(line.decode(errors="replace")):
+                    os.write(2, line)
+
+
+def import_tensorflow() -> ModuleType:
+    """TensorFlow, imported and warmed up (the first operation prints notices too) without
+    its start-up notices on the terminal or in the logs."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
+    with _without_startup_notices():
         import tensorflow as tf
+
+        tf.constant(0.0) + 1.0
+    return tf
+
+
+def _gpus() -> str:
+    try:
+        tf = import_tensorflow()
     except ImportError:
         return "unknown (TensorFlow not installed)"
     devices = tf.config.list_physical_devices("GPU")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from watergee.models.runtime import tensorflow
+
 if TYPE_CHECKING:
     import keras
 
@@ -20,6 +22,7 @@ HALO = PATCH // 2
 
 def build_pixelcnn(channels: int, classes: int = 2, name: str = "pixelcnn") -> keras.Model:
     """The network on inputs of any size >= 7 x 7; outputs are (H - 6) x (W - 6)."""
+    tensorflow()
     import keras
     from keras import layers
 

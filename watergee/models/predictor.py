@@ -38,6 +38,7 @@ class Predictor:
     metadata: ModelMetadata
     model: Any
     batch_size: int = 4096
+    threads: int = 0  # threads of a forest's prediction; 0: all CPUs
 
     @cached_property
     def forward(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -96,6 +97,15 @@ class Predictor:
         return self._sklearn(np.concatenate(columns, axis=1)).reshape(height, width, -1)
 
     def _sklearn(self, table: np.ndarray) -> np.ndarray:
+        """Per-pixel probabilities of a scikit-learn model, in threads chosen here: joblib's
+        own choice inside a (daemonic) Dask worker process is one thread and a warning per
+        call."""
+        import joblib
+
+        with joblib.parallel_config(backend="threading", n_jobs=self.threads or -1):
+            return self._sklearn_batches(table)
+
+    def _sklearn_batches(self, table: np.ndarray) -> np.ndarray:
         out = np.empty((len(table), len(self.classes)), np.float32)
         for start in range(0, len(table), self.batch_size):
             rows = table[start : start + self.batch_size]
@@ -138,7 +148,7 @@ class Predictor:
         return 4 * channels * 8 + 256
 
 
-def load_predictor(folder: Path, batch_size: int = 4096) -> Predictor:
+def load_predictor(folder: Path, batch_size: int = 4096, threads: int = 0) -> Predictor:
     metadata = read_metadata(folder)
     if metadata.kind in (*DENSE_KINDS, "resnet"):
         _, model = load_keras_model(folder)
@@ -146,4 +156,4 @@ def load_predictor(folder: Path, batch_size: int = 4096) -> Predictor:
         import joblib
 
         model = joblib.load(folder / metadata.file)
-    return Predictor(metadata, model, batch_size)
+    return Predictor(metadata, model, batch_size, threads)

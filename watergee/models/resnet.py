@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from watergee.models.runtime import tensorflow
+
 if TYPE_CHECKING:
     import keras
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 def build_resnet(
     patch: int, channels: int, classes: int, depth: int = 29, kernel: int = 5
 ) -> keras.Model:
+    tensorflow()
     import keras
     from keras import layers
 
@@ -65,6 +68,7 @@ def build_dense_resnet(
     """Pre-activation residual blocks (BN-ReLU-Conv3x3 valid-BN-ReLU-Conv1x1) whose skips are
     cropped by one pixel to meet the valid convolution; batch normalisation is pointwise at
     inference, so the network stays translation-exact."""
+    tensorflow()
     import keras
     from keras import layers
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from types import ModuleType
+
+from watergee.core.environment import import_tensorflow
 
 _configured = False
 
@@ -13,8 +14,7 @@ def tensorflow() -> ModuleType:
     """TensorFlow, with GPU memory taken as needed rather than all at once: several Dask worker
     processes on one GPU node would otherwise each claim every GPU's whole memory."""
     global _configured
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if not _configured:
         for gpu in tf.config.list_physical_devices("GPU"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,8 @@ from watergee.models.predictor import Predictor, load_predictor
 from watergee.spectral import INDEX_BANDS
 from watergee.stacks import band_stack
 
+log = logging.getLogger(__name__)
+
 NODATA = 255
 WATER_COLOUR = (0, 92, 230)
 PALETTE = [
@@ -40,17 +43,22 @@ PALETTE = [
 _PREDICTORS: dict[tuple, Predictor] = {}
 
 
-def predictor_for(opts: ClassifySettings) -> Predictor:
+def predictor_for(opts: ClassifySettings, threads: int = 0) -> Predictor:
     """The model, loaded once per worker process and reused for every tile it classifies
     (reloaded when its files change)."""
     if opts.model is None:
         raise ModelError("no model given (--model FOLDER)")
     metadata = read_metadata(opts.model)
     files = [opts.model / "model.json", opts.model / metadata.file]
-    key = (opts.model, opts.batch_size, *((f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    key = (
+        opts.model,
+        opts.batch_size,
+        threads,
+        *((f.stat().st_mtime_ns, f.stat().st_size) for f in files),
+    )
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
-        _PREDICTORS[key] = load_predictor(opts.model, opts.batch_size)
+        _PREDICTORS[key] = load_predictor(opts.model, opts.batch_size, threads)
     return _PREDICTORS[key]
 
 
@@ -94,7 +102,7 @@ def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
 def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.classify
     work = opts.work or out
-    predictor = predictor_for(opts)
+    predictor = predictor_for(opts, settings.output.threads)
     if opts.source == "bands" and tile.source.is_dir():
         ds, band_paths = band_stack(tile, settings)
         source, sources = tile.source, band_paths
@@ -162,6 +170,8 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         look = layout.quicklook(out, tile, opts.mode)
         write_quicklook(target, look)
         outputs.append(look)
+    log.info("%s: classified (%s, %s, window %d px)", tile.id, opts.mode,
+             predictor.metadata.kind, side)  # fmt: skip
     return StageResult(inputs, outputs, {"mode": opts.mode, "window": side})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from watergee.core import layout
@@ -13,6 +14,8 @@ from watergee.io.bandstack import stack_bands
 from watergee.io.raster import require_same_grid
 from watergee.sentinel2 import BANDS_10M, STACK_ORDER, band_files
 from watergee.stacks import stack_specs
+
+log = logging.getLogger(__name__)
 
 
 def stack_inputs(tile: Tile, out: Path) -> list[Path]:
@@ -52,4 +55,5 @@ def combine(tile: Tile, settings: Settings, out: Path) -> StageResult:
             "SCALING_SOURCE": scaling_source,
         },
     )
+    log.info("%s: 10-band stack written (scaling %s)", tile.id, scaling_source)
     return StageResult(inputs, [target], {"scaling": scaling_source})

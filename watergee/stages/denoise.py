@@ -8,6 +8,7 @@ most features (and below the elevation cut-off). The last round's water is the c
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from watergee.models.runtime import tensorflow
 from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255
+log = logging.getLogger(__name__)
 
 
 def _reader(ds, opts: DenoiseSettings, grid) -> FeatureReader:
@@ -188,4 +190,6 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
     report_path = layout.denoise_report(out, tile)
     write_json_atomic(report_path, report)
     inputs = [stack_path, label_path, *([opts.dem] if opts.dem else [])]
+    log.info("%s: water %d -> %d pixels in %d rounds", tile.id, int(initial.sum()),
+             int(water.sum()), len(rounds))  # fmt: skip
     return StageResult(inputs, [target, report_path], {"water": int(water.sum())})

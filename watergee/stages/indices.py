@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from watergee.io.raster import (
     read_window,
 )
 from watergee.spectral import LINE_HALO, compute_indices, required_bands
+
+log = logging.getLogger(__name__)
 
 DESCRIPTIONS = {
     "NDWI": "(green - NIR) / (green + NIR)",
@@ -47,4 +50,5 @@ def indices(tile: Tile, settings: Settings, out: Path) -> StageResult:
             data = read_window(ds, window, positions, halo=halo, scaled=True)
             planes = compute_indices(dict(zip(bands, data, strict=True)), names, halo)
             writer.write(window, planes)
+    log.info("%s: %s written", tile.id, ", ".join(names))
     return StageResult([source], [target], {"indices": names})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from watergee.core import layout
@@ -12,6 +13,8 @@ from watergee.core.tiles import Tile
 from watergee.io.bandstack import warp_to_grid
 from watergee.io.raster import BandSpec, raster_grid
 from watergee.sentinel2 import BAND_NAMES, band_files, read_scaling
+
+log = logging.getLogger(__name__)
 
 #: The 10 m band whose grid every resampled band is put on.
 REFERENCE_BAND = "B02"
@@ -53,4 +56,6 @@ def resample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         )
         outputs.append(target)
     inputs = [reference, *(files[b] for b in options.bands)]
+    log.info("%s: %d bands resampled (%s, scaling %s)", tile.id, len(outputs), options.method,
+             scaling.source)  # fmt: skip
     return StageResult(inputs, outputs, {"method": options.method, "scaling": scaling.source})

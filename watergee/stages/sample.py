@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from watergee.io.vector import read_points
 from watergee.sampleset import write_shards
 from watergee.sampling import Candidates, code_lookup, patch_fits, pixel_keys, spaced
 from watergee.spectral import normalized_difference
+
+log = logging.getLogger(__name__)
 
 
 def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int], int]:
@@ -246,4 +249,5 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     write_json_atomic(summary_path, summary)
     inputs = [stack_path, *source.files]
     outputs = [*shards["train"], *shards["validation"], summary_path]
+    log.info("%s: %d samples (train %s, validation %s)", tile.id, len(rows), train, val)
     return StageResult(inputs, outputs, {"samples": len(rows)})

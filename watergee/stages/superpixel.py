@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from watergee.segmentation import (
     segment_block,
     stretch,
 )
+
+log = logging.getLogger(__name__)
 
 CENTROID_LAYER = "centroids"
 
@@ -126,4 +129,5 @@ def superpixel(tile: Tile, settings: Settings, out: Path) -> StageResult:
         y0 + (rows + 0.5) * dy,
         fields,
     )
+    log.info("%s: %d segments", tile.id, count)
     return StageResult([source], [raster_path, gpkg_path], {"segments": count})
