@@ -69,6 +69,7 @@ def test_mndwi_is_positive_on_the_reference_water(havel, tmp_path, method):
     assert np.nanmean(ndvi[forest]) > np.nanmean(ndvi[water])
 
 
+@pytest.mark.slow
 def test_osm_labels_with_the_water_guard_find_the_lakes(real_data):
     """OSM holds only 1-50 ha water bodies here: trained on them against everything else, a
     random forest misses the big lakes; the water guard (MNDWI > 0.2 never background) fixes it.
@@ -111,6 +112,7 @@ def test_osm_labels_with_the_water_guard_find_the_lakes(real_data):
     assert f1_guard > 0.95 and recall_guard > 0.95 and false_water < 0.01
 
 
+@pytest.mark.slow
 def test_pixel_cnn_trained_on_the_reference_maps_the_scene(havel, tmp_path):
     """sample -> train -> classify on the real scene. The map agrees with the hand-drawn
     polygons (most of whose pixels the model never saw), and classifying straight from the

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from watergee import __version__
 from watergee.core import layout
@@ -26,7 +27,15 @@ from watergee.core.records import write_json_atomic
 from watergee.core.registry import STAGES
 from watergee.core.runner import Outcome
 from watergee.core.tiles import Tile
-from watergee.models.artifact import ClassInfo
+
+
+class ClassInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(description="Class id written in class rasters.")
+    name: str = Field("", description="Human-readable name.")
+    code: int | None = Field(None, description="Label code it came from, if any.")
+
 
 CENTRE_CONVENTION = "sample pixel at row and column patch // 2 of its patch"
 SECTIONS = STAGES["sample"].sections

@@ -211,3 +211,30 @@ def test_train_rejects_unknown_kinds_and_missing_sample_sets(tmp_path):
         app, ["train", "-s", str(tmp_path), "-m", "rf", "-o", str(tmp_path / "m")]
     )
     assert result.exit_code == 2 and f"{tmp_path}/manifest.json" in result.output
+
+
+def test_verbose_shows_each_tiles_log_lines_and_quiet_hides_progress(demo_scene, tmp_path):
+    out = tmp_path / "work"
+    for stage in ("resample", "combine"):
+        assert (
+            runner.invoke(app, [stage, "-t", str(demo_scene), "-o", str(out), *INPROC]).exit_code
+            == 0
+        )
+    loud = runner.invoke(app, ["-v", "indices", "-t", str(demo_scene), "-o", str(out), *INPROC])
+    assert loud.exit_code == 0, loud.output
+    assert (
+        "INFO watergee.tile: watergee.stages.indices: T33UUU_20230715T101031: NDWI, MNDWI"
+        in loud.output
+    )
+    plain = runner.invoke(
+        app, ["indices", "-t", str(demo_scene), "-o", str(out), "--force", *INPROC]
+    )
+    assert "INFO" not in plain.output and "indices [1/2]" in plain.output
+    quiet = runner.invoke(app, ["-q", "indices", "-t", str(demo_scene), "-o", str(out), *INPROC])
+    assert (
+        quiet.output.strip()
+        == "indices: 2 tiles: 0 done, 2 skipped, 0 failed in "
+        + quiet.output.strip().split(" in ")[-1]
+    )
+    log = sorted((out / ".watergee" / "logs").glob("indices-*.log"))[0].read_text()
+    assert "T33UUU_20230715T101031 indices done" in log and "NDWI, MNDWI, NDVI, LINE written" in log

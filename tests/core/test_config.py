@@ -126,7 +126,7 @@ def _other_value(section: type, name: str, value):
         except ValidationError:
             continue
         if getattr(new, name) != value:
-            return candidate
+            return getattr(new, name)
     raise AssertionError(f"no other valid value for {section.__name__}.{name}")
 
 

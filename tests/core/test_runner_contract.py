@@ -197,7 +197,7 @@ def test_gpu_stages_ask_for_gpu_workers_only_where_there_are_some(tmp_path):
     tiles = [Tile(f"t{i}", tmp_path) for i in range(4)]
     settings = load_settings(None, [])
     with (
-        LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         cluster.scale(0)

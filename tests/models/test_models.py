@@ -193,7 +193,7 @@ def test_a_forest_predicts_in_a_dask_worker_process_without_warnings(tmp_path):
     pipeline[-1].n_jobs = -1  # as `watergee train` builds its forests
     joblib.dump(pipeline, folder / "model.joblib")
     with (
-        LocalCluster(n_workers=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         shape, caught = client.submit(_forest_probabilities_in_a_worker_process, folder).result()

@@ -100,7 +100,7 @@ def test_training_errors_name_the_sample_set(tmp_path, demo_samples):
         train(tmp_path, "rf", tmp_path / "m", TrainSettings())
 
 
-@pytest.mark.parametrize("kind", ["dense-resnet", "resnet"])
+@pytest.mark.parametrize("kind", ["dense-resnet", pytest.param("resnet", marks=pytest.mark.slow)])
 def test_residual_networks_train(demo_samples, tmp_path, kind):
     settings = TrainSettings(
         epochs=3, batch_size=64, resnet_depth=11, dense_blocks=2, dense_width=16

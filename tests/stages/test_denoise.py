@@ -45,6 +45,7 @@ def noisy_scene(demo_scene, tmp_path_factory):
     return tile, root, labels, truth, noisy
 
 
+@pytest.mark.slow
 def test_denoise_moves_noisy_labels_towards_the_truth(noisy_scene):
     tile, root, labels, truth, noisy = noisy_scene
     settings = load_settings(None, [

@@ -372,3 +372,37 @@ def test_patch_fits_equals_square_erosion(size):
         valid = rng.random((37, 29)) >= share
         square = ndimage.binary_erosion(valid, np.ones((size, size), bool), border_value=0)
         assert np.array_equal(patch_fits(valid, size), square)
+
+
+def test_every_file_read_is_recorded_so_a_change_redoes_the_tile(tmp_path):
+    """Label raster, points file and segment centroids are inputs of the tile's record."""
+    from watergee.core.registry import STAGES
+    from watergee.core.runner import execute_tile
+
+    tile, _, _, label_path = _scene(tmp_path, hole=False)
+    points = tmp_path / "points.gpkg"
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(points))
+    layer = ds.CreateLayer("points", srs, ogr.wkbPoint)
+    layer.CreateField(ogr.FieldDefn("ValValue", ogr.OFTInteger))
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetField("ValValue", 10)
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({ORIGIN[0] + 305} {ORIGIN[1] - 405})"))
+    layer.CreateFeature(feature)
+    ds = layer = feature = None
+    spx = ["superpixel.bands=[1, 2, 3]", "superpixel.region_size=8"]
+    out = tmp_path / "s"
+    for mode, changed in (("points", points), ("superpixel", None), ("pixel", label_path)):
+        settings = _settings(label_path, f"sample.mode={mode}", f"sample.points={points}", *spx)
+        if mode == "superpixel":
+            superpixel(tile, settings, out)
+            changed = layout.centroids(out, tile)
+
+        def status(settings=settings):
+            return execute_tile(tile, STAGES["sample"], settings, out, False).status
+
+        assert status() == "done", mode
+        assert status() == "skipped", mode
+        changed.write_bytes(changed.read_bytes())  # same content, new modification time
+        assert status() == "done", (mode, changed.name)

@@ -14,17 +14,10 @@ from watergee import __version__
 from watergee.core.atomic import atomic_path
 from watergee.core.errors import ModelError
 from watergee.models.runtime import tensorflow
+from watergee.sampleset import ClassInfo
 
 METADATA = "model.json"
 ModelKind = Literal["pixelcnn", "resnet", "dense-resnet", "svm", "rf"]
-
-
-class ClassInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: int = Field(description="Class id written in class rasters.")
-    name: str = Field("", description="Human-readable name.")
-    code: int | None = Field(None, description="Label code it came from, if any.")
 
 
 class ModelMetadata(BaseModel):

@@ -1,0 +1,99 @@
+"""The package's layering: each layer imports only the layers below it, stages never import
+each other, and the README lists exactly the commands `watergee --help` shows."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "watergee"
+SCIENCE = {"sentinel2", "stacks", "spectral", "features", "sampling", "sampleset",
+           "segmentation", "denoising", "metrics", "demo"}  # fmt: skip
+#: Each layer and the layers it may import from (itself included).
+ALLOWED = {
+    "core": {"core"},
+    "io": {"core", "io"},
+    "science": {"core", "io", "science"},
+    "models": {"core", "io", "science", "models"},
+    "stages": {"core", "io", "science", "models"},
+    "cli": {"core", "cli"},
+}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "watergee" or len(parts) == 1:
+        return None
+    return "science" if parts[1] in SCIENCE else parts[1]
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return {n for n in names if n.startswith("watergee.")}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        yield module, path
+
+
+@pytest.mark.parametrize(("module", "path"), list(_modules()), ids=lambda v: str(v))
+def test_imports_go_only_downwards(module, path):
+    layer = _layer(module)
+    if layer is None:
+        return
+    for imported in _imports(path):
+        target = _layer(imported)
+        if target is None or imported == "watergee.__version__":
+            continue
+        # The cli reaches library functions only inside commands, by dotted name.
+        assert target in ALLOWED[layer] or layer == "cli", f"{module} imports {imported}"
+        if layer == "stages" and target == "stages":
+            raise AssertionError(f"{module} imports another stage: {imported}")
+
+
+def test_cli_module_level_imports_are_core_only():
+    for path in (PACKAGE / "cli").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only: commands import inside their bodies
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("watergee."):
+                assert _layer(node.module) in {"core", "cli"}, f"{path.name}: {node.module}"
+
+
+def test_readme_lists_the_commands_of_help():
+    from watergee.cli.main import app
+
+    runner = CliRunner()
+    listed = set(re.findall(r"^│ (\w[\w-]*) ", runner.invoke(app, ["--help"]).output, re.M))
+    for group in ("sample", "model"):
+        sub = runner.invoke(app, [group, "--help"]).output
+        listed |= {f"{group} {c}" for c in re.findall(r"^│ (\w[\w-]*) ", sub, re.M)}
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## Commands") :].split("```")[1]
+    documented = set()
+    for line in block.splitlines():
+        line = line.split("#")[0]
+        words = [w for w in line.split() if not w.startswith(("[", "-", "#"))]
+        if len(words) >= 2 and words[0] == "watergee":
+            documented.add(words[1])
+            if words[1] in ("sample", "model") and len(words) > 2 and words[2].isidentifier():
+                documented.add(f"{words[1]} {words[2]}")
+            if words[1] == "model" and len(words) > 2:
+                documented.add(f"model {words[2]}")
+    documented.discard("COMMAND")
+    assert listed <= documented, f"missing from the README: {listed - documented}"
+    stray = {d for d in documented if d not in listed and d not in ("sample", "model")}
+    assert not stray, f"in the README, not in --help: {stray}"
+    tree = readme[readme.index("## Architecture") :]
+    for folder in ("cli/", "core/", "io/", "stages/", "models/"):
+        assert folder in tree
