@@ -236,5 +236,6 @@ def test_verbose_shows_each_tiles_log_lines_and_quiet_hides_progress(demo_scene,
         == "indices: 2 tiles: 0 done, 2 skipped, 0 failed in "
         + quiet.output.strip().split(" in ")[-1]
     )
-    log = sorted((out / ".watergee" / "logs").glob("indices-*.log"))[0].read_text()
+    logs = [p.read_text() for p in (out / ".watergee" / "logs").glob("indices-*.log")]
+    log = next(text for text in logs if "indices done" in text)
     assert "T33UUU_20230715T101031 indices done" in log and "NDWI, MNDWI, NDVI, LINE written" in log

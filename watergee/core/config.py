@@ -393,6 +393,54 @@ class ClassifySettings(Section):
     quicklook: bool = Field(False, description="Also write a PNG quicklook of the classes.")
 
 
+class ProductSettings(Section):
+    mode: Literal["pixel", "superpixel"] = Field(
+        "pixel",
+        description="Which class maps of the tiles the product stages (clip, merge) read: the "
+        "per-pixel or the per-superpixel ones. A tile list entry that is itself a raster is "
+        "read as it is.",
+    )
+    work: AbsolutePath | None = knob(
+        None, description="Folder holding the tiles' class maps; default: the output folder."
+    )
+
+
+class ClipSettings(Section):
+    rule: Literal["mgrs", "footprints", "mask", "none"] = Field(
+        "mgrs",
+        description="Which part of a tile it alone owns. mgrs: the 100 km MGRS square it is "
+        "named after, within its UTM zone (the zone whose central meridian is nearest); "
+        "footprints: its polygon in 'footprints'; mask: where 'mask' is non-zero; none: all "
+        "of it (with 'aoi' only).",
+    )
+    footprints: AbsolutePath | None = Field(
+        None, description="Vector file of tile footprints (rule: footprints), any OGR format."
+    )
+    footprint_field: str = Field(
+        "Name",
+        description="Attribute of 'footprints' naming each tile (e.g. 33UUU); a tile matches "
+        "when its id contains the value.",
+    )
+    mask: AbsolutePath | None = Field(
+        None, description="Mask raster (rule: mask): non-zero keeps; any grid (nearest)."
+    )
+    aoi: AbsolutePath | None = Field(
+        None,
+        description="Boundary to clip to as well (any OGR vector, reprojected as needed): a "
+        "pixel is kept when its centre lies inside.",
+    )
+
+
+class MergeSettings(Section):
+    name: str = Field("mosaic", description="Product name: <out>/<name>.tif.")
+    crs: str = Field("EPSG:3035", description="CRS of the mosaic (any GDAL definition).")
+    resolution: float = Field(10.0, gt=0, description="Pixel size of the mosaic in CRS units.")
+    overviews: Literal["MODE", "NEAREST"] = Field(
+        "MODE",
+        description="Overview resampling: MODE keeps the most frequent class (never averaged).",
+    )
+
+
 class ClusterSettings(Section):
     placement_only: ClassVar[bool] = True
     scheduler: str | None = Field(
@@ -454,6 +502,15 @@ class Settings(Section):
     denoise: DenoiseSettings = Field(
         default_factory=DenoiseSettings,
         description="Label-noise correction of water labels by self-training.",
+    )
+    product: ProductSettings = Field(
+        default_factory=ProductSettings, description="What the product stages read."
+    )
+    clip: ClipSettings = Field(
+        default_factory=ClipSettings, description="The clip stage: overlap and boundary clips."
+    )
+    merge: MergeSettings = Field(
+        default_factory=MergeSettings, description="The merge stage: one mosaic of all tiles."
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

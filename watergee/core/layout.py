@@ -73,6 +73,16 @@ def quicklook(out: Path, tile: Tile, mode: str) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_classes_{mode}.png"
 
 
+def class_map(out: Path, tile: Tile, mode: str) -> Path:
+    """The class map the product stages read: the tile input itself when it is a raster,
+    else the one `classify` wrote in that mode."""
+    return tile.source if tile.source.is_file() else classes(out, tile, mode)
+
+
+def clipped(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_clipped.tif"
+
+
 def denoised(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_water_denoised.tif"
 

@@ -122,5 +122,31 @@ STAGES: dict[str, Stage] = {
             work="denoise.work",
             resources=GPU,
         ),
+        Stage(
+            "clip",
+            "watergee.stages.clip:clip",
+            ("output", "product", "clip"),
+            "Cut each class map to the part its tile alone owns (its MGRS square within its UTM "
+            "zone, a footprint or a mask) and to a boundary (--aoi).",
+            help="Neighbouring tiles then give every pixel exactly once. A tile list entry that "
+            "is a raster (a mosaic) is clipped as it is; with clip.rule none only --aoi cuts.",
+            options=(
+                Option("aoi", "clip.aoi", Path, "Boundary to clip to (any OGR vector file)."),
+                Option(
+                    "rule",
+                    "clip.rule",
+                    str,
+                    "Which part a tile owns.",
+                    choices=("mgrs", "footprints", "mask", "none"),
+                ),
+                Option(
+                    "work",
+                    "product.work",
+                    Path,
+                    "Folder with the tiles' class maps (default: --out).",
+                ),
+            ),
+            work="product.work",
+        ),
     )
 }

@@ -422,14 +422,16 @@ def create_geotiff(
     settings: OutputSettings,
     metadata: dict[str, str] | None = None,
     colours: dict[int, tuple[int, int, int]] | None = None,
-    overviews: bool = False,
+    overviews: bool | str = False,
 ) -> Iterator[RasterWriter]:
     """Create `final` as a tiled, compressed GeoTIFF; it appears only when the block ends well.
 
-    With `overviews` the file is a Cloud Optimized GeoTIFF with nearest-neighbour overviews
-    (for class maps, which must never be averaged); `colours` sets a colour table.
+    With `overviews` the file is a Cloud Optimized GeoTIFF with overviews, nearest-neighbour by
+    default (class maps must never be averaged) or by the resampling named (MODE); `colours`
+    sets a colour table.
     """
     gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
+    resampling = overviews if isinstance(overviews, str) else "NEAREST"
     with atomic_path(final) as tmp:
         scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if overviews else tmp
         try:
@@ -475,7 +477,7 @@ def create_geotiff(
                     creationOptions=[
                         f"COMPRESS={settings.compress}",
                         f"BLOCKSIZE={settings.blocksize}",
-                        "OVERVIEW_RESAMPLING=NEAREST",
+                        f"OVERVIEW_RESAMPLING={resampling}",
                         "BIGTIFF=IF_SAFER",
                         f"NUM_THREADS={settings.threads or 'ALL_CPUS'}",
                     ],
@@ -484,6 +486,33 @@ def create_geotiff(
                 raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
             finally:
                 scratch.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ClassStyle:
+    """What a class map carries besides its pixels: band description and metadata (class
+    names), colour table, dataset metadata, nodata."""
+
+    band: BandSpec
+    colours: dict[int, tuple[int, int, int]]
+    metadata: dict[str, str]
+    nodata: float | None
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, ds: gdal.Dataset) -> ClassStyle:
+        band = ds.GetRasterBand(1)
+        colours = {}
+        table = band.GetColorTable()
+        nodata = band.GetNoDataValue()
+        if table is not None:
+            for value in range(table.GetCount()):
+                r, g, b, a = table.GetColorEntry(value)
+                if value != nodata and (a or r or g or b):
+                    colours[value] = (r, g, b)
+        spec = BandSpec(band.GetDescription(), metadata=band.GetMetadata() or None)
+        dtype = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType))
+        return cls(spec, colours, ds.GetMetadata() or {}, nodata, dtype)
 
 
 def write_quicklook(source: Path, final: Path, max_side: int = 1024) -> None:

@@ -90,3 +90,81 @@ def read_points(
     wkt = srs.ExportToWkt() if srs is not None else ""
     columns = {attribute: np.array(column) for attribute, column in values.items()}
     return wkt, np.array(xs), np.array(ys), columns
+
+
+class PolygonMask:
+    """Polygons from a vector file, burnt onto any pixel grid window by window: a pixel is
+    inside when its centre is (GDAL's rasterisation rule). Reprojected to the grid's CRS by
+    GDAL as needed; held in memory, so a boundary file is read once."""
+
+    def __init__(self, path: Path, field: str | None = None, match: str | None = None) -> None:
+        if not path.exists():
+            raise TileInputError(f"{path}: file not found")
+        try:
+            source = ogr.Open(str(path))
+            layer = source.GetLayer(0)
+        except (RuntimeError, AttributeError) as exc:
+            raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
+        if field is not None:
+            definition = layer.GetLayerDefn()
+            names = [
+                definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())
+            ]
+            if field not in names:
+                raise TileInputError(f"{path}: no attribute '{field}' (has {', '.join(names)})")
+        self.path = path
+        srs = layer.GetSpatialRef()
+        self.crs_wkt = srs.ExportToWkt() if srs is not None else ""
+        self.memory = ogr.GetDriverByName("Memory").CreateDataSource("")
+        self.layer = self.memory.CreateLayer("polygons", srs, ogr.wkbMultiPolygon)
+        kept = 0
+        for feature in layer:
+            geometry = feature.GetGeometryRef()
+            if geometry is None or (
+                field is not None and str(feature.GetField(field)) not in (match or "")
+            ):
+                continue
+            copy = ogr.Feature(self.layer.GetLayerDefn())
+            copy.SetGeometry(geometry.Clone())
+            self.layer.CreateFeature(copy)
+            kept += 1
+        if kept == 0:
+            what = f"no polygon whose {field} is part of '{match}'" if field else "no polygons"
+            raise TileInputError(f"{path}: {what}")
+
+    def envelope(self, crs_wkt: str) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the polygons in `crs_wkt`."""
+        union = None
+        for feature in self.layer:
+            geometry = feature.GetGeometryRef().Clone()
+            union = geometry if union is None else union.Union(geometry)
+        self.layer.ResetReading()
+        if self.crs_wkt and crs_wkt:
+            target = osr.SpatialReference()
+            target.ImportFromWkt(crs_wkt)
+            source = osr.SpatialReference()
+            source.ImportFromWkt(self.crs_wkt)
+            for srs in (source, target):
+                srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            union.Segmentize(_densify_step(union))
+            union.Transform(osr.CoordinateTransformation(source, target))
+        west, east, south, north = union.GetEnvelope()
+        return west, south, east, north
+
+    def burn(
+        self, crs_wkt: str, transform: tuple[float, ...], width: int, height: int
+    ) -> np.ndarray:
+        """True where a pixel centre of the window (its geotransform and size) is inside."""
+        from osgeo import gdal
+
+        raster = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
+        raster.SetGeoTransform(tuple(transform))
+        raster.SetProjection(crs_wkt)
+        gdal.RasterizeLayer(raster, [1], self.layer, burn_values=[1])
+        return raster.ReadAsArray().astype(bool)
+
+
+def _densify_step(geometry: ogr.Geometry) -> float:
+    """A vertex spacing that keeps a reprojected envelope true (1/64 of the extent)."""
+    west, east, south, north = geometry.GetEnvelope()
+    return max(east - west, north - south) / 64 or 1.0
