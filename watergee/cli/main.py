@@ -84,6 +84,8 @@ def run_stage_command(
     from watergee.core.config import load_settings
     from watergee.core.layout import tile_dir
     from watergee.core.runner import prepare_output, run_stage
+    from watergee.core.stage import setting_value
+    from watergee.core.tiles import Tile
     from watergee.sentinel2 import read_tiles
 
     if workers is not None:
@@ -92,6 +94,8 @@ def run_stage_command(
         values["cluster.scheduler"] = scheduler
     settings = load_settings(config, list(sets or []), values)
     tile_list = read_tiles(tiles)
+    if stage.unit != "tile":  # one task for the whole list, named by a setting
+        tile_list = [Tile(str(setting_value(settings, stage.unit)), tiles.resolve())]
     prepare_output(out)  # before a cluster starts: a bad --out fails at once
     progress, on_outcome = progress_printer(len(tile_list), stage.name)
     with open_client(settings.cluster, tasks=len(tile_list)) as client, progress:

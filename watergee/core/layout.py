@@ -83,6 +83,11 @@ def clipped(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_clipped.tif"
 
 
+def mosaic(out: Path, run: Tile) -> Path:
+    """A run-wide product: <out>/<name>/<name>.tif."""
+    return tile_dir(out, run) / f"{run.id}.tif"
+
+
 def denoised(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_water_denoised.tif"
 

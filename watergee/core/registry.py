@@ -148,5 +148,28 @@ STAGES: dict[str, Stage] = {
             ),
             work="product.work",
         ),
+        Stage(
+            "merge",
+            "watergee.stages.merge:merge",
+            ("output", "product", "merge"),
+            "Merge every tile's class map into one mosaic (default EPSG:3035, 10 m): a Cloud "
+            "Optimized GeoTIFF with MODE overviews, the same wherever the tiles are listed.",
+            help="Each pixel comes from the tile that owns it (its MGRS square within the "
+            "nearest UTM zone), decided on the mosaic's own grid, so UTM zones meet without "
+            "gap or overlap; where that tile is absent or has no data, from the tile with data "
+            "whose centre is nearest. Written to OUT/NAME/NAME.tif.",
+            options=(
+                Option("name", "merge.name", str, "Product name (default: mosaic)."),
+                Option("crs", "merge.crs", str, "Target CRS (default: EPSG:3035)."),
+                Option(
+                    "work",
+                    "product.work",
+                    Path,
+                    "Folder with the tiles' class maps (default: --out).",
+                ),
+            ),
+            work="product.work",
+            unit="merge.name",
+        ),
     )
 }

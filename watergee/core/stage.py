@@ -68,6 +68,9 @@ class Stage:
     variant: str | None = None
     #: Dask resources one tile needs where the cluster offers them, e.g. {"GPU": 1}.
     resources: Mapping[str, float] = field(default_factory=dict)
+    #: "tile": one task per tile; "run": one task for the whole tile list (a mosaic), whose
+    #: unit is named by this dotted setting and has the tile list as its source.
+    unit: str = "tile"
 
     def resolve(self) -> StageFunction:
         return resolve(self.function)

@@ -1,0 +1,92 @@
+"""merge: the owner rule on the mosaic's grid, across a seam and a UTM zone edge, the same
+product whatever the order of the tile list."""
+
+import numpy as np
+from osgeo import gdal, osr
+
+from tests.stages.test_clip import class_tile
+from watergee.core import layout
+from watergee.core.config import load_settings
+from watergee.core.tiles import Tile
+from watergee.io.raster import grid_of, open_raster
+from watergee.stages.merge import merge
+
+
+def _utm(lon, lat, epsg):
+    wgs, utm = osr.SpatialReference(), osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    utm.ImportFromEPSG(epsg)
+    for srs in (wgs, utm):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return osr.CoordinateTransformation(wgs, utm).TransformPoint(lon, lat)[:2]
+
+
+def _run(tmp_path, tiles, name, *sets):
+    listing = tmp_path / f"{name}.txt"
+    listing.write_text("".join(f"{t.source}\n" for t in tiles))
+    settings = load_settings(None, [f"merge.name={name}", *sets])
+    unit = Tile(name, listing)
+    result = merge(unit, settings, tmp_path / "products")
+    return layout.mosaic(tmp_path / "products", unit), result
+
+
+def test_a_seam_in_one_zone_is_exact_and_the_order_never_matters(tmp_path):
+    a = class_tile(tmp_path, "T33UUU", 32633, 398000, 5850000, 400, 300, value=1)
+    b = class_tile(tmp_path, "T33UVU", 32633, 399960, 5850000, 400, 300, value=2)
+    ab, _ = _run(tmp_path, [a, b], "ab", "merge.crs=EPSG:32633")
+    ba, _ = _run(tmp_path, [b, a], "ba", "merge.crs=EPSG:32633")
+    ds = open_raster(ab)
+    data, grid = ds.ReadAsArray(), grid_of(ds)
+    assert grid.bounds == (398000, 5847000, 403960, 5850000)
+    x = grid.transform[0] + (np.arange(grid.width) + 0.5) * 10
+    assert (data == np.where(x < 400000, 1, 2)[None, :]).all()  # no gap, no double count
+    first, second = open_raster(ab), open_raster(ba)
+    assert np.array_equal(first.ReadAsArray(), second.ReadAsArray())
+    assert first.GetRasterBand(1).GetMetadataItem("CLASS_1") == "water"
+    assert first.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+
+
+def test_the_zone_edge_meets_without_gap_or_overlap_in_laea(tmp_path):
+    """T32UQD and T33UTU both cover 12 E; in EPSG:3035 each pixel comes from the tile of the
+    zone its centre lies in, and from the other one where that has no data."""
+    x32, y32 = _utm(12.0, 52.5, 32632)
+    x33, y33 = _utm(12.0, 52.5, 32633)
+    west = round((x32 - 1500) / 10) * 10
+    a = class_tile(
+        tmp_path, "T32UQD", 32632, west, round((y32 + 1500) / 10) * 10, 300, 300, value=1
+    )
+    b = class_tile(tmp_path, "T33UTU", 32633, round((x33 - 1000) / 10) * 10,
+                   round((y33 + 1200) / 10) * 10, 300, 300, value=2)  # fmt: skip
+    path, result = _run(tmp_path, [a, b], "edge")
+    ds = open_raster(path)
+    data, grid = ds.ReadAsArray(), grid_of(ds)
+    assert "LAEA" in grid.crs_name() or "3035" in grid.crs_name() or "Europe" in grid.crs_name()
+
+    def alone(tile):
+        warped = gdal.Warp("", str(tile.source), format="MEM", outputBounds=grid.bounds,
+                           width=grid.width, height=grid.height, dstSRS=grid.crs_wkt,
+                           resampleAlg="near")  # fmt: skip
+        return warped.ReadAsArray() != 255
+
+    va, vb = alone(a), alone(b)
+    x0, dx, _, y0, _, dy = grid.transform
+    gx, gy = np.meshgrid(
+        x0 + (np.arange(grid.width) + 0.5) * dx, y0 + (np.arange(grid.height) + 0.5) * dy
+    )
+    laea, wgs = osr.SpatialReference(), osr.SpatialReference()
+    laea.ImportFromWkt(grid.crs_wkt)
+    wgs.ImportFromEPSG(4326)
+    for srs in (laea, wgs):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    lon = np.array(osr.CoordinateTransformation(laea, wgs).TransformPoints(
+        np.column_stack([gx.ravel(), gy.ravel()])))[:, 0].reshape(gx.shape)  # fmt: skip
+    west_side = lon < 12.0
+    expected = np.where(
+        west_side, np.where(va, 1, np.where(vb, 2, 255)), np.where(vb, 2, np.where(va, 1, 255))
+    )
+    assert (data == expected).all()
+    both = va & vb
+    assert (both & west_side).sum() > 1000 and (both & ~west_side).sum() > 1000
+    assert result.info["tiles"] == 2
+    swapped, _ = _run(tmp_path, [b, a], "edge2")
+    assert np.array_equal(open_raster(swapped).ReadAsArray(), data)

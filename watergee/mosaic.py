@@ -1,0 +1,179 @@
+"""A mosaic of overlapping class maps, decided pixel by pixel on the mosaic's own grid.
+
+Which tile gives a mosaic pixel is decided at that pixel's centre, never by file order: the
+tile named after the MGRS square that owns the point (see `watergee.mgrs`); where that tile is
+absent or has no data there, the tile with data whose centre is nearest. Because the rule is
+evaluated on the target grid, tiles of different UTM zones meet without a gap or an overlap,
+and the result does not depend on the order of the inputs.
+
+Everything works window by window: memory is bounded by the window, whatever the mosaic's size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, osr
+
+from watergee import mgrs
+from watergee.core.errors import TileInputError
+from watergee.io.raster import Grid, Window, gdal_reason, grid_of, open_raster
+
+
+def _srs(wkt_or_code: str) -> osr.SpatialReference:
+    srs = osr.SpatialReference()
+    try:
+        srs.SetFromUserInput(wkt_or_code)
+    except RuntimeError as exc:
+        raise TileInputError(f"{wkt_or_code}: not a CRS GDAL knows ({exc})") from None
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def _transform(source: osr.SpatialReference, target: osr.SpatialReference):
+    return osr.CoordinateTransformation(source, target)
+
+
+@dataclass
+class Source:
+    """One class map of the mosaic: where it lies in the target CRS, its MGRS square key."""
+
+    path: Path
+    ds: gdal.Dataset
+    key: str | None
+    bounds: tuple[float, float, float, float]  # in the target CRS
+    centre: tuple[float, float]  # in the target CRS
+    nodata: float
+
+
+def open_sources(paths: Sequence[Path], names: Sequence[str], crs: str) -> list[Source]:
+    """The class maps with their footprints in `crs` (edges densified, so curved footprints
+    are bounded) and their MGRS keys where their tile names have one."""
+    target = _srs(crs)
+    sources = []
+    for path, name in zip(paths, names, strict=True):
+        if not path.exists():
+            raise TileInputError(f"{path}: class map not found (run `watergee classify` first)")
+        ds = open_raster(path)
+        grid = grid_of(ds)
+        if not grid.crs_wkt:
+            raise TileInputError(f"{path}: has no CRS")
+        west, south, east, north = grid.bounds
+        steps = np.linspace(0.0, 1.0, 33)
+        ring = np.concatenate([
+            np.column_stack([west + (east - west) * steps, np.full(33, south)]),
+            np.column_stack([np.full(33, east), south + (north - south) * steps]),
+            np.column_stack([west + (east - west) * steps, np.full(33, north)]),
+            np.column_stack([np.full(33, west), south + (north - south) * steps]),
+        ])  # fmt: skip
+        moved = np.array(_transform(_srs(grid.crs_wkt), target).TransformPoints(ring))[:, :2]
+        bounds = (*moved.min(0), *moved.max(0))
+        centre_point = _transform(_srs(grid.crs_wkt), target).TransformPoint(
+            (west + east) / 2, (south + north) / 2
+        )
+        try:
+            key = mgrs.parse(name).key
+        except ValueError:
+            key = None
+        nodata = ds.GetRasterBand(1).GetNoDataValue()
+        sources.append(Source(path, ds, key, (bounds[0], bounds[1], bounds[2], bounds[3]),
+                              centre_point[:2], 255 if nodata is None else nodata))  # fmt: skip
+    return sources
+
+
+def target_grid(sources: Sequence[Source], crs: str, resolution: float) -> Grid:
+    """A grid in `crs` over every source, its pixel edges on multiples of `resolution`."""
+    west = math.floor(min(s.bounds[0] for s in sources) / resolution) * resolution
+    south = math.floor(min(s.bounds[1] for s in sources) / resolution) * resolution
+    east = math.ceil(max(s.bounds[2] for s in sources) / resolution) * resolution
+    north = math.ceil(max(s.bounds[3] for s in sources) / resolution) * resolution
+    width, height = round((east - west) / resolution), round((north - south) / resolution)
+    return Grid(_srs(crs).ExportToWkt(), (west, resolution, 0.0, north, 0.0, -resolution),
+                width, height)  # fmt: skip
+
+
+def _window_bounds(grid: Grid, window: Window) -> tuple[float, float, float, float]:
+    x0, dx, _, y0, _, dy = grid.transform
+    west, north = x0 + window.col * dx, y0 + window.row * dy
+    return west, north + window.height * dy, west + window.width * dx, north
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class Mosaicker:
+    """Fills windows of the target grid from the sources by the owner rule."""
+
+    def __init__(self, sources: Sequence[Source], grid: Grid) -> None:
+        self.sources = list(sources)
+        self.grid = grid
+        self.to_geographic = _transform(_srs(grid.crs_wkt), _srs("EPSG:4326"))
+        self.index = {s.key: i for i, s in enumerate(self.sources) if s.key is not None}
+
+    def _owners(self, xs: np.ndarray, ys: np.ndarray, candidates: list[int]) -> np.ndarray:
+        """Index of the source that owns each point by its MGRS square; -1 where none of the
+        candidates is named after that square."""
+        lonlat = np.array(self.to_geographic.TransformPoints(np.column_stack([xs, ys])))
+        keys = mgrs.square_keys(lonlat[:, 0], lonlat[:, 1])
+        owners = np.full(len(xs), -1)
+        for i in candidates:
+            key = self.sources[i].key
+            if key is not None:
+                owners[keys == key] = i
+        return owners
+
+    def _warped(self, source: Source, window: Window) -> np.ndarray:
+        west, south, east, north = _window_bounds(self.grid, window)
+        try:
+            ds = gdal.Warp("", source.ds, format="MEM", outputBounds=(west, south, east, north),
+                           width=window.width, height=window.height, dstSRS=self.grid.crs_wkt,
+                           resampleAlg="near", srcNodata=source.nodata, dstNodata=source.nodata,
+                           multithread=True)  # fmt: skip
+        except RuntimeError as exc:
+            raise TileInputError(f"{source.path}: warping failed ({gdal_reason(exc)})") from None
+        return ds.GetRasterBand(1).ReadAsArray()
+
+    def window(self, window: Window, nodata: float, dtype: np.dtype) -> np.ndarray:
+        box = _window_bounds(self.grid, window)
+        candidates = [i for i, s in enumerate(self.sources) if _overlaps(s.bounds, box)]
+        out = np.full((window.height, window.width), nodata, dtype)
+        if not candidates:
+            return out
+        x0, dx, _, y0, _, dy = self.grid.transform
+        cols = x0 + (np.arange(window.col, window.col + window.width) + 0.5) * dx
+        rows = y0 + (np.arange(window.row, window.row + window.height) + 0.5) * dy
+        # Owner boundaries are long lines (100 km squares, zone meridians) that cross any
+        # window they enter, so a window whose border has one owner has it throughout.
+        h, w = window.height, window.width
+        border_r = np.concatenate([np.zeros(w, int), np.full(w, h - 1), np.arange(h), np.arange(h)])
+        border_c = np.concatenate([np.arange(w), np.arange(w), np.zeros(h, int), np.full(h, w - 1)])
+        border = self._owners(cols[border_c], rows[border_r], candidates)
+        if (border == border[0]).all():
+            owners = np.full((window.height, window.width), border[0])
+        else:
+            gx, gy = np.meshgrid(cols, rows)
+            owners = self._owners(gx.ravel(), gy.ravel(), candidates).reshape(gx.shape)
+        values = {i: self._warped(self.sources[i], window) for i in candidates}
+        valid = {i: v != self.sources[i].nodata for i, v in values.items()}
+        decided = np.zeros(out.shape, bool)
+        for i in candidates:
+            take = (owners == i) & valid[i]
+            out[take] = values[i][take]
+            decided |= take
+        # Unowned or no data at the owner: the nearest centre among tiles with data there.
+        todo = ~decided & np.logical_or.reduce([valid[i] for i in candidates])
+        if todo.any():
+            r, c = np.nonzero(todo)
+            best = np.full(len(r), np.inf)
+            for i in candidates:
+                cx, cy = self.sources[i].centre
+                distance = np.hypot(cols[c] - cx, rows[r] - cy)
+                better = valid[i][r, c] & (distance < best)
+                out[r[better], c[better]] = values[i][r[better], c[better]]
+                best[better] = distance[better]
+        return out
