@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "watergee"
 SCIENCE = {"sentinel2", "stacks", "spectral", "features", "sampling", "sampleset",
-           "segmentation", "denoising", "metrics", "mgrs", "ownership", "demo"}  # fmt: skip
+           "segmentation", "denoising", "metrics", "mgrs", "ownership", "mosaic",
+           "classmaps", "demo"}  # fmt: skip
 #: Each layer and the layers it may import from (itself included).
 ALLOWED = {
     "core": {"core"},

@@ -5,6 +5,7 @@ functions and every heavy library load only when a command runs."""
 from __future__ import annotations
 
 import inspect
+import keyword
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -108,6 +109,12 @@ def run_stage_command(
         raise typer.Exit(code)
 
 
+def _param(option: Option) -> str:
+    """The Python parameter name of an option (--min-size: min_size; --class: class_)."""
+    name = option.name.replace("-", "_")
+    return f"{name}_" if keyword.iskeyword(name) else name
+
+
 def _option_parameter(option: Option, group: bool) -> inspect.Parameter:
     """A typed command parameter for a stage option."""
     flags = [f"--{option.name}", *([f"-{option.short}"] if option.short else [])]
@@ -119,7 +126,7 @@ def _option_parameter(option: Option, group: bool) -> inspect.Parameter:
     ]
     default = inspect.Parameter.empty if required else None
     return inspect.Parameter(
-        option.name.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=default,
+        _param(option), inspect.Parameter.KEYWORD_ONLY, default=default,
         annotation=annotation,
     )  # fmt: skip
 
@@ -160,16 +167,16 @@ def stage_command(stage: Stage, group: bool = False):
             return
         missing = [f"--{n}" for n in ("tiles", "out") if kwargs.get(n) is None]
         missing += [
-            f"--{o.name}" for o in stage.options if o.required and kwargs.get(o.name) is None
+            f"--{o.name}" for o in stage.options if o.required and kwargs.get(_param(o)) is None
         ]
         if missing:
             raise fail(
                 f"{stage.name} needs {' and '.join(missing)} (see `watergee {stage.name} --help`)"
             )
         values = {
-            option.setting: kwargs[option.name.replace("-", "_")]
+            option.setting: kwargs[_param(option)]
             for option in stage.options
-            if kwargs.get(option.name.replace("-", "_")) is not None
+            if kwargs.get(_param(option)) is not None
         }
         run_stage_command(
             stage, kwargs["tiles"], kwargs["out"], kwargs["config"], kwargs["set_"],

@@ -403,6 +403,11 @@ class ProductSettings(Section):
     work: AbsolutePath | None = knob(
         None, description="Folder holding the tiles' class maps; default: the output folder."
     )
+    input: Literal["classes", "clipped", "transferred", "sieved"] = Field(
+        "classes",
+        description="Which raster of each tile the product stages read: the class map of "
+        "'mode', or what clip, label-transfer or sieve made of it.",
+    )
 
 
 class ClipSettings(Section):
@@ -438,6 +443,50 @@ class MergeSettings(Section):
     overviews: Literal["MODE", "NEAREST"] = Field(
         "MODE",
         description="Overview resampling: MODE keeps the most frequent class (never averaged).",
+    )
+
+
+class SieveSettings(Section):
+    min_size: int = Field(
+        64,
+        ge=2,
+        description="Patches smaller than this many pixels are merged into their "
+        "largest neighbour (OSMLULC: 64 px, 8-connected).",
+    )
+    min_area: float | None = Field(
+        None,
+        gt=0,
+        description="Minimum patch area in square metres (5000 = 0.5 ha), "
+        "converted with the raster's pixel area; overrides min_size.",
+    )
+    connectivity: Literal[4, 8] = Field(
+        8, description="Pixels touching at corners (8) or at edges only (4) belong to one patch."
+    )
+
+
+class ExtractSettings(Section):
+    class_id: int | None = Field(None, description="The class to extract (e.g. 12: water).")
+    value: Literal["one", "code"] = Field(
+        "one", description="Value of the class's pixels: 1, or the class code itself; others 0."
+    )
+
+
+class TransferSettings(Section):
+    table_file: AbsolutePath | None = Field(
+        None,
+        description="YAML file with 'table', 'default' and 'names' (as below); its "
+        "entries take precedence over the ones set here.",
+    )
+    table: dict[int, int] = Field(
+        default_factory=dict, description="Class code -> new code, e.g. {12: 5} for water."
+    )
+    default: int | None = Field(
+        None,
+        description="New code of a class missing from the table; unset: such a class "
+        "fails the tile, naming the code and the file.",
+    )
+    names: dict[int, str] = Field(
+        default_factory=dict, description="New code -> class name written in the product."
     )
 
 
@@ -511,6 +560,15 @@ class Settings(Section):
     )
     merge: MergeSettings = Field(
         default_factory=MergeSettings, description="The merge stage: one mosaic of all tiles."
+    )
+    sieve: SieveSettings = Field(
+        default_factory=SieveSettings, description="The sieve stage: minimum mapping unit."
+    )
+    extract: ExtractSettings = Field(
+        default_factory=ExtractSettings, description="The extract stage: one class as 0/1."
+    )
+    transfer: TransferSettings = Field(
+        default_factory=TransferSettings, description="The label-transfer stage: new codes."
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

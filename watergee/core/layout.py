@@ -73,10 +73,26 @@ def quicklook(out: Path, tile: Tile, mode: str) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_classes_{mode}.png"
 
 
-def class_map(out: Path, tile: Tile, mode: str) -> Path:
-    """The class map the product stages read: the tile input itself when it is a raster,
-    else the one `classify` wrote in that mode."""
-    return tile.source if tile.source.is_file() else classes(out, tile, mode)
+def class_map(out: Path, tile: Tile, mode: str, layer: str = "classes") -> Path:
+    """The raster the product stages read: the tile input itself when it is a raster, else
+    the class map `classify` wrote in that mode, or the product stage output named `layer`."""
+    if tile.source.is_file():
+        return tile.source
+    if layer == "classes":
+        return classes(out, tile, mode)
+    return tile_dir(out, tile) / f"{tile.id}_{layer}.tif"
+
+
+def transferred(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_transferred.tif"
+
+
+def sieved(out: Path, tile: Tile) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_sieved.tif"
+
+
+def extracted(out: Path, tile: Tile, class_id: int) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_class{class_id}.tif"
 
 
 def clipped(out: Path, tile: Tile) -> Path:

@@ -27,6 +27,28 @@ def _labels(section: str, help_text: str) -> Option:
 
 
 SAMPLE_SECTIONS = ("output", "sample")
+_INPUT = Option(
+    "input",
+    "product.input",
+    str,
+    "Which raster of each tile to read.",
+    choices=("classes", "clipped", "transferred", "sieved"),
+)
+
+
+def _product_stage(
+    name: str, function: str, section: str, summary: str, options: tuple[Option, ...]
+) -> Stage:
+    """A stage that turns each tile's class map (or a mosaic listed as a tile) into a product."""
+    return Stage(
+        name, function, ("output", "product", section), summary,
+        help="A tile list entry that is a raster (a mosaic) is read as it is; --input picks "
+        "which raster of each tile otherwise.",
+        options=(*options, _INPUT, Option("work", "product.work", Path,
+                                          "Folder with the tiles' rasters (default: --out).")),
+        work="product.work",
+    )  # fmt: skip
+
 
 STAGES: dict[str, Stage] = {
     stage.name: stage
@@ -170,6 +192,45 @@ STAGES: dict[str, Stage] = {
             ),
             work="product.work",
             unit="merge.name",
+        ),
+        _product_stage(
+            "label-transfer",
+            "watergee.stages.transfer:label_transfer",
+            "transfer",
+            "Map class codes through an explicit table (e.g. model classes to Corine codes); a "
+            "code missing from the table fails the tile, naming it, unless a default is set.",
+            (
+                Option(
+                    "table",
+                    "transfer.table",
+                    dict,
+                    "YAML file: {table: {12: 5}, default: null, names: {5: water}}.",
+                ),
+            ),
+        ),
+        _product_stage(
+            "extract",
+            "watergee.stages.extract:extract",
+            "extract",
+            "Extract one class (e.g. water) as a 0/1 or 0/code raster, no data kept (255).",
+            (Option("class", "extract.class_id", int, "The class to extract.", required=True),),
+        ),
+        _product_stage(
+            "sieve",
+            "watergee.stages.sieve:sieve",
+            "sieve",
+            "Merge patches below the minimum mapping unit into their largest neighbour (GDAL's "
+            "sieve filter; OSMLULC: 64 px, 8-connected).",
+            (
+                Option("min-size", "sieve.min_size", int, "Smallest patch kept, in pixels."),
+                Option(
+                    "min-area",
+                    "sieve.min_area",
+                    float,
+                    "Smallest patch kept, in m2 (5000 = 0.5 ha).",
+                ),
+                Option("connectivity", "sieve.connectivity", int, "4 or 8."),
+            ),
         ),
     )
 }

@@ -402,6 +402,10 @@ class RasterWriter:
         self.ds = ds
         self.path = path
 
+    def band(self, index: int = 1) -> gdal.Band:
+        """A band of the file being written, for GDAL algorithms that write whole bands."""
+        return self.ds.GetRasterBand(index)
+
     def write(self, window: Window, data: np.ndarray) -> None:
         """Write (bands, rows, cols) or (rows, cols) `data` at `window`."""
         planes = data[None] if data.ndim == 2 else data

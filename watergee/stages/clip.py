@@ -60,7 +60,7 @@ def sub_grid(grid: Grid, window: Window) -> Grid:
 
 def clip(tile: Tile, settings: Settings, out: Path) -> StageResult:
     work = settings.product.work or out
-    source = layout.class_map(work, tile, settings.product.mode)
+    source = layout.class_map(work, tile, settings.product.mode, settings.product.input)
     if not source.exists():
         raise TileInputError(f"{source}: class map not found (run `watergee classify` first)")
     ds = open_raster(source)

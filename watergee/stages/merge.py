@@ -22,7 +22,9 @@ def merge(run: Tile, settings: Settings, out: Path) -> StageResult:
     """`run.source` is the tile list; `run.id` names the product."""
     opts, work = settings.merge, settings.product.work or out
     tiles = sorted(read_tiles(run.source), key=lambda t: t.id)  # never the list's order
-    paths = [layout.class_map(work, t, settings.product.mode) for t in tiles]
+    paths = [
+        layout.class_map(work, t, settings.product.mode, settings.product.input) for t in tiles
+    ]
     sources = open_sources(paths, [t.id for t in tiles], opts.crs)
     grid = target_grid(sources, opts.crs, opts.resolution)
     style = ClassStyle.of(sources[0].ds)

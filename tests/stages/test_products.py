@@ -1,0 +1,105 @@
+"""sieve, extract and label-transfer on class maps with hand-computed answers."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.stages.test_clip import class_tile
+from watergee.cli.main import app
+from watergee.core import layout
+from watergee.core.config import load_settings
+from watergee.core.errors import TileInputError
+from watergee.core.tiles import Tile
+from watergee.io.raster import open_raster, utm_grid, write_array
+from watergee.stages.extract import extract
+from watergee.stages.sieve import sieve
+from watergee.stages.transfer import label_transfer
+
+
+def _patches(tmp_path):
+    """Background 1; a 63 px patch of 2 (9 x 7); a 64 px patch of 3 (8 x 8); two 32 px blocks
+    of 4 touching only at a corner (one patch of 64 when 8-connected, two of 32 when
+    4-connected); a no-data stripe."""
+    data = np.ones((60, 60), np.uint8)
+    data[2:11, 2:9] = 2
+    data[20:28, 2:10] = 3
+    data[40:48, 40:44] = 4
+    data[48:56, 44:48] = 4
+    data[:, 58:] = 255
+    path = tmp_path / "T33UUU.tif"
+    write_array(path, data, utm_grid(32633, (300000, 5850000), 10, 60, 60), nodata=255)
+    return Tile("T33UUU", path), data
+
+
+@pytest.mark.parametrize(("connectivity", "fours_kept"), [(8, True), (4, False)])
+def test_sieve_removes_63_keeps_64_and_follows_connectivity(tmp_path, connectivity, fours_kept):
+    tile, data = _patches(tmp_path)
+    settings = load_settings(None, ["sieve.min_size=64", f"sieve.connectivity={connectivity}"])
+    sieve(tile, settings, tmp_path / "out")
+    result = open_raster(layout.sieved(tmp_path / "out", tile)).ReadAsArray()
+    expected = data.copy()
+    expected[expected == 2] = 1  # 63 px < 64: merged into the background
+    if not fours_kept:
+        expected[expected == 4] = 1
+    assert (result == expected).all()
+
+
+def test_min_area_in_square_metres(tmp_path):
+    tile, _ = _patches(tmp_path)
+    settings = load_settings(None, ["sieve.min_area=6350"])  # 63.5 px of 100 m2: 64 px
+    assert sieve(tile, settings, tmp_path / "out").info["threshold_px"] == 64
+
+
+def test_extract_keeps_no_data(tmp_path):
+    tile, data = _patches(tmp_path)
+    result = extract(tile, load_settings(None, ["extract.class_id=3"]), tmp_path / "o")
+    out = open_raster(layout.extracted(tmp_path / "o", tile, 3)).ReadAsArray()
+    assert (out == np.where(data == 255, 255, data == 3)).all() and result.info["pixels"] == 64
+    extract(tile, load_settings(None, ["extract.class_id=3", "extract.value=code"]), tmp_path / "c")
+    coded = open_raster(layout.extracted(tmp_path / "c", tile, 3)).ReadAsArray()
+    assert set(np.unique(coded)) == {0, 3, 255}
+
+
+def test_label_transfer_round_trip_names_and_missing_codes(tmp_path):
+    tile = class_tile(tmp_path, "T33UUU", 32633, 300000, 5850000, 50, 20)  # classes 1..5
+    forward = {1: 11, 2: 12, 3: 13, 4: 14, 5: 5}
+    table = tmp_path / "table.yaml"
+    table.write_text(f"table: {forward}\nnames: {{5: water bodies}}\n")
+    settings = load_settings(None, [f"transfer.table_file={table}"])
+    label_transfer(tile, settings, tmp_path / "a")
+    moved_path = layout.transferred(tmp_path / "a", tile)
+    moved = open_raster(moved_path)
+    assert moved.GetRasterBand(1).GetMetadataItem("CLASS_5") == "water bodies"
+    assert moved.GetRasterBand(1).GetMetadataItem("CLASS_11") == "water"  # the old name of 1
+    back = Tile("T33UUU", moved_path)
+    inverse = {v: k for k, v in forward.items()}
+    label_transfer(back, load_settings(None, [f"transfer.table={inverse}"]), tmp_path / "b")
+    original = open_raster(tile.source).ReadAsArray()
+    assert (open_raster(layout.transferred(tmp_path / "b", back)).ReadAsArray() == original).all()
+
+    partial = load_settings(None, ["transfer.table={1: 11}"])
+    with pytest.raises(TileInputError, match=rf"^{tile.source}: class 2 is not in transfer.table"):
+        label_transfer(tile, partial, tmp_path / "c")
+    fallback = load_settings(None, ["transfer.table={1: 11}", "transfer.default=0"])
+    label_transfer(tile, fallback, tmp_path / "d")
+    got = open_raster(layout.transferred(tmp_path / "d", tile)).ReadAsArray()
+    assert set(np.unique(got)) == {0, 11}
+
+
+def test_product_commands_chain_on_a_listed_mosaic(tmp_path):
+    """A raster listed as a tile (a mosaic) goes through the commands as it is."""
+    tile, _ = _patches(tmp_path)
+    listing = tmp_path / "mosaic.txt"
+    listing.write_text(f"{tile.source}\n")
+    out = tmp_path / "products"
+    runner = CliRunner()
+    inproc = ["--set", "cluster.processes=false", "--workers", "1"]
+    result = runner.invoke(app, ["sieve", "-t", str(listing), "-o", str(out), "--min-size", "64",
+                                 *inproc])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["extract", "-t", str(listing), "-o", str(out), "--class", "3",
+                                 *inproc])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "T33UUU" / "T33UUU_class3.tif").exists()
+    result = runner.invoke(app, ["extract", "-t", str(listing), "-o", str(out), *inproc])
+    assert result.exit_code == 2 and "Missing option '--class'" in result.output

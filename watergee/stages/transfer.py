@@ -1,0 +1,52 @@
+"""label-transfer: class codes mapped through an explicit table (model classes -> Corine / OSM
+codes), with class names and colours following."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from watergee.classmaps import nodata_of, open_class_map, read_table, transfer, transfer_lookup
+from watergee.core import layout
+from watergee.core.config import Settings
+from watergee.core.errors import TileInputError
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.io.raster import BandSpec, create_geotiff, grid_of, iter_windows, read_band
+
+log = logging.getLogger(__name__)
+
+
+def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
+    opts = read_table(settings.transfer)
+    if not opts.table and opts.default is None:
+        raise TileInputError("no transfer table (--table FILE or transfer.table)")
+    source, ds, style = open_class_map(tile, settings, out)
+    grid, nodata = grid_of(ds), nodata_of(style)
+    old_names = {int(k.split("_", 1)[1]): v for k, v in (style.band.metadata or {}).items()
+                 if k.startswith("CLASS_") and k.split("_", 1)[1].isdigit()}  # fmt: skip
+    windows = list(iter_windows(grid.width, grid.height, settings.output.window))
+    present: set[int] = set()
+    for w in windows:  # every code is checked before anything is written
+        present |= set(np.unique(read_band(ds, 1, w.col, w.row, w.width, w.height)).tolist())
+    lookup = transfer_lookup(opts, np.array(sorted(present)), source, nodata)
+    names = {
+        new: opts.names.get(new) or old_names.get(old, str(new)) for old, new in lookup.items()
+    }
+    colours = {new: style.colours[old] for old, new in lookup.items() if old in style.colours}
+    band = BandSpec(style.band.description, metadata={f"CLASS_{k}": v for k, v in names.items()})
+    metadata = {**style.metadata, "WATERGEE_STAGE": "label-transfer", "SOURCE": source.name,
+                "TABLE": ",".join(f"{a}:{b}" for a, b in sorted(lookup.items()))}  # fmt: skip
+    metadata.pop("CLASSES", None)
+    target = layout.transferred(out, tile)
+    with create_geotiff(target, grid, [band], style.dtype, nodata, settings.output, metadata,
+                        colours or None, overviews=True) as writer:  # fmt: skip
+        for w in windows:
+            writer.write(
+                w, transfer(read_band(ds, 1, w.col, w.row, w.width, w.height), lookup, nodata)
+            )
+    log.info("%s: codes %s", tile.id, lookup)
+    inputs = [source, *([settings.transfer.table_file] if settings.transfer.table_file else [])]
+    return StageResult(inputs, [target], {"table": {str(k): v for k, v in lookup.items()}})
