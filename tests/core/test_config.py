@@ -101,9 +101,9 @@ def test_section_hash_follows_only_the_stage_sections():
 def _other_value(section: type, name: str, value):
     """A valid value of the field other than `value`."""
     annotation = section.model_fields[name].annotation
-    choices = [c for c in get_args(annotation) if isinstance(c, str)]
+    choices = [c for c in get_args(annotation) if isinstance(c, str | int)]
     for inner in get_args(annotation):
-        choices += [c for c in get_args(inner) if isinstance(c, str)]
+        choices += [c for c in get_args(inner) if isinstance(c, str | int)]
     candidates = [c for c in choices if c != value]
     if isinstance(value, bool):
         candidates = [not value]
