@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from watergee import __version__
-from watergee.core import layout
+from watergee.core import layout, records
 from watergee.core.atomic import atomic_path
 from watergee.core.config import Settings, section_hash
 from watergee.core.errors import TileInputError
@@ -63,12 +63,25 @@ def _add(total: dict[str, int], part: dict[str, int]) -> None:
         total[key] = total.get(key, 0) + value
 
 
+def _current_elsewhere(out: Path, settings: Settings) -> list[Tile]:
+    """Tiles of the set sampled by earlier runs with these settings and still complete: a
+    re-run of just the failed tiles keeps the others in the set."""
+    digest = section_hash(settings, SECTIONS)
+    tiles = []
+    for record in sorted(out.glob(f"*/{layout.STATE_DIR}/sample.json")):
+        folder = record.parent.parent
+        if records.staleness(records.read_record(record), digest, out) is None:
+            tiles.append(Tile(folder.name, folder))
+    return tiles
+
+
 def write_manifest(
     results: Sequence[tuple[Tile, Outcome]], settings: Settings, out: Path
 ) -> list[Path]:
     """Gather the per-tile summaries of a sampling run into the sample set's manifest.
 
-    Only tiles done or skipped in this run enter it: a tile that failed keeps no place, even
+    Tiles done or skipped in this run enter it, and tiles of earlier runs whose samples are
+    complete and drawn with these settings; a tile that failed in this run keeps no place, even
     when an earlier run left its summary and shards (drawn under other settings)."""
     opts = settings.sample
     per_tile: dict[str, Any] = {}
@@ -77,9 +90,10 @@ def write_manifest(
     scaling = None
     shards: dict[str, list[str]] = {"train": [], "validation": []}
     failed = [tile.id for tile, outcome in results if outcome.status == "failed"]
-    for tile, outcome in results:
-        if outcome.status == "failed":
-            continue
+    ran = {tile.id for tile, _ in results}
+    kept = [tile for tile, outcome in results if outcome.status != "failed"]
+    kept += [tile for tile in _current_elsewhere(out, settings) if tile.id not in ran]
+    for tile in sorted(kept, key=lambda t: t.id):
         path = layout.sample_summary(out, tile)
         summary = json.loads(path.read_text())
         if bands is None:

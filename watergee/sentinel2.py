@@ -126,6 +126,7 @@ class Scaling:
     quantification: float
     offsets: dict[str, float]
     source: str
+    metadata: Path | None = None  # the product metadata file read, an input of the tile
 
     def scale_offset(self, band: str) -> tuple[float, float]:
         """GDAL-style (scale, offset) such that reflectance = DN * scale + offset."""
@@ -166,7 +167,7 @@ def read_scaling(source: Path, quantification: float, offset: float | str) -> Sc
             index = int(elem.get("band_id", "-1"))
             if 0 <= index < len(BAND_IDS):
                 offsets[BAND_IDS[index]] = float(elem.text)
-    return Scaling(quant, offsets, mtd.name)
+    return Scaling(quant, offsets, mtd.name, mtd)
 
 
 def read_tiles(path: Path) -> list[Tile]:

@@ -11,18 +11,19 @@ from watergee.core.config import Settings
 from watergee.core.tiles import Tile
 from watergee.io.bandstack import virtual_stack
 from watergee.io.raster import BandSpec, raster_grid
-from watergee.sentinel2 import BAND_NAMES, STACK_ORDER, band_files, read_scaling
+from watergee.sentinel2 import BAND_NAMES, STACK_ORDER, Scaling, band_files, read_scaling
 
 
-def stack_specs(tile: Tile, settings: Settings) -> tuple[list[BandSpec], str]:
-    """Band descriptions and reflectance scaling of the stack, and where the scaling came from."""
+def stack_specs(tile: Tile, settings: Settings) -> tuple[list[BandSpec], Scaling]:
+    """Band descriptions and reflectance scaling of the stack, and the scaling itself (where
+    it came from, the metadata file read)."""
     s2 = settings.sentinel2
     scaling = read_scaling(tile.source, s2.quantification, s2.offset)
     specs = [
         BandSpec(band, *scaling.scale_offset(band), {"BAND_NAME": BAND_NAMES[band]})
         for band in STACK_ORDER
     ]
-    return specs, scaling.source
+    return specs, scaling
 
 
 def band_stack(tile: Tile, settings: Settings) -> tuple[gdal.Dataset, list[Path]]:
@@ -31,6 +32,6 @@ def band_stack(tile: Tile, settings: Settings) -> tuple[gdal.Dataset, list[Path]
     files = band_files(tile.source, STACK_ORDER)
     paths = [files[band] for band in STACK_ORDER]
     grid = raster_grid(files["B02"])
-    specs, _ = stack_specs(tile, settings)
+    specs, scaling = stack_specs(tile, settings)
     stack = virtual_stack(paths, grid, settings.resample.method, specs, settings.sentinel2.nodata)
-    return stack, paths
+    return stack, [*paths, *([scaling.metadata] if scaling.metadata else [])]

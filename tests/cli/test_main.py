@@ -1,5 +1,6 @@
 """The command line through Typer's runner, and once as a real process."""
 
+import json
 import subprocess
 import sys
 
@@ -239,3 +240,28 @@ def test_verbose_shows_each_tiles_log_lines_and_quiet_hides_progress(demo_scene,
     logs = [p.read_text() for p in (out / ".watergee" / "logs").glob("indices-*.log")]
     log = next(text for text in logs if "indices done" in text)
     assert "T33UUU_20230715T101031 indices done" in log and "NDWI, MNDWI, NDVI, LINE written" in log
+
+
+def test_option_values_reach_the_settings_as_typed(demo_scene, tmp_path):
+    """--labels 'labels #2.tif' is that file, --labels 2020 a folder named 2020: never YAML."""
+    out = tmp_path / "work"
+    for stage in ("resample", "combine"):
+        assert (
+            runner.invoke(app, [stage, "-t", str(demo_scene), "-o", str(out), *INPROC]).exit_code
+            == 0
+        )
+    for name in ("labels #2.tif", "2020"):
+        labels = tmp_path / name
+        args = ["sample", "-t", str(demo_scene), "-o", str(tmp_path / "s"), "--work", str(out),
+                "--labels", str(labels), *INPROC]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert f"{labels}: " in result.output  # the tiles fail naming the very path given
+
+
+def test_a_relative_output_folder_is_made_absolute(demo_scene, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["resample", "-t", str(demo_scene), "-o", "rel", *INPROC])
+    assert result.exit_code == 0, result.output
+    report = json.loads(next((tmp_path / "rel" / ".watergee" / "runs").glob("*.json")).read_text())
+    assert report["log_file"].startswith(str(tmp_path / "rel"))

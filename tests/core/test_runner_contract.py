@@ -4,7 +4,9 @@ Dask resources, run logs and failed-tile lists."""
 
 import json
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -104,8 +106,10 @@ def test_failed_or_stale_upstream_stops_the_tile(demo_scene, tmp_path, client, i
     a, b = tiles
     out = tmp_path / "work"
     assert run_stage(STAGES["resample"], tiles, inproc_settings, out, client).ok
+    assert run_stage(STAGES["combine"], tiles, inproc_settings, out, client).ok
 
-    # resample fails on A (its B05 is now corrupt); its old outputs are still there.
+    # resample fails on A (its B05 is now corrupt); its old outputs are still there, and
+    # combine's own record of A is still complete: it must not be skipped all the same.
     b05 = next(a.source.rglob("*B05*"))
     b05.write_bytes(b"corrupt")
     failed = run_stage(STAGES["resample"], tiles, inproc_settings, out, client, force=True)
@@ -116,14 +120,69 @@ def test_failed_or_stale_upstream_stops_the_tile(demo_scene, tmp_path, client, i
     error = {o.tile: o.error for o in combined.failures}[a.id]
     assert error.startswith(f"{a.id}: run `watergee resample` first (its last run failed: ")
     assert f"{b05}" in error
-    assert not layout.stack(out, a).exists()
 
-    # Settings changed for resample but resample was not re-run: B's bands are stale.
+    # Settings changed for resample but resample was not re-run: B's bands are stale, even
+    # though combine's record of B is complete.
     cubic = load_settings(None, ["cluster.processes=false", "resample.method=cubic"])
-    stale = run_stage(STAGES["combine"], [b], cubic, out, client, force=True)
+    stale = run_stage(STAGES["combine"], [b], cubic, out, client)
     assert stale.failures[0].error == (
         f"{b.id}: run `watergee resample` first (its outputs were made with other settings)"
     )
+
+
+def test_a_raster_tile_is_its_own_stack_whatever_combine_recorded(tmp_path, client):
+    tile = _stack_tile(tmp_path, "TA")
+    settings = load_settings(None, ["cluster.processes=false", "indices.indices=[MNDWI]"])
+    out = tmp_path / "out"
+    assert _statuses(run_stage(STAGES["combine"], [tile], settings, out, client)) == {
+        "TA": "failed"
+    }
+    assert _statuses(run_stage(STAGES["indices"], [tile], settings, out, client)) == {"TA": "done"}
+
+
+def test_inputs_from_another_place_redo_the_tile(tmp_path, client):
+    """A record made from another work folder or tile source does not vouch for this run."""
+    a = _stack_tile(tmp_path, "TA")
+    settings = load_settings(None, ["cluster.processes=false", "indices.indices=[MNDWI]"])
+    out = tmp_path / "out"
+    assert _statuses(run_stage(STAGES["indices"], [a], settings, out, client)) == {"TA": "done"}
+    (tmp_path / "elsewhere").mkdir()
+    moved = Tile("TA", shutil.copy2(a.source, tmp_path / "elsewhere" / "TA.tif"))
+    assert _statuses(run_stage(STAGES["indices"], [moved], settings, out, client)) == {"TA": "done"}
+    record = json.loads(layout.record(out, moved, "indices").read_text())
+    assert record["source"] == str(moved.source.resolve()) and record["work"] == "."
+
+
+def test_the_product_metadata_file_is_an_input(demo_scene, tmp_path, client, inproc_settings):
+    root = tmp_path / "scene"
+    shutil.copytree(demo_scene.parent, root)
+    safe = read_tiles(root / demo_scene.name)[1]  # the L2A .SAFE with its -1000 offset
+    out = tmp_path / "work"
+    assert _statuses(run_stage(STAGES["resample"], [safe], inproc_settings, out, client)) == {
+        safe.id: "done"
+    }
+    metadata = next(safe.source.glob("MTD_MSIL2A.xml"))
+    metadata.write_text(metadata.read_text().replace("-1000", "0"))
+    assert _statuses(run_stage(STAGES["resample"], [safe], inproc_settings, out, client)) == {
+        safe.id: "done"
+    }
+
+
+def test_rerunning_the_failed_list_keeps_the_other_tiles_in_the_sample_set(tmp_path, client):
+    a, b = _stack_tile(tmp_path, "TA"), _stack_tile(tmp_path, "TB")
+    good = b.source.read_bytes()
+    b.source.write_bytes(b"broken")
+    settings = load_settings(
+        None, [f"sample.labels={_labels(tmp_path)}", "sample.quota=10", "cluster.processes=false"]
+    )
+    out = tmp_path / "samples"
+    first = run_stage(STAGES["sample"], [a, b], settings, out, client)
+    assert _statuses(first) == {"TA": "done", "TB": "failed"}
+    b.source.write_bytes(good)
+    again = run_stage(STAGES["sample"], [b], settings, out, client)  # the failed list only
+    assert _statuses(again) == {"TB": "done"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["tiles"]) == {"TA", "TB"}
 
 
 def test_a_moved_or_copied_output_folder_still_skips_complete_tiles(
@@ -180,15 +239,14 @@ PROBE = Stage("probe", "tests.core.test_runner_contract:probe", ("output",), "te
               resources={"GPU": 1})  # fmt: skip
 
 
-def test_gdal_settings_apply_inside_the_task_and_are_restored(tmp_path):
+def test_gdal_settings_apply_inside_the_task(tmp_path):
     settings = load_settings(None, ["cluster.gdal_cache_mb=48", "output.threads=3"])
-    before = gdal.GetCacheMax()
     tile = Tile("t1", tmp_path)
     assert execute_tile(tile, PROBE, settings, tmp_path / "out", False).status == "done"
     facts = json.loads((tmp_path / "out" / "t1" / "probe.json").read_text())
     assert facts["cache"] == 48 * 2**20 and facts["threads"] == "3"
-    assert gdal.GetCacheMax() == before
-    assert gdal.GetConfigOption("GDAL_NUM_THREADS") is None
+    assert gdal.GetConfigOption("GDAL_NUM_THREADS") is None  # per thread, restored
+    gdal.SetCacheMax(256 * 2**20)
 
 
 def test_gpu_stages_ask_for_gpu_workers_only_where_there_are_some(tmp_path):
@@ -239,24 +297,51 @@ def test_run_log_and_failed_list(tmp_path, client):
     assert Path(report.failed_list).parent == layout.runs_dir(out)
 
 
-def test_a_live_lock_makes_the_second_run_wait_then_skip(tmp_path, demo_scene, inproc_settings):
-    tile = read_tiles(demo_scene)[0]
-    out = tmp_path / "work"
-    lock = layout.lock(out, tile, "resample")
+def slow_probe(tile, settings, out):
+    time.sleep(1.0)
+    return probe(tile, settings, out)
+
+
+SLOW = Stage("slow", "tests.core.test_runner_contract:slow_probe", ("output",), "slow probe")
+
+
+def test_a_live_lock_makes_the_second_run_wait_then_skip(tmp_path):
+    tile = Tile("t1", tmp_path)
+    settings = load_settings(None, [])
+    out = tmp_path / "out"
+    outcomes = []
+
+    def run():
+        outcomes.append(execute_tile(tile, SLOW, settings, out, False, run_id=secrets.token_hex(2)))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join(30)
+    assert sorted(o.status for o in outcomes) == ["done", "skipped"]
+    waited = next(o for o in outcomes if o.status == "skipped")
+    assert any("waiting for another run on this tile" in line for line in waited.log)
+    assert not layout.lock(out, tile, "slow").exists()
+
+
+def test_an_interrupted_run_stops_waiting_for_locks(tmp_path):
+    from watergee.core.runner import INTERRUPTED
+
+    tile = Tile("t1", tmp_path)
+    out = tmp_path / "out"
     outcome = {}
-    with tile_lock(lock, "other-run"):
-        worker = threading.Thread(
-            target=lambda: outcome.update(
-                first=execute_tile(tile, STAGES["resample"], inproc_settings, out, False)
-            )
-        )
-        worker.start()
-        time.sleep(1.0)
-        assert worker.is_alive() and not layout.record(out, tile, "resample").exists()
-    worker.join(60)
-    assert outcome["first"].status == "done"
-    assert any("waiting for another run on this tile" in line for line in outcome["first"].log)
-    assert not lock.exists()
+    with tile_lock(layout.lock(out, tile, "slow"), "other-run"):
+        waiter = threading.Thread(target=lambda: outcome.update(
+            o=execute_tile(tile, SLOW, load_settings(None, []), out, False)))  # fmt: skip
+        waiter.start()
+        time.sleep(0.6)
+        INTERRUPTED.set()
+        waiter.join(5)
+        INTERRUPTED.clear()
+    assert not waiter.is_alive() and outcome["o"].status == "not started"
+    assert not layout.record(out, tile, "slow").exists()  # nothing recorded as failed
 
 
 def test_a_dead_process_lock_is_taken_over(tmp_path, demo_scene, inproc_settings):
@@ -266,7 +351,7 @@ def test_a_dead_process_lock_is_taken_over(tmp_path, demo_scene, inproc_settings
                           capture_output=True, text=True, check=True)  # fmt: skip
     lock = layout.lock(out, tile, "resample")
     lock.parent.mkdir(parents=True)
-    lock.write_text(json.dumps({"pid": int(dead.stdout), "host_tag": host_tag(), "run": "x"}))
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "run": "x"}))
     assert execute_tile(tile, STAGES["resample"], inproc_settings, out, False).status == "done"
 
 

@@ -13,6 +13,7 @@ import typer
 
 from watergee.cli import model, sample
 from watergee.cli.options import (
+    EXIT_SIGNAL,
     Config,
     Force,
     Out,
@@ -80,15 +81,20 @@ def run_stage_command(
     values: dict[str, Any],
 ) -> None:
     """Resolve the settings, read the tile list, run the stage on a cluster, report."""
-    from watergee.core.atomic import sweep_partials
     from watergee.core.cluster import open_client
     from watergee.core.config import load_settings
-    from watergee.core.layout import tile_dir
-    from watergee.core.runner import prepare_output, run_stage
+    from watergee.core.runner import (
+        Interrupted,
+        conclude_interrupted,
+        prepare_output,
+        run_stage,
+        signals_raise,
+    )
     from watergee.core.stage import setting_value
     from watergee.core.tiles import Tile
     from watergee.sentinel2 import read_tiles
 
+    out = out.expanduser().absolute()  # remote workers have another working directory
     if workers is not None:
         values["cluster.workers"] = workers
     if scheduler is not None:
@@ -99,10 +105,17 @@ def run_stage_command(
         tile_list = [Tile(str(setting_value(settings, stage.unit)), tiles.resolve())]
     prepare_output(out)  # before a cluster starts: a bad --out fails at once
     progress, on_outcome = progress_printer(len(tile_list), stage.name)
-    with open_client(settings.cluster, tasks=len(tile_list)) as client, progress:
-        report = run_stage(stage, tile_list, settings, out, client, force, on_outcome=on_outcome)
-    if report.interrupted is not None:  # workers are gone now: what they left goes too
-        sweep_partials((tile_dir(out, t) for t in tile_list), report.run_id)
+    try:
+        cluster = open_client(settings.cluster, tasks=len(tile_list))
+        with signals_raise(), cluster as client, progress:
+            report = run_stage(
+                stage, tile_list, settings, out, client, force, on_outcome=on_outcome
+            )
+    except Interrupted as stop:  # before any tile ran: starting or stopping the cluster
+        typer.echo(f"interrupted by {stop}: no tile ran", err=True)
+        raise typer.Exit(EXIT_SIGNAL.get(stop.signum, 128 + stop.signum)) from None
+    if report.interrupted is not None:  # the workers are gone now: what they left goes too
+        report = conclude_interrupted(report, tile_list, out)
     print_summary(report)
     code = exit_code(report)
     if code:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import os
 import re
 import secrets
@@ -22,13 +23,14 @@ PARTIAL_MARK = ".partial-"
 #: The id of the run a task belongs to; the runner sets it around each tile.
 RUN_ID: contextvars.ContextVar[str] = contextvars.ContextVar("watergee_run_id", default="norun")
 _PARTIAL = re.compile(
-    re.escape(PARTIAL_MARK) + r"(?P<host>[0-9a-z]+)-(?P<pid>\d+)-(?P<run>[0-9a-z]+)-[0-9a-f]+"
+    re.escape(PARTIAL_MARK) + r"(?P<host>[0-9a-f]+)-(?P<pid>\d+)-(?P<run>[0-9a-z]+)-[0-9a-f]+"
 )
 
 
 def host_tag() -> str:
-    """A short, file-name-safe tag of this host."""
-    return re.sub(r"[^0-9a-z]", "", socket.gethostname().lower())[:16] or "host"
+    """A short, file-name-safe tag of this host: a digest of its full name, so that
+    ip-10-0-12-34 and ip-10-0-1-234 never look alike."""
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:10]
 
 
 def _partial_name(final: Path) -> Path:
@@ -39,6 +41,8 @@ def _partial_name(final: Path) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

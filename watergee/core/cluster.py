@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,21 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Worker processes started in this block ignore SIGINT (an ignored signal stays ignored
+    in a child): Ctrl-C reaches the whole process group, and the driver alone decides how a
+    run stops, instead of every worker printing a KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def open_client(settings: ClusterSettings, tasks: int | None = None) -> Iterator[Client]:
     """A Dask client for one run; a local cluster never starts more workers than tasks."""
     from distributed import Client, LocalCluster
@@ -24,7 +41,7 @@ def open_client(settings: ClusterSettings, tasks: int | None = None) -> Iterator
     if settings.scheduler:
         try:
             client = Client(settings.scheduler, timeout=f"{settings.connect_timeout}s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {settings.scheduler} ({exc})"
             ) from None
@@ -36,14 +53,15 @@ def open_client(settings: ClusterSettings, tasks: int | None = None) -> Iterator
     if tasks:
         workers = max(1, min(workers, tasks))
     try:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=settings.threads_per_worker,
-            processes=settings.processes,
-            memory_limit=settings.memory_limit,
-            dashboard_address=settings.dashboard or ":0",  # a free port: never a clash
-            silence_logs=logging.ERROR,
-        )
+        with _workers_ignore_sigint():
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=settings.threads_per_worker,
+                processes=settings.processes,
+                memory_limit=settings.memory_limit,
+                dashboard_address=settings.dashboard or ":0",  # a free port: never a clash
+                silence_logs=logging.ERROR,
+            )
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"cannot start a local Dask cluster ({exc})") from None
     with cluster, Client(cluster) as client:

@@ -180,7 +180,7 @@ class SampleSettings(Section):
         description="Label code -> class id, e.g. {11: 1, 5: 12}. Empty: every code is its "
         "own class.",
     )
-    class_names: dict[int, str] = Field(
+    class_names: dict[int, str] = knob(
         default_factory=dict, description="Class id -> name, for reports and model metadata."
     )
     ignore: list[int] = Field(
@@ -197,7 +197,7 @@ class SampleSettings(Section):
         description="Samples per class per tile, drawn without replacement: one number for "
         "every class or a class id -> number table.",
     )
-    required: list[int] = Field(
+    required: list[int] = knob(
         default_factory=list,
         description="Class ids that must get samples; `sample validate` fails if one has none.",
     )

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from importlib import metadata
 from types import ModuleType
@@ -45,17 +46,24 @@ def _without_startup_notices() -> Iterator[None]:
                     os.write(2, line)
 
 
+_TF_LOCK = threading.Lock()
+_tensorflow: ModuleType | None = None
+
+
 def import_tensorflow() -> ModuleType:
     """TensorFlow, imported and warmed up (the first operation prints notices too) without
-    its start-up notices on the terminal or in the logs."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _without_startup_notices():
-        import tensorflow as tf
+    its start-up notices on the terminal or in the logs; once per process, whichever thread
+    asks first (file descriptor 2 is redirected meanwhile, so never twice at once)."""
+    global _tensorflow
+    with _TF_LOCK:
+        if _tensorflow is None:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            with _without_startup_notices():
+                import tensorflow as tf
 
-        tf.constant(0.0) + 1.0
-    return tf
+                tf.constant(0.0) + 1.0
+            _tensorflow = tf
+    return _tensorflow
 
 
 def _gpus() -> str:

@@ -20,12 +20,17 @@ from watergee import __version__
 from watergee.core.atomic import atomic_path
 
 
+def portable(path: Path, root: Path) -> str:
+    """`path` relative to `root` when it lies inside it (so the folder can move), else
+    absolute."""
+    resolved, base = path.resolve(), root.resolve()
+    return str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
+
+
 def fingerprint(path: Path, root: Path) -> dict[str, Any]:
     """Size and mtime of `path`, named relative to `root` when it lies inside it."""
     stat = path.stat()
-    resolved, base = path.resolve(), root.resolve()
-    name = str(resolved.relative_to(base)) if resolved.is_relative_to(base) else str(resolved)
-    return {"path": name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"path": portable(path, root), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _same_time(recorded: Any, actual: int) -> bool:
@@ -58,8 +63,14 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def staleness(record: dict[str, Any] | None, settings_hash: str, root: Path) -> str | None:
-    """Why a record does not vouch for complete, current outputs; None when it does."""
+def staleness(
+    record: dict[str, Any] | None,
+    settings_hash: str,
+    root: Path,
+    origin: dict[str, str] | None = None,
+) -> str | None:
+    """Why a record does not vouch for complete, current outputs; None when it does.
+    `origin` (where the inputs come from) must match what the record says, when given."""
     if not record:
         return "no record"
     if record.get("status") != "done":
@@ -68,6 +79,9 @@ def staleness(record: dict[str, Any] | None, settings_hash: str, root: Path) -> 
         return "its outputs were made with other settings"
     if not record.get("outputs"):
         return "its record lists no outputs"
+    for key, value in (origin or {}).items():
+        if record.get(key) != value:
+            return f"its {key} was {record.get(key)}, now {value}"
     for entry in record.get("inputs", []) + record.get("outputs", []):
         changed = changed_file(entry, root)
         if changed is not None:
@@ -75,8 +89,10 @@ def staleness(record: dict[str, Any] | None, settings_hash: str, root: Path) -> 
     return None
 
 
-def is_current(path: Path, settings_hash: str, root: Path) -> bool:
-    return staleness(read_record(path), settings_hash, root) is None
+def is_current(
+    path: Path, settings_hash: str, root: Path, origin: dict[str, str] | None = None
+) -> bool:
+    return staleness(read_record(path), settings_hash, root, origin) is None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ STAGES: dict[str, Stage] = {
             "watergee.stages.resample:resample",
             ("sentinel2", "output", "resample"),
             "Resample the six 20 m bands (B05 B06 B07 B8A B11 B12) onto each tile's 10 m grid.",
+            folder_tiles_only=True,
         ),
         Stage(
             "combine",
@@ -65,6 +66,7 @@ STAGES: dict[str, Stage] = {
             ("sentinel2", "output"),
             "Write each tile's 10-band 10 m stack: B02 B03 B04 B08 B05 B06 B07 B8A B11 B12.",
             upstream=(("resample", None),),
+            folder_tiles_only=True,
         ),
         Stage(
             "indices",

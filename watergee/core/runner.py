@@ -25,7 +25,7 @@ from watergee.core import layout, records
 from watergee.core.atomic import RUN_ID, atomic_path, sweep_partials
 from watergee.core.config import Settings, save_settings, section_hash
 from watergee.core.errors import OutputError, UpstreamError, WatergeeError
-from watergee.core.locks import tile_lock
+from watergee.core.locks import LockWaitCancelled, remove_run_locks, tile_lock
 from watergee.core.registry import STAGES
 from watergee.core.stage import Stage, resolve
 from watergee.core.tiles import Tile
@@ -37,6 +37,9 @@ Status = Literal["done", "skipped", "failed", "not started"]
 log = logging.getLogger(__name__)
 #: The scoped environment (GDAL cache, threads) a tile runs in, on the worker.
 TASK_ENVIRONMENT = "watergee.io.raster:gdal_environment"
+#: Set while a run in this process is being interrupted: tasks running in this process (an
+#: in-process cluster) stop waiting for locks and record nothing as failed.
+INTERRUPTED = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class RunReport:
     finish_error: str | None = None
     finish_outputs: list[str] = field(default_factory=list)
     interrupted: int | None = None  # the signal that stopped the run
+    report_file: str | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -128,22 +132,35 @@ def check_upstream(stage: Stage, tile: Tile, settings: Settings, out: Path) -> l
     checked = []
     for name in stage.upstream_stages(settings):
         upstream = STAGES[name]
+        if upstream.folder_tiles_only and tile.source.is_file():
+            continue  # a raster tile is its own input: nothing of that stage is read
         path = layout.record(work, tile, upstream.record_name(settings))
         record = records.read_record(path)
         if record is None:
             continue
         digest = section_hash(settings, upstream.sections)
-        reason = records.staleness(record, digest, work)
+        origin = where_from(tile, upstream, settings, work)
+        reason = records.staleness(record, digest, work, origin)
         if reason is not None:
             raise UpstreamError(f"{tile.id}: run `watergee {name}` first ({reason})")
         checked.append(path)
     return checked
 
 
+def where_from(tile: Tile, stage: Stage, settings: Settings, out: Path) -> dict[str, str]:
+    """Where the tile's inputs come from (its source, the folder of upstream outputs), as
+    recorded: a record made from other places does not vouch for this run."""
+    return {
+        "source": records.portable(tile.source, out),
+        "work": records.portable(stage.work_folder(settings, out), out),
+    }
+
+
 def execute_tile(
     tile: Tile, stage: Stage, settings: Settings, out: Path, force: bool, run_id: str = "norun"
 ) -> Outcome:
-    """Run `stage` on one tile unless its record says the outputs are complete and current.
+    """Run `stage` on one tile unless its record says the outputs are complete and current
+    (and the stages it reads from are current too).
 
     Never raises for a bad tile: the failure is returned (and recorded) instead.
     """
@@ -151,7 +168,8 @@ def execute_tile(
     name = stage.record_name(settings)
     record_path = layout.record(out, tile, name)
     digest = section_hash(settings, stage.sections)
-    common = {"stage": name, "tile": tile.id, "source": str(tile.source), "run": run_id}
+    origin = where_from(tile, stage, settings, out)
+    common = {"stage": name, "tile": tile.id, **origin, "run": run_id}
     token = RUN_ID.set(run_id)
     try:
         with _captured_log() as captured:
@@ -161,42 +179,55 @@ def execute_tile(
                 log.info("%s: waiting for another run on this tile (%s)", tile.id, who)
 
             try:
-                with tile_lock(layout.lock(out, tile, name), run_id, waiting):
-                    if not force and records.is_current(record_path, digest, out):
-                        return Outcome(tile.id, name, "skipped", log=tuple(captured.lines))
-                    check_upstream(stage, tile, settings, out)
-                    with resolve(TASK_ENVIRONMENT)(settings):
-                        result = stage.resolve()(tile, settings, out)
-                    seconds = time.perf_counter() - started
-                    records.write_record(
-                        record_path,
-                        **common,
-                        status="done",
-                        settings_hash=digest,
-                        seconds=round(seconds, 3),
-                        inputs=[records.fingerprint(p, out) for p in result.inputs],
-                        outputs=[records.fingerprint(p, out) for p in result.outputs],
-                        info=result.info,
-                    )
-                    log.info("%s: done in %.1f s", tile.id, seconds)
-                    return Outcome(tile.id, name, "done", seconds, log=tuple(captured.lines))
-            except Exception as exc:
-                seconds = time.perf_counter() - started
-                message, trace = one_line(exc), traceback.format_exc()
-                with contextlib.suppress(OSError):  # the outcome still carries the cause
-                    records.write_record(
-                        record_path,
-                        **common,
-                        status="failed",
-                        settings_hash=digest,
-                        seconds=round(seconds, 3),
-                        error=message,
-                        traceback=trace,
-                    )
-                lines = tuple(captured.lines)
-                return Outcome(tile.id, name, "failed", seconds, message, trace, lines)
+                with tile_lock(layout.lock(out, tile, name), run_id, waiting, INTERRUPTED.is_set):
+                    return _run_locked(tile, stage, settings, out, force, captured, started,
+                                       record_path, digest, origin, common)  # fmt: skip
+            except LockWaitCancelled:
+                return Outcome(tile.id, name, "not started", log=tuple(captured.lines))
     finally:
         RUN_ID.reset(token)
+
+
+def _run_locked(tile, stage, settings, out, force, captured, started, record_path, digest,
+                origin, common) -> Outcome:  # fmt: skip
+    """The part of `execute_tile` that runs under the tile's lock, failure record included."""
+    name = common["stage"]
+    try:
+        check_upstream(stage, tile, settings, out)
+        record = records.read_record(record_path)
+        if not force and records.staleness(record, digest, out, origin) is None:
+            return Outcome(tile.id, name, "skipped", log=tuple(captured.lines))
+        with resolve(TASK_ENVIRONMENT)(settings):
+            result = stage.resolve()(tile, settings, out)
+        seconds = time.perf_counter() - started
+        records.write_record(
+            record_path,
+            **common,
+            status="done",
+            settings_hash=digest,
+            seconds=round(seconds, 3),
+            inputs=[records.fingerprint(p, out) for p in result.inputs],
+            outputs=[records.fingerprint(p, out) for p in result.outputs],
+            info=result.info,
+        )
+        log.info("%s: done in %.1f s", tile.id, seconds)
+        return Outcome(tile.id, name, "done", seconds, log=tuple(captured.lines))
+    except Exception as exc:
+        seconds = time.perf_counter() - started
+        if INTERRUPTED.is_set():  # cancelled under our feet: not a failure of the tile
+            return Outcome(tile.id, name, "not started", seconds, log=tuple(captured.lines))
+        message, trace = one_line(exc), traceback.format_exc()
+        with contextlib.suppress(OSError):  # the outcome still carries the cause
+            records.write_record(
+                record_path,
+                **common,
+                status="failed",
+                settings_hash=digest,
+                seconds=round(seconds, 3),
+                error=message,
+                traceback=trace,
+            )
+        return Outcome(tile.id, name, "failed", seconds, message, trace, tuple(captured.lines))
 
 
 def prepare_output(out: Path) -> None:
@@ -217,7 +248,7 @@ def _offered_resources(client: Client) -> set[str]:
 
 
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
+def signals_raise() -> Iterator[None]:
     """SIGINT and SIGTERM raise `Interrupted` in the main thread while the run waits."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -286,6 +317,7 @@ def run_stage(
 
     started = time.perf_counter()
     prepare_output(out)
+    INTERRUPTED.clear()
     run_id = secrets.token_hex(4)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime())
     base = f"{stage.name}-{stamp}-{run_id}"
@@ -306,7 +338,7 @@ def run_stage(
     outcomes: dict[str, Outcome] = {}
     futures = []
     try:
-        with _signals_raise():
+        with signals_raise():
             futures = client.map(
                 execute_tile,
                 list(tiles),
@@ -332,11 +364,11 @@ def run_stage(
                 if on_outcome is not None:
                     on_outcome(outcome)
     except Interrupted as stop:
+        INTERRUPTED.set()
         report.interrupted = stop.signum
         with contextlib.suppress(Exception):
             client.cancel(futures, force=True)
         run_log.write(f"interrupted by {signal.Signals(stop.signum).name}")
-        sweep_partials((layout.tile_dir(out, t) for t in tiles), run_id)
     report.outcomes = [
         outcomes.get(t.id) or Outcome(t.id, stage.record_name(settings), "not started")
         for t in tiles
@@ -360,7 +392,26 @@ def run_stage(
         f"{report.count('failed')} failed in {report.seconds:.1f} s"
     )
     run_log.close()
-    write_report(report, layout.runs_dir(out) / f"{base}.json")
+    report.report_file = str(write_report(report, layout.runs_dir(out) / f"{base}.json"))
+    return report
+
+
+def conclude_interrupted(report: RunReport, tiles: Sequence[Tile], out: Path) -> RunReport:
+    """After an interrupted run's workers are gone: remove its partial files and locks, count
+    as done the tiles whose records say this run finished them, and rewrite the report."""
+    state = [layout.tile_dir(out, t) / layout.STATE_DIR for t in tiles]
+    sweep_partials((layout.tile_dir(out, t) for t in tiles), report.run_id)
+    remove_run_locks([s for s in state if s.is_dir()], report.run_id)
+    outcomes = []
+    for tile, outcome in zip(tiles, report.outcomes, strict=True):
+        if outcome.status == "not started":
+            record = records.read_record(layout.record(out, tile, outcome.stage)) or {}
+            if record.get("run") == report.run_id and record.get("status") == "done":
+                outcome = Outcome(tile.id, outcome.stage, "done", record.get("seconds", 0.0))
+        outcomes.append(outcome)
+    report.outcomes = outcomes
+    if report.report_file:
+        write_report(report, Path(report.report_file))
     return report
 
 

@@ -71,6 +71,8 @@ class Stage:
     #: "tile": one task per tile; "run": one task for the whole tile list (a mosaic), whose
     #: unit is named by this dotted setting and has the tile list as its source.
     unit: str = "tile"
+    #: Its outputs exist only for tiles given as band folders (a raster tile is its own stack).
+    folder_tiles_only: bool = False
 
     def resolve(self) -> StageFunction:
         return resolve(self.function)

@@ -29,12 +29,13 @@ gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
 @contextlib.contextmanager
 def gdal_environment(settings: Settings) -> Iterator[None]:
     """GDAL's block cache and decoder threads for one task, set on the worker that runs it
-    (remote and Slurm workers never see the driver's environment) and restored after.
-    A GDAL_CACHEMAX in the worker's environment wins."""
-    cache = None
+    (remote and Slurm workers never see the driver's environment). The cache is per process
+    and stays as set (tasks of one worker may overlap); the threads are per thread and are
+    restored after. A GDAL_CACHEMAX in the worker's environment wins."""
     if "GDAL_CACHEMAX" not in os.environ:
-        cache = gdal.GetCacheMax()
-        gdal.SetCacheMax(settings.cluster.gdal_cache_mb * 2**20)
+        cache = settings.cluster.gdal_cache_mb * 2**20
+        if gdal.GetCacheMax() != cache:
+            gdal.SetCacheMax(cache)
     threads = str(settings.output.threads or "ALL_CPUS")
     previous = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
     gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", threads)
@@ -42,8 +43,6 @@ def gdal_environment(settings: Settings) -> Iterator[None]:
         yield
     finally:
         gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", previous)
-        if cache is not None:
-            gdal.SetCacheMax(cache)
 
 
 @dataclass(frozen=True)

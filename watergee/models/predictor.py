@@ -156,4 +156,7 @@ def load_predictor(folder: Path, batch_size: int = 4096, threads: int = 0) -> Pr
         import joblib
 
         model = joblib.load(folder / metadata.file)
+        for step in getattr(model, "steps", [(None, model)]):
+            if hasattr(step[1], "n_jobs"):  # the predictor's threads decide, not the saved -1
+                step[1].n_jobs = None
     return Predictor(metadata, model, batch_size, threads)

@@ -39,7 +39,7 @@ def combine(tile: Tile, settings: Settings, out: Path) -> StageResult:
     s2 = settings.sentinel2
     inputs = stack_inputs(tile, out)
     require_same_grid(inputs)
-    specs, scaling_source = stack_specs(tile, settings)
+    specs, scaling = stack_specs(tile, settings)
     target = layout.stack(out, tile)
     stack_bands(
         inputs,
@@ -52,8 +52,9 @@ def combine(tile: Tile, settings: Settings, out: Path) -> StageResult:
             "WATERGEE_STAGE": "combine",
             "BAND_ORDER": ",".join(STACK_ORDER),
             "REFLECTANCE": "DN * scale + offset",
-            "SCALING_SOURCE": scaling_source,
+            "SCALING_SOURCE": scaling.source,
         },
     )
-    log.info("%s: 10-band stack written (scaling %s)", tile.id, scaling_source)
-    return StageResult(inputs, [target], {"scaling": scaling_source})
+    log.info("%s: 10-band stack written (scaling %s)", tile.id, scaling.source)
+    read = [*inputs, *([scaling.metadata] if scaling.metadata else [])]
+    return StageResult(read, [target], {"scaling": scaling.source})

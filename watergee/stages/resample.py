@@ -56,6 +56,7 @@ def resample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         )
         outputs.append(target)
     inputs = [reference, *(files[b] for b in options.bands)]
+    inputs += [scaling.metadata] if scaling.metadata else []
     log.info("%s: %d bands resampled (%s, scaling %s)", tile.id, len(outputs), options.method,
              scaling.source)  # fmt: skip
     return StageResult(inputs, outputs, {"method": options.method, "scaling": scaling.source})
