@@ -51,7 +51,14 @@ demo: install
 	    --model $(DEMO)/models/pixelcnn --config configs/demo.yaml
 	$(BIN)/watergee classify --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work \
 	    --model $(DEMO)/models/pixelcnn --mode superpixel --config configs/demo.yaml
-	@echo "demo outputs: $(DEMO)/work (rasters), $(DEMO)/samples, $(DEMO)/models"
+	$(BIN)/watergee clip --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
+	$(BIN)/watergee merge --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/products --work $(DEMO)/work \
+	    --input clipped --config configs/demo.yaml
+	echo "$(CURDIR)/$(DEMO)/products/mosaic/mosaic.tif" > $(DEMO)/products/mosaic.txt
+	$(BIN)/watergee sieve --tiles $(DEMO)/products/mosaic.txt --out $(DEMO)/products --config configs/demo.yaml
+	$(BIN)/watergee extract --tiles $(DEMO)/products/mosaic.txt --out $(DEMO)/products --class 1 \
+	    --input sieved --config configs/demo.yaml
+	@echo "demo outputs: $(DEMO)/work (rasters), $(DEMO)/samples, $(DEMO)/models, $(DEMO)/products (mosaic, sieved, water)"
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

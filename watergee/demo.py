@@ -47,9 +47,12 @@ class DemoTile:
         return f"{self.mgrs}_{self.sensing}"
 
 
+#: Two neighbouring tiles, each cut from the corner where it overlaps the other: T33UUU at its
+#: upper-left corner, T33UUV just across the 100 km line (y = 5,900 km) between their squares,
+#: so that `clip` and `merge` have a seam to resolve.
 TILES = (
-    DemoTile("T33UUU", "20230715T101031", (399960.0, 5800020.0), "folder", 0),
-    DemoTile("T33UUV", "20230720T101559", (399960.0, 5900040.0), "safe", -1000),
+    DemoTile("T33UUU", "20230715T101031", (299960.0, 5900040.0), "folder", 0),
+    DemoTile("T33UUV", "20230720T101559", (299960.0, 5901800.0), "safe", -1000),
 )
 
 

@@ -74,13 +74,12 @@ def quicklook(out: Path, tile: Tile, mode: str) -> Path:
 
 
 def class_map(out: Path, tile: Tile, mode: str, layer: str = "classes") -> Path:
-    """The raster the product stages read: the tile input itself when it is a raster, else
-    the class map `classify` wrote in that mode, or the product stage output named `layer`."""
-    if tile.source.is_file():
-        return tile.source
-    if layer == "classes":
-        return classes(out, tile, mode)
-    return tile_dir(out, tile) / f"{tile.id}_{layer}.tif"
+    """The raster the product stages read: the product stage output named `layer` (clipped,
+    sieved, ...), or for "classes" the tile input itself when it is a raster, else the class
+    map `classify` wrote in that mode."""
+    if layer != "classes":
+        return tile_dir(out, tile) / f"{tile.id}_{layer}.tif"
+    return tile.source if tile.source.is_file() else classes(out, tile, mode)
 
 
 def transferred(out: Path, tile: Tile) -> Path:

@@ -185,6 +185,7 @@ STAGES: dict[str, Stage] = {
             options=(
                 Option("name", "merge.name", str, "Product name (default: mosaic)."),
                 Option("crs", "merge.crs", str, "Target CRS (default: EPSG:3035)."),
+                _INPUT,
                 Option(
                     "work",
                     "product.work",
