@@ -164,7 +164,8 @@ def test_knobs_are_the_documented_ones():
     assert {k for k in knobs if not k.startswith("cluster.")} == {
         "output.window", "output.threads", "output.compress", "output.blocksize",
         "classify.memory_mb", "classify.window", "classify.batch_size", "classify.work",
-        "sample.work", "sample.shard_size", "denoise.work", "product.work",
+        "sample.work", "sample.shard_size", "sample.required", "sample.class_names",
+        "denoise.work", "product.work",
     }  # fmt: skip
     assert all(is_knob(cls, n) for s, cls, n in _every_field() if s == "cluster")
 
