@@ -27,6 +27,9 @@ def _labels(section: str, help_text: str) -> Option:
 
 
 SAMPLE_SECTIONS = ("output", "sample")
+_PRODUCT_WORK = Option(
+    "work", "product.work", Path, "Folder with the tiles' class maps (default: --out)."
+)
 _INPUT = Option(
     "input",
     "product.input",
@@ -44,8 +47,7 @@ def _product_stage(
         name, function, ("output", "product", section), summary,
         help="A tile list entry that is a raster (a mosaic) is read as it is; --input picks "
         "which raster of each tile otherwise.",
-        options=(*options, _INPUT, Option("work", "product.work", Path,
-                                          "Folder with the tiles' rasters (default: --out).")),
+        options=(*options, _INPUT, _PRODUCT_WORK),
         work="product.work",
     )  # fmt: skip
 
@@ -163,12 +165,7 @@ STAGES: dict[str, Stage] = {
                     "Which part a tile owns.",
                     choices=("mgrs", "footprints", "mask", "none"),
                 ),
-                Option(
-                    "work",
-                    "product.work",
-                    Path,
-                    "Folder with the tiles' class maps (default: --out).",
-                ),
+                _PRODUCT_WORK,
             ),
             work="product.work",
         ),
@@ -186,12 +183,7 @@ STAGES: dict[str, Stage] = {
                 Option("name", "merge.name", str, "Product name (default: mosaic)."),
                 Option("crs", "merge.crs", str, "Target CRS (default: EPSG:3035)."),
                 _INPUT,
-                Option(
-                    "work",
-                    "product.work",
-                    Path,
-                    "Folder with the tiles' class maps (default: --out).",
-                ),
+                _PRODUCT_WORK,
             ),
             work="product.work",
             unit="merge.name",
