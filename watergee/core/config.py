@@ -490,6 +490,16 @@ class TransferSettings(Section):
     )
 
 
+class PolygoniseSettings(Section):
+    classes: list[int] | None = Field(
+        None, description="Classes turned into polygons (e.g. [12] for water); unset: all."
+    )
+    min_area: float = Field(
+        0.0, ge=0, description="Polygons smaller than this many square metres are left out."
+    )
+    format: Literal["gpkg", "fgb"] = Field("gpkg", description="GeoPackage or FlatGeobuf.")
+
+
 class ClusterSettings(Section):
     placement_only: ClassVar[bool] = True
     scheduler: str | None = Field(
@@ -569,6 +579,9 @@ class Settings(Section):
     )
     transfer: TransferSettings = Field(
         default_factory=TransferSettings, description="The label-transfer stage: new codes."
+    )
+    polygonise: PolygoniseSettings = Field(
+        default_factory=PolygoniseSettings, description="The polygonise stage: vector output."
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

@@ -103,6 +103,10 @@ def mosaic(out: Path, run: Tile) -> Path:
     return tile_dir(out, run) / f"{run.id}.tif"
 
 
+def polygons(out: Path, tile: Tile, suffix: str) -> Path:
+    return tile_dir(out, tile) / f"{tile.id}_polygons.{suffix}"
+
+
 def denoised(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_water_denoised.tif"
 

@@ -227,5 +227,22 @@ STAGES: dict[str, Stage] = {
                 Option("connectivity", "sieve.connectivity", int, "4 or 8."),
             ),
         ),
+        _product_stage(
+            "polygonise",
+            "watergee.stages.polygonise:polygonise",
+            "polygonise",
+            "Turn classes (water) into polygons with class, name, area (m2) and perimeter (m), "
+            "in a GeoPackage or FlatGeobuf, through GDAL's polygonize.",
+            (
+                Option(
+                    "class",
+                    "polygonise.classes",
+                    list[int],
+                    "A class to turn into polygons (repeatable); default: every class.",
+                ),
+                Option("min-area", "polygonise.min_area", float, "Smallest polygon kept, in m2."),
+                Option("format", "polygonise.format", str, "gpkg or fgb.", choices=("gpkg", "fgb")),
+            ),
+        ),
     )
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from osgeo import ogr, osr
@@ -12,6 +13,9 @@ from watergee.core.atomic import atomic_path
 from watergee.core.errors import OutputError, TileInputError
 
 ogr.UseExceptions()
+
+if TYPE_CHECKING:
+    from osgeo import gdal
 
 
 def _field_type(values: np.ndarray) -> int:
@@ -168,3 +172,62 @@ def _densify_step(geometry: ogr.Geometry) -> float:
     """A vertex spacing that keeps a reprojected envelope true (1/64 of the extent)."""
     west, east, south, north = geometry.GetEnvelope()
     return max(east - west, north - south) / 64 or 1.0
+
+
+def polygonise(
+    band: gdal.Band,
+    final: Path,
+    crs_wkt: str,
+    classes: Sequence[int] | None,
+    min_area: float,
+    names: Mapping[int, str],
+) -> tuple[int, float]:
+    """Polygons of equal class from a raster band (no data left out) with GDAL's polygonize,
+    kept when their class is in `classes` (all when None) and their area is at least
+    `min_area` (m2), with `class`, `name`, `area_m2` and `perimeter_m`. The format follows the
+    suffix (.gpkg, .fgb). Written atomically; returns (polygons, total area)."""
+    from osgeo import gdal
+
+    driver = "FlatGeobuf" if final.suffix.lower() == ".fgb" else "GPKG"
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt)
+    wanted = None if classes is None else {int(c) for c in classes}
+    count, total = 0, 0.0
+    with atomic_path(final) as tmp:
+        scratch_path = tmp.with_name(f"{tmp.stem}.scratch.gpkg")
+        try:
+            scratch = ogr.GetDriverByName("GPKG").CreateDataSource(str(scratch_path))
+            raw = scratch.CreateLayer("raw", srs, ogr.wkbPolygon)
+            raw.CreateField(ogr.FieldDefn("class", ogr.OFTInteger))
+            # GDAL walks the raster line by line; memory follows the open polygons only.
+            gdal.Polygonize(band, band.GetMaskBand(), raw, 0, ["8CONNECTED=8"])
+            ds = ogr.GetDriverByName(driver).CreateDataSource(str(tmp))
+            layer = ds.CreateLayer(final.stem, srs, ogr.wkbMultiPolygon)
+            for name, kind in (("class", ogr.OFTInteger), ("name", ogr.OFTString),
+                               ("area_m2", ogr.OFTReal), ("perimeter_m", ogr.OFTReal)):  # fmt: skip
+                layer.CreateField(ogr.FieldDefn(name, kind))
+            definition = layer.GetLayerDefn()
+            if driver == "GPKG":
+                ds.StartTransaction()
+            for feature in raw:
+                code = feature.GetField("class")
+                geometry = feature.GetGeometryRef()
+                area = geometry.GetArea()
+                if (wanted is not None and code not in wanted) or area < min_area:
+                    continue
+                out = ogr.Feature(definition)
+                out.SetField("class", code)
+                out.SetField("name", names.get(code, ""))
+                out.SetField("area_m2", area)
+                out.SetField("perimeter_m", geometry.Boundary().Length())
+                out.SetGeometry(ogr.ForceToMultiPolygon(geometry))
+                layer.CreateFeature(out)
+                count, total = count + 1, total + area
+            if driver == "GPKG":
+                ds.CommitTransaction()
+            ds = layer = scratch = raw = None
+        except RuntimeError as exc:
+            raise OutputError(f"{final}: polygonize failed ({exc})") from None
+        finally:
+            scratch_path.unlink(missing_ok=True)
+    return count, total

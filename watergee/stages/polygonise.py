@@ -1,0 +1,28 @@
+"""polygonise: classes (water) as polygons with class, name, area and perimeter."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from watergee.classmaps import open_class_map
+from watergee.core import layout
+from watergee.core.config import Settings
+from watergee.core.stage import StageResult
+from watergee.core.tiles import Tile
+from watergee.io.raster import grid_of
+from watergee.io.vector import polygonise as polygonise_band
+
+log = logging.getLogger(__name__)
+
+
+def polygonise(tile: Tile, settings: Settings, out: Path) -> StageResult:
+    opts = settings.polygonise
+    source, ds, style = open_class_map(tile, settings, out)
+    names = {int(k.split("_", 1)[1]): v for k, v in (style.band.metadata or {}).items()
+             if k.startswith("CLASS_") and k.split("_", 1)[1].isdigit()}  # fmt: skip
+    target = layout.polygons(out, tile, opts.format)
+    count, area = polygonise_band(ds.GetRasterBand(1), target, grid_of(ds).crs_wkt,
+                                  opts.classes, opts.min_area, names)  # fmt: skip
+    log.info("%s: %d polygons, %.0f m2", tile.id, count, area)
+    return StageResult([source], [target], {"polygons": count, "area_m2": area})
