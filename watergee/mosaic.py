@@ -24,12 +24,12 @@ from watergee.core.errors import TileInputError
 from watergee.io.raster import Grid, Window, gdal_reason, grid_of, open_raster
 
 
-def _srs(wkt_or_code: str) -> osr.SpatialReference:
+def _srs(wkt_or_code: str, origin: str = "") -> osr.SpatialReference:
     srs = osr.SpatialReference()
     try:
         srs.SetFromUserInput(wkt_or_code)
     except RuntimeError as exc:
-        raise TileInputError(f"{wkt_or_code}: not a CRS GDAL knows ({exc})") from None
+        raise TileInputError(f"{origin or wkt_or_code}: not a CRS GDAL knows ({exc})") from None
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     return srs
 
@@ -53,7 +53,7 @@ class Source:
 def open_sources(paths: Sequence[Path], names: Sequence[str], crs: str) -> list[Source]:
     """The class maps with their footprints in `crs` (edges densified, so curved footprints
     are bounded) and their MGRS keys where their tile names have one."""
-    target = _srs(crs)
+    target = _srs(crs, f"merge.crs {crs}")
     sources = []
     for path, name in zip(paths, names, strict=True):
         if not path.exists():
@@ -70,15 +70,21 @@ def open_sources(paths: Sequence[Path], names: Sequence[str], crs: str) -> list[
             np.column_stack([west + (east - west) * steps, np.full(33, north)]),
             np.column_stack([np.full(33, west), south + (north - south) * steps]),
         ])  # fmt: skip
-        moved = np.array(_transform(_srs(grid.crs_wkt), target).TransformPoints(ring))[:, :2]
+        to_target = _transform(_srs(grid.crs_wkt), target)
+        moved = np.array(to_target.TransformPoints(ring))[:, :2]
         bounds = (*moved.min(0), *moved.max(0))
-        centre_point = _transform(_srs(grid.crs_wkt), target).TransformPoint(
-            (west + east) / 2, (south + north) / 2
-        )
+        centre_point = to_target.TransformPoint((west + east) / 2, (south + north) / 2)
         try:
             key = mgrs.parse(name).key
         except ValueError:
             key = None
+        data_type = ds.GetRasterBand(1).DataType
+        if sources and data_type != sources[0].ds.GetRasterBand(1).DataType:
+            first = gdal.GetDataTypeName(sources[0].ds.GetRasterBand(1).DataType)
+            raise TileInputError(
+                f"{path}: pixel type {gdal.GetDataTypeName(data_type)} differs from "
+                f"{sources[0].path} ({first}); a mosaic holds one type"
+            )
         nodata = ds.GetRasterBand(1).GetNoDataValue()
         sources.append(Source(path, ds, key, (bounds[0], bounds[1], bounds[2], bounds[3]),
                               centre_point[:2], 255 if nodata is None else nodata))  # fmt: skip
@@ -158,13 +164,25 @@ class Mosaicker:
         else:
             gx, gy = np.meshgrid(cols, rows)
             owners = self._owners(gx.ravel(), gy.ravel(), candidates).reshape(gx.shape)
-        values = {i: self._warped(self.sources[i], window) for i in candidates}
-        valid = {i: v != self.sources[i].nodata for i, v in values.items()}
+        # Owners first; the other tiles are warped only where some pixel is still undecided.
+        values: dict[int, np.ndarray] = {}
+        valid: dict[int, np.ndarray] = {}
+
+        def load(i: int) -> None:
+            values[i] = self._warped(self.sources[i], window)
+            valid[i] = values[i] != self.sources[i].nodata
+
         decided = np.zeros(out.shape, bool)
-        for i in candidates:
+        for i in np.unique(owners[owners >= 0]).tolist():
+            load(i)
             take = (owners == i) & valid[i]
             out[take] = values[i][take]
             decided |= take
+        if decided.all():
+            return out
+        for i in candidates:
+            if i not in values:
+                load(i)
         # Unowned or no data at the owner: the nearest centre among tiles with data there.
         todo = ~decided & np.logical_or.reduce([valid[i] for i in candidates])
         if todo.any():

@@ -8,7 +8,8 @@ window, which pixel centres lie inside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -40,6 +41,7 @@ def centres(grid: Grid, window: Window) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+@lru_cache(maxsize=32)
 def _epsg(crs_wkt: str) -> int | None:
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt)
@@ -125,13 +127,15 @@ class MaskRegion:
     """Non-zero pixels of a mask raster (on any grid: nearest neighbour)."""
 
     path: Path
+    _on_grid: dict = field(default_factory=dict, compare=False, repr=False)
 
     def bounds(self, grid: Grid) -> None:
         return None
 
     def inside(self, grid: Grid, window: Window) -> np.ndarray:
-        ds, _ = on_grid(self.path, grid)
-        return read_codes(ds, window) > 0
+        if grid not in self._on_grid:  # warped (or opened) once per grid, not per window
+            self._on_grid[grid] = on_grid(self.path, grid)[0]
+        return read_codes(self._on_grid[grid], window) > 0
 
 
 def owned_regions(tile_id: str, opts: ClipSettings, origin: Path) -> list[Region]:

@@ -56,8 +56,8 @@ def test_a_seam_has_no_gap_and_no_double_count(tmp_path):
     settings = load_settings(None, [])
     out = tmp_path / "out"
     ra, rb = clip(a, settings, out), clip(b, settings, out)
-    data_a, grid_a = _read(layout.clipped(out, a))
-    data_b, grid_b = _read(layout.clipped(out, b))
+    data_a, grid_a = _read(layout.product(out, a, "clipped"))
+    data_b, grid_b = _read(layout.product(out, b, "clipped"))
     assert grid_a.bounds == (398000, 5847000, 400000, 5850000)  # cropped to its square
     assert grid_b.bounds == (400000, 5847000, 403960, 5850000)
     assert (data_a == 1).all() and (data_b == 2).all()
@@ -65,7 +65,7 @@ def test_a_seam_has_no_gap_and_no_double_count(tmp_path):
     assert (data_a.shape[1] + data_b.shape[1]) * 10 == union  # every column exactly once
     assert ra.info["pixels"] + rb.info["pixels"] == union // 10 * 300
     # Class names and colours carried over; the product is a COG with overviews.
-    ds = open_raster(layout.clipped(out, a))
+    ds = open_raster(layout.product(out, a, "clipped"))
     assert ds.GetRasterBand(1).GetMetadataItem("CLASS_1") == "water"
     assert ds.GetRasterBand(1).GetColorTable().GetColorEntry(1)[:3] == (0, 92, 230)
     assert ds.GetRasterBand(1).GetNoDataValue() == 255
@@ -76,7 +76,7 @@ def test_the_zone_edge_goes_to_the_nearer_central_meridian(tmp_path):
     tile = class_tile(tmp_path, "T32UQD", 32632, 699960, 5840000, 1000, 200, pixel=10, value=3)
     out = tmp_path / "out"
     clip(tile, load_settings(None, []), out)
-    data, grid = _read(layout.clipped(out, tile))
+    data, grid = _read(layout.product(out, tile, "clipped"))
     x0, dx, _, y0, _, dy = grid.transform
     rows, cols = np.mgrid[0 : grid.height : 7, 0 : grid.width : 7]
     xs, ys = x0 + (cols + 0.5) * dx, y0 + (rows + 0.5) * dy
@@ -122,7 +122,7 @@ def test_footprints_mask_and_boundary(tmp_path):
     footprints = _polygons(tmp_path / "grid.gpkg", [other, box], names=["33UUV", "33UUU"])
     settings = load_settings(None, ["clip.rule=footprints", f"clip.footprints={footprints}"])
     result = clip(tile, settings, tmp_path / "fp")
-    data, grid = _read(layout.clipped(tmp_path / "fp", tile))
+    data, grid = _read(layout.product(tmp_path / "fp", tile, "clipped"))
     assert grid.bounds == (300200, 5849000, 300500, 5849800) and (data == 4).all()
     assert result.info["pixels"] == 30 * 80 and footprints in result.inputs
 

@@ -90,3 +90,20 @@ def test_the_zone_edge_meets_without_gap_or_overlap_in_laea(tmp_path):
     assert result.info["tiles"] == 2
     swapped, _ = _run(tmp_path, [b, a], "edge2")
     assert np.array_equal(open_raster(swapped).ReadAsArray(), data)
+
+
+def test_class_maps_of_different_pixel_types_are_refused(tmp_path):
+    import pytest
+
+    from watergee.core.errors import TileInputError
+    from watergee.io.raster import utm_grid, write_array
+
+    a = class_tile(tmp_path, "T33UUU", 32633, 398000, 5850000, 40, 30, value=1)
+    wide = tmp_path / "T33UVU.tif"
+    write_array(wide, np.full((30, 40), 300, np.uint16),
+                utm_grid(32633, (399960, 5850000), 10, 40, 30), nodata=0)  # fmt: skip
+    b = Tile("T33UVU", wide)
+    with pytest.raises(
+        TileInputError, match=r"T33UVU.tif: pixel type UInt16 differs from .*T33UUU.tif \(Byte\)"
+    ):
+        _run(tmp_path, [a, b], "mixed", "merge.crs=EPSG:32633")

@@ -36,7 +36,7 @@ def test_sieve_removes_63_keeps_64_and_follows_connectivity(tmp_path, connectivi
     tile, data = _patches(tmp_path)
     settings = load_settings(None, ["sieve.min_size=64", f"sieve.connectivity={connectivity}"])
     sieve(tile, settings, tmp_path / "out")
-    result = open_raster(layout.sieved(tmp_path / "out", tile)).ReadAsArray()
+    result = open_raster(layout.product(tmp_path / "out", tile, "sieved")).ReadAsArray()
     expected = data.copy()
     expected[expected == 2] = 1  # 63 px < 64: merged into the background
     if not fours_kept:
@@ -53,10 +53,10 @@ def test_min_area_in_square_metres(tmp_path):
 def test_extract_keeps_no_data(tmp_path):
     tile, data = _patches(tmp_path)
     result = extract(tile, load_settings(None, ["extract.class_id=3"]), tmp_path / "o")
-    out = open_raster(layout.extracted(tmp_path / "o", tile, 3)).ReadAsArray()
+    out = open_raster(layout.product(tmp_path / "o", tile, "class3")).ReadAsArray()
     assert (out == np.where(data == 255, 255, data == 3)).all() and result.info["pixels"] == 64
     extract(tile, load_settings(None, ["extract.class_id=3", "extract.value=code"]), tmp_path / "c")
-    coded = open_raster(layout.extracted(tmp_path / "c", tile, 3)).ReadAsArray()
+    coded = open_raster(layout.product(tmp_path / "c", tile, "class3")).ReadAsArray()
     assert set(np.unique(coded)) == {0, 3, 255}
 
 
@@ -67,7 +67,7 @@ def test_label_transfer_round_trip_names_and_missing_codes(tmp_path):
     table.write_text(f"table: {forward}\nnames: {{5: water bodies}}\n")
     settings = load_settings(None, [f"transfer.table_file={table}"])
     label_transfer(tile, settings, tmp_path / "a")
-    moved_path = layout.transferred(tmp_path / "a", tile)
+    moved_path = layout.product(tmp_path / "a", tile, "transferred")
     moved = open_raster(moved_path)
     assert moved.GetRasterBand(1).GetMetadataItem("CLASS_5") == "water bodies"
     assert moved.GetRasterBand(1).GetMetadataItem("CLASS_11") == "water"  # the old name of 1
@@ -75,14 +75,16 @@ def test_label_transfer_round_trip_names_and_missing_codes(tmp_path):
     inverse = {v: k for k, v in forward.items()}
     label_transfer(back, load_settings(None, [f"transfer.table={inverse}"]), tmp_path / "b")
     original = open_raster(tile.source).ReadAsArray()
-    assert (open_raster(layout.transferred(tmp_path / "b", back)).ReadAsArray() == original).all()
+    assert (
+        open_raster(layout.product(tmp_path / "b", back, "transferred")).ReadAsArray() == original
+    ).all()
 
     partial = load_settings(None, ["transfer.table={1: 11}"])
     with pytest.raises(TileInputError, match=rf"^{tile.source}: class 2 is not in transfer.table"):
         label_transfer(tile, partial, tmp_path / "c")
     fallback = load_settings(None, ["transfer.table={1: 11}", "transfer.default=0"])
     label_transfer(tile, fallback, tmp_path / "d")
-    got = open_raster(layout.transferred(tmp_path / "d", tile)).ReadAsArray()
+    got = open_raster(layout.product(tmp_path / "d", tile, "transferred")).ReadAsArray()
     assert set(np.unique(got)) == {0, 11}
 
 
@@ -116,7 +118,7 @@ def test_polygons_carry_areas_and_perimeters_of_their_pixels(tmp_path):
             "--set", "cluster.processes=false", "--workers", "1"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    source = ogr.Open(str(layout.polygons(out, tile, "gpkg")))  # keeps its layer alive
+    source = ogr.Open(str(layout.product(out, tile, "polygons", "gpkg")))  # keeps its layer alive
     layer = source.GetLayer(0)
     got = sorted((f.GetField("class"), f.GetField("area_m2"), f.GetField("perimeter_m"))
                  for f in layer)  # fmt: skip
@@ -127,7 +129,7 @@ def test_polygons_carry_areas_and_perimeters_of_their_pixels(tmp_path):
     from watergee.stages.polygonise import polygonise
 
     result = polygonise(tile, settings, tmp_path / "all")
-    source = ogr.Open(str(layout.polygons(tmp_path / "all", tile, "fgb")))
+    source = ogr.Open(str(layout.product(tmp_path / "all", tile, "polygons", "fgb")))
     layer = source.GetLayer(0)
     areas = sorted(f.GetField("area_m2") for f in layer)
     assert min(areas) >= 6400 and result.info["polygons"] == len(areas)

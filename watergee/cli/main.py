@@ -160,13 +160,10 @@ def stage_command(stage: Stage, group: bool = False):
     params = []
     if group:
         params.append(inspect.Parameter("ctx", keyword, annotation=typer.Context))
-        for name, kind in (("tiles", Tiles), ("out", Out)):
-            base, info = kind.__metadata__[0], kind.__origin__
-            params.append(
-                inspect.Parameter(
-                    name, keyword, default=None, annotation=Annotated[info | None, base]
-                )
-            )
+        for name, annotated in (("tiles", Tiles), ("out", Out)):  # optional here
+            option, kind = annotated.__metadata__[0], annotated.__origin__
+            optional = Annotated[kind | None, option]
+            params.append(inspect.Parameter(name, keyword, default=None, annotation=optional))
     else:
         params += [inspect.Parameter("tiles", keyword, annotation=Tiles),
                    inspect.Parameter("out", keyword, annotation=Out)]  # fmt: skip

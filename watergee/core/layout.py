@@ -73,38 +73,23 @@ def quicklook(out: Path, tile: Tile, mode: str) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_classes_{mode}.png"
 
 
+def product(out: Path, tile: Tile, name: str, suffix: str = "tif") -> Path:
+    """What a product stage made of a tile: <id>_clipped.tif, <id>_sieved.tif, ..."""
+    return tile_dir(out, tile) / f"{tile.id}_{name}.{suffix}"
+
+
 def class_map(out: Path, tile: Tile, mode: str, layer: str = "classes") -> Path:
-    """The raster the product stages read: the product stage output named `layer` (clipped,
-    sieved, ...), or for "classes" the tile input itself when it is a raster, else the class
-    map `classify` wrote in that mode."""
+    """The raster the product stages read: the product named `layer` (clipped, sieved, ...),
+    or for "classes" the tile input itself when it is a raster, else the class map `classify`
+    wrote in that mode."""
     if layer != "classes":
-        return tile_dir(out, tile) / f"{tile.id}_{layer}.tif"
+        return product(out, tile, layer)
     return tile.source if tile.source.is_file() else classes(out, tile, mode)
-
-
-def transferred(out: Path, tile: Tile) -> Path:
-    return tile_dir(out, tile) / f"{tile.id}_transferred.tif"
-
-
-def sieved(out: Path, tile: Tile) -> Path:
-    return tile_dir(out, tile) / f"{tile.id}_sieved.tif"
-
-
-def extracted(out: Path, tile: Tile, class_id: int) -> Path:
-    return tile_dir(out, tile) / f"{tile.id}_class{class_id}.tif"
-
-
-def clipped(out: Path, tile: Tile) -> Path:
-    return tile_dir(out, tile) / f"{tile.id}_clipped.tif"
 
 
 def mosaic(out: Path, run: Tile) -> Path:
     """A run-wide product: <out>/<name>/<name>.tif."""
     return tile_dir(out, run) / f"{run.id}.tif"
-
-
-def polygons(out: Path, tile: Tile, suffix: str) -> Path:
-    return tile_dir(out, tile) / f"{tile.id}_polygons.{suffix}"
 
 
 def denoised(out: Path, tile: Tile) -> Path:

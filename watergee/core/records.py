@@ -89,12 +89,6 @@ def staleness(
     return None
 
 
-def is_current(
-    path: Path, settings_hash: str, root: Path, origin: dict[str, str] | None = None
-) -> bool:
-    return staleness(read_record(path), settings_hash, root, origin) is None
-
-
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")

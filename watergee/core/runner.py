@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -113,23 +113,21 @@ class _TileLog(logging.Handler):
 def _captured_log() -> Iterator[_TileLog]:
     root = logging.getLogger("watergee")
     handler = _TileLog()
-    previous = root.level
-    root.addHandler(handler)
+    # INFO reaches the handlers from now on; they (the terminal's among them) choose what to
+    # show. Never set back: tasks on other threads of this worker may be capturing too.
     if root.getEffectiveLevel() > logging.INFO:
         root.setLevel(logging.INFO)
+    root.addHandler(handler)
     try:
         yield handler
     finally:
         root.removeHandler(handler)
-        root.setLevel(previous)
 
 
-def check_upstream(stage: Stage, tile: Tile, settings: Settings, out: Path) -> list[Path]:
-    """Fail when a stage whose outputs this one reads last failed on the tile or is stale;
-    returns those stages' record files. A tile with no upstream record (inputs made
-    elsewhere) passes."""
+def check_upstream(stage: Stage, tile: Tile, settings: Settings, out: Path) -> None:
+    """Fail when a stage whose outputs this one reads last failed on the tile or is stale.
+    A tile with no upstream record (inputs made elsewhere) passes."""
     work = stage.work_folder(settings, out)
-    checked = []
     for name in stage.upstream_stages(settings):
         upstream = STAGES[name]
         if upstream.folder_tiles_only and tile.source.is_file():
@@ -143,8 +141,6 @@ def check_upstream(stage: Stage, tile: Tile, settings: Settings, out: Path) -> l
         reason = records.staleness(record, digest, work, origin)
         if reason is not None:
             raise UpstreamError(f"{tile.id}: run `watergee {name}` first ({reason})")
-        checked.append(path)
-    return checked
 
 
 def where_from(tile: Tile, stage: Stage, settings: Settings, out: Path) -> dict[str, str]:
@@ -160,16 +156,11 @@ def execute_tile(
     tile: Tile, stage: Stage, settings: Settings, out: Path, force: bool, run_id: str = "norun"
 ) -> Outcome:
     """Run `stage` on one tile unless its record says the outputs are complete and current
-    (and the stages it reads from are current too).
+    (and the stages it reads from are current too), under the tile's lock.
 
     Never raises for a bad tile: the failure is returned (and recorded) instead.
     """
-    started = time.perf_counter()
     name = stage.record_name(settings)
-    record_path = layout.record(out, tile, name)
-    digest = section_hash(settings, stage.sections)
-    origin = where_from(tile, stage, settings, out)
-    common = {"stage": name, "tile": tile.id, **origin, "run": run_id}
     token = RUN_ID.set(run_id)
     try:
         with _captured_log() as captured:
@@ -180,23 +171,29 @@ def execute_tile(
 
             try:
                 with tile_lock(layout.lock(out, tile, name), run_id, waiting, INTERRUPTED.is_set):
-                    return _run_locked(tile, stage, settings, out, force, captured, started,
-                                       record_path, digest, origin, common)  # fmt: skip
+                    outcome = _run_locked(tile, stage, settings, out, force, run_id)
             except LockWaitCancelled:
-                return Outcome(tile.id, name, "not started", log=tuple(captured.lines))
+                outcome = Outcome(tile.id, name, "not started")
+        return replace(outcome, log=tuple(captured.lines))
     finally:
         RUN_ID.reset(token)
 
 
-def _run_locked(tile, stage, settings, out, force, captured, started, record_path, digest,
-                origin, common) -> Outcome:  # fmt: skip
+def _run_locked(
+    tile: Tile, stage: Stage, settings: Settings, out: Path, force: bool, run_id: str
+) -> Outcome:
     """The part of `execute_tile` that runs under the tile's lock, failure record included."""
-    name = common["stage"]
+    started = time.perf_counter()
+    name = stage.record_name(settings)
+    record_path = layout.record(out, tile, name)
+    digest = section_hash(settings, stage.sections)
+    origin = where_from(tile, stage, settings, out)
+    common = {"stage": name, "tile": tile.id, **origin, "run": run_id, "settings_hash": digest}
     try:
         check_upstream(stage, tile, settings, out)
         record = records.read_record(record_path)
         if not force and records.staleness(record, digest, out, origin) is None:
-            return Outcome(tile.id, name, "skipped", log=tuple(captured.lines))
+            return Outcome(tile.id, name, "skipped")
         with resolve(TASK_ENVIRONMENT)(settings):
             result = stage.resolve()(tile, settings, out)
         seconds = time.perf_counter() - started
@@ -204,30 +201,28 @@ def _run_locked(tile, stage, settings, out, force, captured, started, record_pat
             record_path,
             **common,
             status="done",
-            settings_hash=digest,
             seconds=round(seconds, 3),
             inputs=[records.fingerprint(p, out) for p in result.inputs],
             outputs=[records.fingerprint(p, out) for p in result.outputs],
             info=result.info,
         )
         log.info("%s: done in %.1f s", tile.id, seconds)
-        return Outcome(tile.id, name, "done", seconds, log=tuple(captured.lines))
+        return Outcome(tile.id, name, "done", seconds)
     except Exception as exc:
         seconds = time.perf_counter() - started
         if INTERRUPTED.is_set():  # cancelled under our feet: not a failure of the tile
-            return Outcome(tile.id, name, "not started", seconds, log=tuple(captured.lines))
+            return Outcome(tile.id, name, "not started", seconds)
         message, trace = one_line(exc), traceback.format_exc()
         with contextlib.suppress(OSError):  # the outcome still carries the cause
             records.write_record(
                 record_path,
                 **common,
                 status="failed",
-                settings_hash=digest,
                 seconds=round(seconds, 3),
                 error=message,
                 traceback=trace,
             )
-        return Outcome(tile.id, name, "failed", seconds, message, trace, tuple(captured.lines))
+        return Outcome(tile.id, name, "failed", seconds, message, trace)
 
 
 def prepare_output(out: Path) -> None:
@@ -310,8 +305,9 @@ def run_stage(
 ) -> RunReport:
     """Run `stage` over `tiles` on `client`; returns outcomes in tile-list order.
 
-    On SIGINT / SIGTERM it stops scheduling, cancels what runs, removes this run's partial
-    files and returns the report with `interrupted` set (the caller owns the exit code).
+    On SIGINT / SIGTERM it stops scheduling, cancels what runs and returns the report with
+    `interrupted` set; once the workers are gone the caller calls `conclude_interrupted` (and
+    owns the exit code).
     """
     from distributed import as_completed
 
@@ -357,7 +353,7 @@ def run_stage(
                     outcome = future.result()
                 except Exception as exc:  # the worker died, or the task could not run at all
                     cause = f"task lost: {one_line(exc)}"
-                    outcome = Outcome(tile.id, stage.name, "failed", 0.0, cause)
+                    outcome = Outcome(tile.id, stage.record_name(settings), "failed", 0.0, cause)
                 outcomes[tile.id] = outcome
                 run_log.outcome(outcome)
                 _replay(outcome)

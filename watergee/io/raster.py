@@ -517,6 +517,12 @@ class ClassStyle:
         dtype = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType))
         return cls(spec, colours, ds.GetMetadata() or {}, nodata, dtype)
 
+    @property
+    def names(self) -> dict[int, str]:
+        """Class code -> name, from the band's CLASS_<code> metadata."""
+        items = (self.band.metadata or {}).items()
+        return {int(k[6:]): v for k, v in items if k.startswith("CLASS_") and k[6:].isdigit()}
+
 
 def write_quicklook(source: Path, final: Path, max_side: int = 1024) -> None:
     """A PNG preview of a (palette) raster, at most `max_side` pixels a side."""

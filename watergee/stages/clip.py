@@ -76,7 +76,7 @@ def clip(tile: Tile, settings: Settings, out: Path) -> StageResult:
     if crop is None:
         raise TileInputError(f"{source}: tile {tile.id} owns no part of this raster")
     target_grid = sub_grid(grid, crop)
-    target = layout.clipped(out, tile)
+    target = layout.product(out, tile, "clipped")
     metadata = {**style.metadata, "TILE": tile.id, "WATERGEE_STAGE": "clip",
                 "CLIP_RULE": settings.clip.rule, "SOURCE": source.name}  # fmt: skip
     kept = 0

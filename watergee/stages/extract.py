@@ -26,7 +26,7 @@ def extract(tile: Tile, settings: Settings, out: Path) -> StageResult:
     source, ds, style = open_class_map(tile, settings, out)
     grid, nodata = grid_of(ds), nodata_of(style)
     name = (style.band.metadata or {}).get(f"CLASS_{opts.class_id}", f"class {opts.class_id}")
-    target = layout.extracted(out, tile, opts.class_id)
+    target = layout.product(out, tile, f"class{opts.class_id}")
     shown = 1 if opts.value == "one" else opts.class_id
     band = BandSpec(name, metadata={f"CLASS_{shown}": name, "CLASS_0": f"not {name}"})
     metadata = {"WATERGEE_STAGE": "extract", "SOURCE": source.name, "CLASS": str(opts.class_id)}

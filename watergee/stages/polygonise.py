@@ -19,9 +19,8 @@ log = logging.getLogger(__name__)
 def polygonise(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.polygonise
     source, ds, style = open_class_map(tile, settings, out)
-    names = {int(k.split("_", 1)[1]): v for k, v in (style.band.metadata or {}).items()
-             if k.startswith("CLASS_") and k.split("_", 1)[1].isdigit()}  # fmt: skip
-    target = layout.polygons(out, tile, opts.format)
+    names = style.names
+    target = layout.product(out, tile, "polygons", opts.format)
     count, area = polygonise_band(ds.GetRasterBand(1), target, grid_of(ds).crs_wkt,
                                   opts.classes, opts.min_area, names)  # fmt: skip
     log.info("%s: %d polygons, %.0f m2", tile.id, count, area)

@@ -33,7 +33,7 @@ def sieve(tile: Tile, settings: Settings, out: Path) -> StageResult:
     pixel_area = grid.resolution[0] * grid.resolution[1]
     threshold = threshold_pixels(settings, pixel_area)
     connectivity = settings.sieve.connectivity
-    target = layout.sieved(out, tile)
+    target = layout.product(out, tile, "sieved")
     metadata = {**style.metadata, "WATERGEE_STAGE": "sieve", "SOURCE": source.name,
                 "SIEVE": f"{threshold} px, {connectivity}-connected"}  # fmt: skip
     band = ds.GetRasterBand(1)

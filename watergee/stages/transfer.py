@@ -25,8 +25,7 @@ def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
         raise TileInputError("no transfer table (--table FILE or transfer.table)")
     source, ds, style = open_class_map(tile, settings, out)
     grid, nodata = grid_of(ds), nodata_of(style)
-    old_names = {int(k.split("_", 1)[1]): v for k, v in (style.band.metadata or {}).items()
-                 if k.startswith("CLASS_") and k.split("_", 1)[1].isdigit()}  # fmt: skip
+    old_names = style.names
     windows = list(iter_windows(grid.width, grid.height, settings.output.window))
     present: set[int] = set()
     for w in windows:  # every code is checked before anything is written
@@ -40,7 +39,7 @@ def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
     metadata = {**style.metadata, "WATERGEE_STAGE": "label-transfer", "SOURCE": source.name,
                 "TABLE": ",".join(f"{a}:{b}" for a, b in sorted(lookup.items()))}  # fmt: skip
     metadata.pop("CLASSES", None)
-    target = layout.transferred(out, tile)
+    target = layout.product(out, tile, "transferred")
     with create_geotiff(target, grid, [band], style.dtype, nodata, settings.output, metadata,
                         colours or None, overviews=True) as writer:  # fmt: skip
         for w in windows:
