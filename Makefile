@@ -58,6 +58,13 @@ demo: install
 	$(BIN)/watergee sieve --tiles $(DEMO)/products/mosaic.txt --out $(DEMO)/products --config configs/demo.yaml
 	$(BIN)/watergee extract --tiles $(DEMO)/products/mosaic.txt --out $(DEMO)/products --class 1 \
 	    --input sieved --config configs/demo.yaml
+	# the known water goes through the same clip and merge, then the mosaic is scored against it
+	$(BIN)/watergee clip --tiles $(DEMO)/data/truth.txt --out $(DEMO)/truth --config configs/demo.yaml
+	$(BIN)/watergee merge --tiles $(DEMO)/data/truth.txt --out $(DEMO)/products --work $(DEMO)/truth \
+	    --input clipped --name truth --config configs/demo.yaml
+	$(BIN)/watergee evaluate --classified $(DEMO)/products/mosaic/mosaic_sieved.tif \
+	    --reference $(DEMO)/products/truth/truth.tif --out $(DEMO)/products --config configs/demo.yaml
+	@echo "accuracy report: $(CURDIR)/$(DEMO)/products/evaluation/evaluation.html"
 	@echo "demo outputs: $(DEMO)/work (rasters), $(DEMO)/samples, $(DEMO)/models, $(DEMO)/products (mosaic, sieved, water)"
 
 test: install

@@ -144,7 +144,7 @@ def write_tile(root: Path, tile: DemoTile, size: int, seed: int) -> Path:
     source = tile_source(root, tile)
     if tile.layout == "safe":
         (source / "MTD_MSIL2A.xml").write_text(_metadata_xml(tile))
-    water = (cover == COVERS.index("water")).astype(np.uint16)
+    water = (cover == COVERS.index("water")).astype(np.uint8)
     _write(root / "truth" / f"{tile.id}_water_10m.tif", water, tile.origin, 10)
     return source
 
@@ -160,6 +160,8 @@ def make_demo(root: Path, size: int = 480, seed: int = 7) -> Path:
         lines.append(str(source.relative_to(root)))
     tile_list = root / "tiles.txt"
     tile_list.write_text("\n".join(lines) + "\n")
+    truth = sorted((root / "truth").glob("*_water_10m.tif"))  # listed to merge like the maps
+    (root / "truth.txt").write_text("".join(f"truth/{p.name}\n" for p in truth))
     return tile_list
 
 

@@ -100,8 +100,11 @@ def run_stage_command(
     if scheduler is not None:
         values["cluster.scheduler"] = scheduler
     settings = load_settings(config, list(sets or []), values)
-    tile_list = read_tiles(tiles)
-    if stage.unit != "tile":  # one task for the whole list, named by a setting
+    if stage.unit == "tile":
+        tile_list = read_tiles(tiles)
+    else:  # one task for the whole list (or the --source file), named by a setting
+        if stage.source is None:
+            read_tiles(tiles)  # a bad list fails here, naming its line
         tile_list = [Tile(str(setting_value(settings, stage.unit)), tiles.resolve())]
     prepare_output(out)  # before a cluster starts: a bad --out fails at once
     progress, on_outcome = progress_printer(len(tile_list), stage.name)
@@ -153,6 +156,10 @@ _COMMON: list[tuple[str, Any, Any]] = [
 ]
 
 
+def _option(stage: Stage, name: str) -> Option:
+    return next(option for option in stage.options if option.name == name)
+
+
 def stage_command(stage: Stage, group: bool = False):
     """The command of a registered stage. As a group's callback (`sample`, which also has
     `sample validate`) nothing is required by the parser and missing values are checked here."""
@@ -164,6 +171,8 @@ def stage_command(stage: Stage, group: bool = False):
             option, kind = annotated.__metadata__[0], annotated.__origin__
             optional = Annotated[kind | None, option]
             params.append(inspect.Parameter(name, keyword, default=None, annotation=optional))
+    elif stage.source:  # one unit named by an option: no tile list
+        params.append(inspect.Parameter("out", keyword, annotation=Out))
     else:
         params += [inspect.Parameter("tiles", keyword, annotation=Tiles),
                    inspect.Parameter("out", keyword, annotation=Out)]  # fmt: skip
@@ -175,9 +184,18 @@ def stage_command(stage: Stage, group: bool = False):
         ctx = kwargs.pop("ctx", None)
         if ctx is not None and ctx.invoked_subcommand is not None:
             return
+        if stage.source:
+            kwargs["tiles"] = kwargs.get(_param(_option(stage, stage.source)))
         missing = [f"--{n}" for n in ("tiles", "out") if kwargs.get(n) is None]
         missing += [
             f"--{o.name}" for o in stage.options if o.required and kwargs.get(_param(o)) is None
+        ]
+        missing += [
+            f"--{o.name} (or --{o.required_unless})"
+            for o in stage.options
+            if o.required_unless
+            and kwargs.get(_param(o)) is None
+            and not kwargs.get(_param(_option(stage, o.required_unless)))
         ]
         if missing:
             raise fail(

@@ -500,6 +500,43 @@ class PolygoniseSettings(Section):
     format: Literal["gpkg", "fgb"] = Field("gpkg", description="GeoPackage or FlatGeobuf.")
 
 
+class EvaluateSettings(Section):
+    name: str = Field("evaluation", description="Report name: <out>/<name>/<name>.json, .html.")
+    classified: AbsolutePath | None = Field(None, description="The class map to evaluate.")
+    reference: AbsolutePath | None = Field(
+        None,
+        description="Reference classes: a raster (warped onto the map grid by nearest), "
+        "polygons (a pixel takes a polygon's class when its centre is inside) or points (a "
+        "point takes the class of the map pixel it falls in), in any CRS.",
+    )
+    field: str = Field("class", description="Class attribute of a vector reference.")
+    reference_classes: dict[int, int] = Field(
+        default_factory=dict,
+        description="Reference code -> map class where the legends differ, e.g. {0: 2, 1: 1}; "
+        "codes not listed are compared as they are.",
+    )
+    all_touched: bool = Field(
+        False, description="Polygons burn every pixel they touch, not only those whose centre."
+    )
+    design: Literal["auto", "simple", "stratified"] = Field(
+        "auto",
+        description="simple: the reference units as a simple random sample; stratified: a "
+        "stratified random sample whose strata are the map classes, for area-adjusted accuracy "
+        "and area (Olofsson et al. 2014); auto: stratified for points, simple otherwise.",
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="Level of confidence intervals.")
+    sample_design: bool = Field(
+        False,
+        description="Draw a stratified random sample of points from the map for labelling "
+        "instead of evaluating: <out>/<name>/<name>-sample.gpkg.",
+    )
+    sample_size: int = Field(500, ge=1, description="Sample points in all (sample_design).")
+    min_per_class: int = Field(
+        50, ge=2, description="Fewest points of a rare class (sample_design); capped by its pixels."
+    )
+    seed: int = Field(0, description="Seed of the sample design's draw.")
+
+
 class ClusterSettings(Section):
     placement_only: ClassVar[bool] = True
     scheduler: str | None = Field(
@@ -582,6 +619,9 @@ class Settings(Section):
     )
     polygonise: PolygoniseSettings = Field(
         default_factory=PolygoniseSettings, description="The polygonise stage: vector output."
+    )
+    evaluate: EvaluateSettings = Field(
+        default_factory=EvaluateSettings, description="The evaluate stage: accuracy and area."
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

@@ -92,6 +92,11 @@ def mosaic(out: Path, run: Tile) -> Path:
     return tile_dir(out, run) / f"{run.id}.tif"
 
 
+def report(out: Path, run: Tile, suffix: str) -> Path:
+    """A run-wide report: <out>/<name>/<name>.json, .html, .png, -sample.gpkg."""
+    return tile_dir(out, run) / f"{run.id}{suffix}"
+
+
 def denoised(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_water_denoised.tif"
 

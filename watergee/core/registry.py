@@ -244,5 +244,44 @@ STAGES: dict[str, Stage] = {
                 Option("format", "polygonise.format", str, "gpkg or fgb.", choices=("gpkg", "fgb")),
             ),
         ),
+        Stage(
+            "evaluate",
+            "watergee.stages.evaluate:evaluate",
+            ("evaluate",),
+            "Accuracy of a class map against reference rasters, polygons or points: confusion "
+            "matrix, kappa, per-class accuracy, F1 and IoU with confidence intervals, and "
+            "area-adjusted accuracy and class areas for a stratified sample (Olofsson et al. "
+            "2014); JSON and an HTML report.",
+            help="--sample-design draws the stratified sample to label instead. Written to "
+            "OUT/NAME/NAME.json, .html and .png (NAME-sample.gpkg for --sample-design).",
+            options=(
+                Option(
+                    "classified",
+                    "evaluate.classified",
+                    Path,
+                    "The class map to evaluate.",
+                    required=True,
+                ),
+                Option(
+                    "reference",
+                    "evaluate.reference",
+                    Path,
+                    "Reference raster, polygons or points with a class attribute.",
+                    required_unless="sample-design",
+                ),
+                Option("field", "evaluate.field", str, "Class attribute of a vector reference."),
+                Option(
+                    "sample-design",
+                    "evaluate.sample_design",
+                    bool,
+                    "Draw a stratified random sample of points to label instead.",
+                ),
+                Option("sample-size", "evaluate.sample_size", int, "Points in the sample design."),
+                Option("name", "evaluate.name", str, "Report name (default: evaluation)."),
+            ),
+            unit="evaluate.name",
+            source="classified",
+            variant="evaluate.sample_design",
+        ),
     )
 }

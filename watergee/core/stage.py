@@ -48,6 +48,8 @@ class Option:
     required: bool = False
     short: str | None = None
     choices: tuple[str, ...] = ()
+    #: Required unless this other option is given (evaluate's --reference, --sample-design).
+    required_unless: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class Stage:
     #: "tile": one task per tile; "run": one task for the whole tile list (a mosaic), whose
     #: unit is named by this dotted setting and has the tile list as its source.
     unit: str = "tile"
+    #: The option whose file is the run's one unit in place of a tile list (evaluate's
+    #: --classified); the stage then has no --tiles.
+    source: str | None = None
     #: Its outputs exist only for tiles given as band folders (a raster tile is its own stack).
     folder_tiles_only: bool = False
 
@@ -84,7 +89,11 @@ class Stage:
         """The name of this stage's per-tile record: one per variant value."""
         if self.variant is None:
             return self.name
-        return f"{self.name}-{setting_value(settings, self.variant)}"
+        value = setting_value(settings, self.variant)
+        if isinstance(value, bool):  # a switch: evaluate, evaluate-sample-design
+            switch = self.variant.split(".")[-1].replace("_", "-")
+            return f"{self.name}-{switch}" if value else self.name
+        return f"{self.name}-{value}"
 
     def work_folder(self, settings: Settings, out: Path) -> Path:
         """Where this stage finds the outputs of the stages before it."""
