@@ -11,6 +11,8 @@ from pathlib import Path
 from watergee.core.stage import Option, Stage
 
 GPU = {"GPU": 1}
+#: Product stages end by (re)writing the STAC Catalog of every Item under their --out.
+CATALOG = "watergee.io.stac:write_catalog"
 
 
 def _work(section: str) -> Option:
@@ -49,6 +51,7 @@ def _product_stage(
         "which raster of each tile otherwise.",
         options=(*options, _INPUT, _PRODUCT_WORK),
         work="product.work",
+        finish=CATALOG,
     )  # fmt: skip
 
 
@@ -129,6 +132,7 @@ STAGES: dict[str, Stage] = {
             ),
             work="classify.work",
             variant="classify.mode",
+            finish=CATALOG,
             resources=GPU,
         ),
         Stage(
@@ -168,6 +172,7 @@ STAGES: dict[str, Stage] = {
                 _PRODUCT_WORK,
             ),
             work="product.work",
+            finish=CATALOG,
         ),
         Stage(
             "merge",
@@ -187,6 +192,7 @@ STAGES: dict[str, Stage] = {
             ),
             work="product.work",
             unit="merge.name",
+            finish=CATALOG,
         ),
         _product_stage(
             "label-transfer",

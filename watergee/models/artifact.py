@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from watergee import __version__
 from watergee.core.atomic import atomic_path
 from watergee.core.errors import ModelError
+from watergee.io.stac import write_model_record
 from watergee.models.runtime import tensorflow
 from watergee.sampleset import ClassInfo
 
@@ -49,6 +50,7 @@ def write_metadata(folder: Path, metadata: ModelMetadata) -> Path:
     path = folder / METADATA
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
+    write_model_record(folder, metadata.model_dump(mode="json"))  # STAC MLM, for catalogues
     return path
 
 

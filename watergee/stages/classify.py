@@ -25,6 +25,7 @@ from watergee.io.raster import (
     read_codes,
     write_quicklook,
 )
+from watergee.io.stac import write_item
 from watergee.io.vector import read_points
 from watergee.models.artifact import check_channels, read_metadata
 from watergee.models.inference import predict_windows
@@ -170,6 +171,7 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         look = layout.quicklook(out, tile, opts.mode)
         write_quicklook(target, look)
         outputs.append(look)
+    outputs.append(write_item(target, sources, "classify"))
     log.info("%s: classified (%s, %s, window %d px)", tile.id, opts.mode,
              predictor.metadata.kind, side)  # fmt: skip
     return StageResult(inputs, outputs, {"mode": opts.mode, "window": side})

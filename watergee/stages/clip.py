@@ -24,6 +24,7 @@ from watergee.io.raster import (
     open_raster,
     read_band,
 )
+from watergee.io.stac import write_item
 from watergee.ownership import Bounds, owned_regions
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ def clip(tile: Tile, settings: Settings, out: Path) -> StageResult:
     log.info(
         "%s: %d of %d px kept (%s)", tile.id, kept, grid.width * grid.height, settings.clip.rule
     )
+    item = write_item(target, [source], "clip")
     return StageResult(
-        inputs, [target], {"pixels": kept, "crop": [crop.col, crop.row, crop.width, crop.height]}
+        inputs,
+        [target, item],
+        {"pixels": kept, "crop": [crop.col, crop.row, crop.width, crop.height]},
     )

@@ -15,6 +15,7 @@ from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.raster import BandSpec, create_geotiff, grid_of, iter_windows, read_band
+from watergee.io.stac import write_item
 
 log = logging.getLogger(__name__)
 
@@ -40,4 +41,5 @@ def extract(tile: Tile, settings: Settings, out: Path) -> StageResult:
             found += int((block == shown).sum()) if shown else 0
             writer.write(w, block)
     log.info("%s: class %d on %d px", tile.id, opts.class_id, found)
-    return StageResult([source], [target], {"pixels": found})
+    item = write_item(target, [source], "extract")
+    return StageResult([source], [target, item], {"pixels": found})

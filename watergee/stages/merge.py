@@ -12,6 +12,7 @@ from watergee.core.config import Settings
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.raster import ClassStyle, create_geotiff, iter_windows
+from watergee.io.stac import write_item
 from watergee.mosaic import Mosaicker, open_sources, target_grid
 from watergee.sentinel2 import read_tiles
 
@@ -45,5 +46,6 @@ def merge(run: Tile, settings: Settings, out: Path) -> StageResult:
     log.info(
         "%s: %d tiles, %d x %d px in %s", run.id, len(tiles), grid.width, grid.height, opts.crs
     )
-    return StageResult([run.source, *paths], [target], {"tiles": len(tiles),
+    item = write_item(target, paths, "merge")
+    return StageResult([run.source, *paths], [target, item], {"tiles": len(tiles),
                        "size": [grid.width, grid.height]})  # fmt: skip

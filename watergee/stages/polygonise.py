@@ -11,6 +11,7 @@ from watergee.core.config import Settings
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.raster import grid_of
+from watergee.io.stac import write_item
 from watergee.io.vector import polygonise as polygonise_band
 
 log = logging.getLogger(__name__)
@@ -24,4 +25,5 @@ def polygonise(tile: Tile, settings: Settings, out: Path) -> StageResult:
     count, area = polygonise_band(ds.GetRasterBand(1), target, grid_of(ds).crs_wkt,
                                   opts.classes, opts.min_area, names)  # fmt: skip
     log.info("%s: %d polygons, %.0f m2", tile.id, count, area)
-    return StageResult([source], [target], {"polygons": count, "area_m2": area})
+    item = write_item(target, [source], "polygonise")
+    return StageResult([source], [target, item], {"polygons": count, "area_m2": area})

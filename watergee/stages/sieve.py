@@ -16,6 +16,7 @@ from watergee.core.errors import OutputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.raster import create_geotiff, gdal_reason, grid_of
+from watergee.io.stac import write_item
 
 log = logging.getLogger(__name__)
 
@@ -45,4 +46,5 @@ def sieve(tile: Tile, settings: Settings, out: Path) -> StageResult:
         except RuntimeError as exc:
             raise OutputError(f"{target}: sieve failed ({gdal_reason(exc)})") from None
     log.info("%s: sieved below %d px (%d-connected)", tile.id, threshold, connectivity)
-    return StageResult([source], [target], {"threshold_px": threshold})
+    item = write_item(target, [source], "sieve")
+    return StageResult([source], [target, item], {"threshold_px": threshold})

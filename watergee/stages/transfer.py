@@ -15,6 +15,7 @@ from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.raster import BandSpec, create_geotiff, grid_of, iter_windows, read_band
+from watergee.io.stac import write_item
 
 log = logging.getLogger(__name__)
 
@@ -48,4 +49,5 @@ def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
             )
     log.info("%s: codes %s", tile.id, lookup)
     inputs = [source, *([settings.transfer.table_file] if settings.transfer.table_file else [])]
-    return StageResult(inputs, [target], {"table": {str(k): v for k, v in lookup.items()}})
+    item = write_item(target, [source], "label-transfer")
+    return StageResult(inputs, [target, item], {"table": {str(k): v for k, v in lookup.items()}})

@@ -1,0 +1,279 @@
+"""A country-sized case: watergee's product chain against the plain GDAL commands.
+
+Synthesises classified Sentinel-2 tiles with the real MGRS geometry (109.8 km squares, 9.8 km
+overlaps) in two UTM zones on either side of 12 E (zone 32 columns P Q, zone 33 columns T U,
+rows 5700-6100 km), then runs, each as its own process, timed, with its peak RSS (the process
+and the children it waited for, from wait4):
+
+    step        watergee                              GDAL command line
+    clip        clip --tiles (MGRS owner rule)        gdal_translate -projwin <square> per tile
+    merge       merge --input clipped (EPSG:3035 COG) gdalwarp -t_srs EPSG:3035 -tap -of COG
+    aoi         clip --rule none --aoi boundary       gdalwarp -cutline -crop_to_cutline
+    extract     extract --class 1                     gdal_calc.py "A==1"
+    sieve       sieve --min-size 64 --connectivity 8  gdal_sieve.py -st 64 -8
+    polygonise  polygonise --class 1                  gdal_polygonize.py -8
+
+and compares the results where both compute the same thing. watergee runs on a local cluster of
+threads in one process (`cluster.processes: false`), so its RSS is the whole run's.
+
+    python benchmarks/national.py --tiles 16 [--pixel 10] [--folder /tmp/national]
+
+`--pixel 40` keeps the geometry and makes every tile 2745 px a side (1/16 of the pixels): a
+quick rehearsal of the same chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+gdal.UseExceptions()
+
+#: 16 tiles: zone 32 columns P, Q and zone 33 columns T, U over four rows each (band U).
+ZONE32 = [f"T32U{c}{r}" for r in "DEFG" for c in "PQ"]
+ZONE33 = [f"T33U{c}{r}" for r in "TUVW" for c in "TU"]
+#: The 4-tile case: the two middle rows of the columns that meet at 12 E.
+FOUR = ["T32UQE", "T32UQF", "T33UTU", "T33UTV"]
+BIN = Path(sys.executable).parent
+
+
+def tiles_for(count: int) -> list[str]:
+    if count == 4:
+        return FOUR
+    if count == 16:
+        return ZONE32 + ZONE33
+    raise SystemExit("--tiles must be 4 or 16")
+
+
+def write_tile(path: Path, name: str, pixel: float, seed: int) -> None:
+    """Class codes 1-4 in blocks of 32 px, with 1 % of pixels flipped to another class (the
+    speckle that sieve removes); written row band by row band, never whole."""
+    from watergee import mgrs
+
+    square = mgrs.parse(name)
+    left, _, right, top = square.tile_bounds
+    size = round((right - left) / pixel)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(square.epsg)
+    ds = gdal.GetDriverByName("GTiff").Create(
+        str(path), size, size, 1, gdal.GDT_Byte,
+        ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"],
+    )  # fmt: skip
+    ds.SetGeoTransform((left, pixel, 0, top, 0, -pixel))
+    ds.SetProjection(srs.ExportToWkt())
+    band = ds.GetRasterBand(1)
+    band.SetNoDataValue(255)
+    band.SetMetadata({"CLASS_1": "water", "CLASS_2": "forest", "CLASS_3": "crops",
+                      "CLASS_4": "built-up"})  # fmt: skip
+    rng = np.random.default_rng(seed)
+    block = 32
+    coarse = rng.integers(1, 5, (-(-size // block), -(-size // block)), dtype=np.uint8)
+    rows = 1024
+    for row in range(0, size, rows):
+        height = min(rows, size - row)
+        lines = np.repeat(coarse[row // block : -(-(row + height) // block)], block, axis=0)
+        lines = np.repeat(lines, block, axis=1)[row % block : row % block + height, :size]
+        flip = rng.random(lines.shape) < 0.01
+        lines = np.where(flip, rng.integers(1, 5, lines.shape, dtype=np.uint8), lines)
+        band.WriteArray(lines, 0, row)
+    ds = None
+
+
+def write_boundary(path: Path, names: list[str]) -> None:
+    """A 'country': an ellipse in longitude/latitude inside the tiles' extent."""
+    from watergee import mgrs
+
+    lonlat = osr.SpatialReference()
+    lonlat.ImportFromEPSG(4326)
+    lonlat.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    corners = []
+    for name in names:
+        square = mgrs.parse(name)
+        utm = osr.SpatialReference()
+        utm.ImportFromEPSG(square.epsg)
+        utm.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        to_lonlat = osr.CoordinateTransformation(utm, lonlat)
+        west, south, east, north = square.bounds
+        corners += [to_lonlat.TransformPoint(x, y)[:2] for x in (west, east) for y in (south, north)]
+    lons, lats = np.array(corners).T
+    cx, cy = (lons.min() + lons.max()) / 2, (lats.min() + lats.max()) / 2
+    rx, ry = 0.42 * (lons.max() - lons.min()), 0.42 * (lats.max() - lats.min())
+    angles = np.linspace(0, 2 * np.pi, 721)
+    ring = ", ".join(f"{cx + rx * np.cos(a)} {cy + ry * np.sin(a)}" for a in angles)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = ds.CreateLayer("country", lonlat, ogr.wkbPolygon)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON (({ring}))"))
+    layer.CreateFeature(feature)
+    ds = None
+
+
+def measure(command: list[str], log: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in GiB) of one command and the children it waited for."""
+    start = time.perf_counter()
+    with log.open("a") as out:
+        out.write("$ " + " ".join(command) + "\n")
+        out.flush()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if process.returncode:
+        raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}; see {log}")
+    return seconds, usage.ru_maxrss / 2**20
+
+
+def measure_all(commands: list[list[str]], log: Path) -> tuple[float, float]:
+    """Commands run one after the other: total time, largest peak."""
+    results = [measure(c, log) for c in commands]
+    return sum(r[0] for r in results), max(r[1] for r in results)
+
+
+def same_pixels(a: Path, b: Path) -> str:
+    """The share of equal pixels over the two rasters' common extent (same CRS and pixel)."""
+    da, db = gdal.Open(str(a)), gdal.Open(str(b))
+    ta, tb = da.GetGeoTransform(), db.GetGeoTransform()
+    if abs(ta[1] - tb[1]) > 1e-9:
+        return "different pixel sizes"
+    x0, y0 = max(ta[0], tb[0]), min(ta[3], tb[3])
+    x1 = min(ta[0] + ta[1] * da.RasterXSize, tb[0] + tb[1] * db.RasterXSize)
+    y1 = max(ta[3] + ta[5] * da.RasterYSize, tb[3] + tb[5] * db.RasterYSize)
+    width, height = round((x1 - x0) / ta[1]), round((y0 - y1) / ta[1])
+    oa = (round((x0 - ta[0]) / ta[1]), round((ta[3] - y0) / ta[1]))
+    ob = (round((x0 - tb[0]) / tb[1]), round((tb[3] - y0) / tb[1]))
+    equal = total = 0
+    for row in range(0, height, 2048):
+        h = min(2048, height - row)
+        pa = da.GetRasterBand(1).ReadAsArray(oa[0], oa[1] + row, width, h)
+        pb = db.GetRasterBand(1).ReadAsArray(ob[0], ob[1] + row, width, h)
+        equal += int((pa == pb).sum())
+        total += pa.size
+    return f"{100 * equal / total:.4f} % of {total / 1e6:,.0f} Mpx equal"
+
+
+def polygon_summary(path: Path, field: str, code: int) -> tuple[int, float]:
+    ds = ogr.Open(str(path))
+    layer = ds.GetLayer(0)
+    layer.SetAttributeFilter(f'"{field}" = {code}')
+    count, area = 0, 0.0
+    for feature in layer:
+        count += 1
+        area += feature.GetGeometryRef().GetArea()
+    return count, area
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiles", type=int, default=16, choices=(4, 16))
+    parser.add_argument("--pixel", type=float, default=10.0, help="10: real 10980 px tiles")
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/watergee-national"))
+    parser.add_argument("--keep", action="store_true", help="keep the folder afterwards")
+    args = parser.parse_args()
+    names = tiles_for(args.tiles)
+    root = args.folder / f"{args.tiles}-tiles-{args.pixel:g}m"
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "tiles").mkdir(parents=True)
+    log = root / "commands.log"
+    start = time.perf_counter()
+    for k, name in enumerate(names):
+        write_tile(root / "tiles" / f"{name}_20230715T101031.tif", name, args.pixel, k)
+    tile_paths = sorted((root / "tiles").glob("*.tif"))
+    (root / "tiles.txt").write_text("".join(f"{p}\n" for p in tile_paths))
+    write_boundary(root / "country.gpkg", names)
+    size = gdal.Open(str(tile_paths[0])).RasterXSize
+    print(f"{len(names)} tiles of {size} x {size} px at {args.pixel:g} m "
+          f"({len(names) * size * size / 1e9:.2f} Gpx) written in "
+          f"{time.perf_counter() - start:.0f} s; GDAL {gdal.__version__}, "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
+
+    wg = [str(BIN / "watergee"), "-q"]
+    run = ["--set", "cluster.processes=false", "--workers", "2", "--set",
+           "cluster.gdal_cache_mb=256"]  # fmt: skip
+    work, products, gd = root / "work", root / "products", root / "gdal"
+    gd.mkdir()
+    mosaic_list = root / "mosaic.txt"
+    mosaic_list.write_text(f"{products / 'mosaic' / 'mosaic.tif'}\n")
+    co = ["-co", "TILED=YES", "-co", "COMPRESS=DEFLATE", "-co", "BIGTIFF=IF_SAFER"]
+    cache = ["--config", "GDAL_CACHEMAX", "256"]
+    rows = []
+
+    def step(name, ours, theirs, compare=None):
+        a = measure(ours, log)
+        b = measure_all(theirs, log) if isinstance(theirs[0], list) else measure(theirs, log)
+        rows.append((name, a, b, compare() if compare else ""))
+        print(f"{name:<11} watergee {a[0]:7.1f} s {a[1]:5.2f} GiB | GDAL {b[0]:7.1f} s "
+              f"{b[1]:5.2f} GiB | time x{a[0] / b[0]:.2f} | {rows[-1][3]}", flush=True)  # fmt: skip
+
+    from watergee import mgrs
+
+    def gdal_clip(path: Path) -> list[str]:
+        square = mgrs.parse(path.name)
+        west, south, east, north = square.bounds
+        return [str(BIN / "gdal_translate") if (BIN / "gdal_translate").exists()
+                else "gdal_translate", *cache, "-q", "-projwin", str(west), str(north),
+                str(east), str(south), *co, str(path), str(gd / f"{path.stem}_clipped.tif")]  # fmt: skip
+
+    step("clip", [*wg, "clip", "--tiles", str(root / "tiles.txt"), "--out", str(work), *run],
+         [gdal_clip(p) for p in tile_paths],
+         lambda: same_pixels(work / tile_paths[0].stem / f"{tile_paths[0].stem}_clipped.tif",
+                             gd / f"{tile_paths[0].stem}_clipped.tif"))  # fmt: skip
+    clipped = sorted(str(p) for p in gd.glob("*_clipped.tif"))
+    step("merge", [*wg, "merge", "--tiles", str(root / "tiles.txt"), "--out", str(products),
+                   "--work", str(work), "--input", "clipped", *run],
+         ["gdalwarp", *cache, "-q", "-t_srs", "EPSG:3035", "-tr", "10", "10", "-tap", "-r",
+          "near", "-dstnodata", "255", "-multi", "-wo", "NUM_THREADS=ALL_CPUS", "-wm", "256",
+          "-of", "COG", "-co", "COMPRESS=DEFLATE", "-co", "BIGTIFF=IF_SAFER", "-co",
+          "OVERVIEW_RESAMPLING=MODE", "-co", "NUM_THREADS=ALL_CPUS", *clipped,
+          str(gd / "mosaic.tif")],
+         lambda: same_pixels(products / "mosaic" / "mosaic.tif", gd / "mosaic.tif"))  # fmt: skip
+    country = root / "country.gpkg"
+    step("aoi", [*wg, "clip", "--tiles", str(mosaic_list), "--out", str(products), "--rule",
+                 "none", "--aoi", str(country), *run],
+         ["gdalwarp", *cache, "-q", "-cutline", str(country), "-crop_to_cutline", "-dstnodata",
+          "255", "-multi", "-wo", "NUM_THREADS=ALL_CPUS", *co, str(products / "mosaic" /
+          "mosaic.tif"), str(gd / "aoi.tif")],
+         lambda: same_pixels(products / "mosaic" / "mosaic_clipped.tif", gd / "aoi.tif"))  # fmt: skip
+    step("extract", [*wg, "extract", "--tiles", str(mosaic_list), "--out", str(products),
+                     "--class", "1", "--input", "clipped", *run],
+         [str(BIN / "python"), "-m", "osgeo_utils.gdal_calc", "--quiet", "-A",
+          str(products / "mosaic" / "mosaic_clipped.tif"), "--calc", "A==1", "--NoDataValue",
+          "255", "--type", "Byte", "--co", "TILED=YES", "--co", "COMPRESS=DEFLATE", "--co",
+          "BIGTIFF=IF_SAFER", "--outfile", str(gd / "water.tif")],
+         lambda: same_pixels(products / "mosaic" / "mosaic_class1.tif", gd / "water.tif"))  # fmt: skip
+    step("sieve", [*wg, "sieve", "--tiles", str(mosaic_list), "--out", str(products),
+                   "--min-size", "64", "--connectivity", "8", "--input", "clipped", *run],
+         [str(BIN / "python"), "-m", "osgeo_utils.gdal_sieve", "-q", "-st", "64", "-8", "-of",
+          "GTiff", str(products / "mosaic" / "mosaic_clipped.tif"), str(gd / "sieved.tif")],
+         lambda: same_pixels(products / "mosaic" / "mosaic_sieved.tif", gd / "sieved.tif"))  # fmt: skip
+
+    def polygons() -> str:
+        ours = polygon_summary(products / "mosaic" / "mosaic_polygons.gpkg", "class", 1)
+        theirs = polygon_summary(gd / "polygons.gpkg", "DN", 1)
+        return (f"class 1: {ours[0]:,} vs {theirs[0]:,} polygons, "
+                f"{ours[1] / 1e6:,.3f} vs {theirs[1] / 1e6:,.3f} km2")  # fmt: skip
+
+    step("polygonise", [*wg, "polygonise", "--tiles", str(mosaic_list), "--out", str(products),
+                        "--class", "1", "--input", "sieved", *run],
+         [str(BIN / "python"), "-m", "osgeo_utils.gdal_polygonize", "-q", "-8",
+          str(gd / "sieved.tif"), "-f", "GPKG", str(gd / "polygons.gpkg"), "polygons", "DN"],
+         polygons)  # fmt: skip
+    summary = [{"step": n, "watergee_s": a[0], "watergee_gib": a[1], "gdal_s": b[0],
+                "gdal_gib": b[1], "same": s} for n, a, b, s in rows]  # fmt: skip
+    (root / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"summary: {root / 'summary.json'}")
+    if not args.keep:
+        shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
