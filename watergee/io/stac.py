@@ -147,11 +147,15 @@ def _vector_facts(path: Path) -> dict[str, Any]:
     srs = layer.GetSpatialRef()
     west, east, south, north = layer.GetExtent()
     names: dict[int, str] = {}
-    result = ds.ExecuteSQL(f'SELECT DISTINCT "class", "name" FROM "{layer.GetName()}"')
+    result = ds.ExecuteSQL(f'SELECT DISTINCT "class" FROM "{layer.GetName()}"')
+    codes = [int(f.GetField(0)) for f in result] if result is not None else []
     if result is not None:
-        for feature in result:
-            names[int(feature.GetField(0))] = feature.GetField(1) or ""
         ds.ReleaseResultSet(result)
+    for code in codes:  # the name of a class from its first polygon
+        layer.SetAttributeFilter(f'"class" = {code}')
+        feature = layer.GetNextFeature()
+        names[code] = (feature.GetField("name") if feature else "") or ""
+    layer.SetAttributeFilter(None)
     return {"srs": srs.ExportToWkt() if srs else "", "bounds": (west, south, east, north),
             "names": names, "features": layer.GetFeatureCount()}  # fmt: skip
 
