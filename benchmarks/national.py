@@ -2,8 +2,9 @@
 
 Synthesises classified Sentinel-2 tiles with the real MGRS geometry (109.8 km squares, 9.8 km
 overlaps) in two UTM zones on either side of 12 E (zone 32 columns P Q, zone 33 columns T U,
-rows 5700-6100 km), then runs, each as its own process, timed, with its peak RSS (the process
-and the children it waited for, from wait4):
+rows 5800-6200 km), then runs, each as its own process, timed, with its peak RSS (the largest
+sum of resident memory over the process and its children, sampled every 50 ms, or the
+process's own high-water mark if larger):
 
     step        watergee                              GDAL command line
     clip        clip --tiles (MGRS owner rule)        gdal_translate -projwin <square> per tile
@@ -38,11 +39,13 @@ from osgeo import gdal, ogr, osr
 
 gdal.UseExceptions()
 
-#: 16 tiles: zone 32 columns P, Q and zone 33 columns T, U over four rows each (band U).
+#: 16 tiles: zone 32 columns P, Q and zone 33 columns T, U over the same four rows of 100 km
+#: (northing 5800-6200 km; row letters differ between odd and even zones).
 ZONE32 = [f"T32U{c}{r}" for r in "DEFG" for c in "PQ"]
-ZONE33 = [f"T33U{c}{r}" for r in "TUVW" for c in "TU"]
-#: The 4-tile case: the two middle rows of the columns that meet at 12 E.
-FOUR = ["T32UQE", "T32UQF", "T33UTU", "T33UTV"]
+ZONE33 = [f"T33U{c}{r}" for r in "UVAB" for c in "TU"]
+#: The 4-tile case: two rows of the zone-32 and zone-33 columns nearest 12 E on their own side
+#: (between them lies a sliver owned by the absent tiles T32UQ* and T33UT*).
+FOUR = ["T32UPD", "T32UPE", "T33UUU", "T33UUV"]
 BIN = Path(sys.executable).parent
 
 
@@ -65,15 +68,20 @@ def write_tile(path: Path, name: str, pixel: float, seed: int) -> None:
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(square.epsg)
     ds = gdal.GetDriverByName("GTiff").Create(
-        str(path), size, size, 1, gdal.GDT_Byte,
+        str(path),
+        size,
+        size,
+        1,
+        gdal.GDT_Byte,
         ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"],
-    )  # fmt: skip
+    )
     ds.SetGeoTransform((left, pixel, 0, top, 0, -pixel))
     ds.SetProjection(srs.ExportToWkt())
     band = ds.GetRasterBand(1)
     band.SetNoDataValue(255)
-    band.SetMetadata({"CLASS_1": "water", "CLASS_2": "forest", "CLASS_3": "crops",
-                      "CLASS_4": "built-up"})  # fmt: skip
+    band.SetMetadata(
+        {"CLASS_1": "water", "CLASS_2": "forest", "CLASS_3": "crops", "CLASS_4": "built-up"}
+    )
     rng = np.random.default_rng(seed)
     block = 32
     coarse = rng.integers(1, 5, (-(-size // block), -(-size // block)), dtype=np.uint8)
@@ -103,7 +111,9 @@ def write_boundary(path: Path, names: list[str]) -> None:
         utm.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         to_lonlat = osr.CoordinateTransformation(utm, lonlat)
         west, south, east, north = square.bounds
-        corners += [to_lonlat.TransformPoint(x, y)[:2] for x in (west, east) for y in (south, north)]
+        corners += [
+            to_lonlat.TransformPoint(x, y)[:2] for x in (west, east) for y in (south, north)
+        ]
     lons, lats = np.array(corners).T
     cx, cy = (lons.min() + lons.max()) / 2, (lats.min() + lats.max()) / 2
     rx, ry = 0.42 * (lons.max() - lons.min()), 0.42 * (lats.max() - lats.min())
@@ -117,19 +127,50 @@ def write_boundary(path: Path, names: list[str]) -> None:
     ds = None
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _memory_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def measure(command: list[str], log: Path) -> tuple[float, float]:
-    """(seconds, peak RSS in GiB) of one command and the children it waited for."""
+    """(seconds, peak RSS in GiB) of one command and its children."""
     start = time.perf_counter()
+    peak = 0
     with log.open("a") as out:
         out.write("$ " + " ".join(command) + "\n")
         out.flush()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        while process.poll() is None:
+            total = sum(_memory_kib(p, "VmRSS:") for p in _tree(process.pid))
+            peak = max(peak, total, _memory_kib(process.pid, "VmHWM:"))
+            time.sleep(0.05)
     seconds = time.perf_counter() - start
     if process.returncode:
         raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}; see {log}")
-    return seconds, usage.ru_maxrss / 2**20
+    return seconds, peak / 2**20
 
 
 def measure_all(commands: list[list[str]], log: Path) -> tuple[float, float]:
@@ -138,8 +179,9 @@ def measure_all(commands: list[list[str]], log: Path) -> tuple[float, float]:
     return sum(r[0] for r in results), max(r[1] for r in results)
 
 
-def same_pixels(a: Path, b: Path) -> str:
-    """The share of equal pixels over the two rasters' common extent (same CRS and pixel)."""
+def same_pixels(a: Path, b: Path, where_a_has_data: bool = False) -> str:
+    """The share of equal pixels over the two rasters' common extent (same CRS and pixel);
+    optionally only where `a` has data (the GDAL crop knows no zone rule)."""
     da, db = gdal.Open(str(a)), gdal.Open(str(b))
     ta, tb = da.GetGeoTransform(), db.GetGeoTransform()
     if abs(ta[1] - tb[1]) > 1e-9:
@@ -155,9 +197,11 @@ def same_pixels(a: Path, b: Path) -> str:
         h = min(2048, height - row)
         pa = da.GetRasterBand(1).ReadAsArray(oa[0], oa[1] + row, width, h)
         pb = db.GetRasterBand(1).ReadAsArray(ob[0], ob[1] + row, width, h)
-        equal += int((pa == pb).sum())
-        total += pa.size
-    return f"{100 * equal / total:.4f} % of {total / 1e6:,.0f} Mpx equal"
+        keep = pa != 255 if where_a_has_data else np.ones(pa.shape, bool)
+        equal += int((pa == pb)[keep].sum())
+        total += int(keep.sum())
+    what = " where watergee has data" if where_a_has_data else ""
+    return f"{100 * equal / max(total, 1):.4f} % of {total / 1e6:,.1f} Mpx equal{what}"
 
 
 def polygon_summary(path: Path, field: str, code: int) -> tuple[int, float]:
@@ -191,84 +235,277 @@ def main() -> None:
     (root / "tiles.txt").write_text("".join(f"{p}\n" for p in tile_paths))
     write_boundary(root / "country.gpkg", names)
     size = gdal.Open(str(tile_paths[0])).RasterXSize
-    print(f"{len(names)} tiles of {size} x {size} px at {args.pixel:g} m "
-          f"({len(names) * size * size / 1e9:.2f} Gpx) written in "
-          f"{time.perf_counter() - start:.0f} s; GDAL {gdal.__version__}, "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"{len(names)} tiles of {size} x {size} px at {args.pixel:g} m "
+        f"({len(names) * size * size / 1e9:.2f} Gpx) written in "
+        f"{time.perf_counter() - start:.0f} s; GDAL {gdal.__version__}, "
+        f"{os.cpu_count()} CPUs"
+    )
 
     wg = [str(BIN / "watergee"), "-q"]
-    run = ["--set", "cluster.processes=false", "--workers", "2", "--set",
-           "cluster.gdal_cache_mb=256"]  # fmt: skip
+    run = [
+        "--set",
+        "cluster.processes=false",
+        "--workers",
+        "2",
+        "--set",
+        "cluster.gdal_cache_mb=256",
+    ]
     work, products, gd = root / "work", root / "products", root / "gdal"
     gd.mkdir()
     mosaic_list = root / "mosaic.txt"
     mosaic_list.write_text(f"{products / 'mosaic' / 'mosaic.tif'}\n")
     co = ["-co", "TILED=YES", "-co", "COMPRESS=DEFLATE", "-co", "BIGTIFF=IF_SAFER"]
     cache = ["--config", "GDAL_CACHEMAX", "256"]
+    pixel = f"{args.pixel:g}"
     rows = []
 
     def step(name, ours, theirs, compare=None):
         a = measure(ours, log)
         b = measure_all(theirs, log) if isinstance(theirs[0], list) else measure(theirs, log)
         rows.append((name, a, b, compare() if compare else ""))
-        print(f"{name:<11} watergee {a[0]:7.1f} s {a[1]:5.2f} GiB | GDAL {b[0]:7.1f} s "
-              f"{b[1]:5.2f} GiB | time x{a[0] / b[0]:.2f} | {rows[-1][3]}", flush=True)  # fmt: skip
+        print(
+            f"{name:<11} watergee {a[0]:7.1f} s {a[1]:5.2f} GiB | GDAL {b[0]:7.1f} s "
+            f"{b[1]:5.2f} GiB | time x{a[0] / b[0]:.2f} | {rows[-1][3]}",
+            flush=True,
+        )
 
     from watergee import mgrs
 
     def gdal_clip(path: Path) -> list[str]:
         square = mgrs.parse(path.name)
         west, south, east, north = square.bounds
-        return [str(BIN / "gdal_translate") if (BIN / "gdal_translate").exists()
-                else "gdal_translate", *cache, "-q", "-projwin", str(west), str(north),
-                str(east), str(south), *co, str(path), str(gd / f"{path.stem}_clipped.tif")]  # fmt: skip
+        return [
+            str(BIN / "gdal_translate") if (BIN / "gdal_translate").exists() else "gdal_translate",
+            *cache,
+            "-q",
+            "-projwin",
+            str(west),
+            str(north),
+            str(east),
+            str(south),
+            *co,
+            str(path),
+            str(gd / f"{path.stem}_clipped.tif"),
+        ]
 
-    step("clip", [*wg, "clip", "--tiles", str(root / "tiles.txt"), "--out", str(work), *run],
-         [gdal_clip(p) for p in tile_paths],
-         lambda: same_pixels(work / tile_paths[0].stem / f"{tile_paths[0].stem}_clipped.tif",
-                             gd / f"{tile_paths[0].stem}_clipped.tif"))  # fmt: skip
+    step(
+        "clip",
+        [*wg, "clip", "--tiles", str(root / "tiles.txt"), "--out", str(work), *run],
+        [gdal_clip(p) for p in tile_paths],
+        lambda: same_pixels(
+            work / tile_paths[0].stem / f"{tile_paths[0].stem}_clipped.tif",
+            gd / f"{tile_paths[0].stem}_clipped.tif",
+            True,
+        ),
+    )
     clipped = sorted(str(p) for p in gd.glob("*_clipped.tif"))
-    step("merge", [*wg, "merge", "--tiles", str(root / "tiles.txt"), "--out", str(products),
-                   "--work", str(work), "--input", "clipped", *run],
-         ["gdalwarp", *cache, "-q", "-t_srs", "EPSG:3035", "-tr", "10", "10", "-tap", "-r",
-          "near", "-dstnodata", "255", "-multi", "-wo", "NUM_THREADS=ALL_CPUS", "-wm", "256",
-          "-of", "COG", "-co", "COMPRESS=DEFLATE", "-co", "BIGTIFF=IF_SAFER", "-co",
-          "OVERVIEW_RESAMPLING=MODE", "-co", "NUM_THREADS=ALL_CPUS", *clipped,
-          str(gd / "mosaic.tif")],
-         lambda: same_pixels(products / "mosaic" / "mosaic.tif", gd / "mosaic.tif"))  # fmt: skip
+    step(
+        "merge",
+        [
+            *wg,
+            "merge",
+            "--tiles",
+            str(root / "tiles.txt"),
+            "--out",
+            str(products),
+            "--work",
+            str(work),
+            "--input",
+            "clipped",
+            "--set",
+            f"merge.resolution={args.pixel}",
+            *run,
+        ],
+        [
+            "gdalwarp",
+            *cache,
+            "-q",
+            "-t_srs",
+            "EPSG:3035",
+            "-tr",
+            pixel,
+            pixel,
+            "-tap",
+            "-r",
+            "near",
+            "-dstnodata",
+            "255",
+            "-multi",
+            "-wo",
+            "NUM_THREADS=ALL_CPUS",
+            "-wm",
+            "256",
+            "-of",
+            "COG",
+            "-co",
+            "COMPRESS=DEFLATE",
+            "-co",
+            "BIGTIFF=IF_SAFER",
+            "-co",
+            "OVERVIEW_RESAMPLING=MODE",
+            "-co",
+            "NUM_THREADS=ALL_CPUS",
+            *clipped,
+            str(gd / "mosaic.tif"),
+        ],
+        lambda: same_pixels(products / "mosaic" / "mosaic.tif", gd / "mosaic.tif", True),
+    )
     country = root / "country.gpkg"
-    step("aoi", [*wg, "clip", "--tiles", str(mosaic_list), "--out", str(products), "--rule",
-                 "none", "--aoi", str(country), *run],
-         ["gdalwarp", *cache, "-q", "-cutline", str(country), "-crop_to_cutline", "-dstnodata",
-          "255", "-multi", "-wo", "NUM_THREADS=ALL_CPUS", *co, str(products / "mosaic" /
-          "mosaic.tif"), str(gd / "aoi.tif")],
-         lambda: same_pixels(products / "mosaic" / "mosaic_clipped.tif", gd / "aoi.tif"))  # fmt: skip
-    step("extract", [*wg, "extract", "--tiles", str(mosaic_list), "--out", str(products),
-                     "--class", "1", "--input", "clipped", *run],
-         [str(BIN / "python"), "-m", "osgeo_utils.gdal_calc", "--quiet", "-A",
-          str(products / "mosaic" / "mosaic_clipped.tif"), "--calc", "A==1", "--NoDataValue",
-          "255", "--type", "Byte", "--co", "TILED=YES", "--co", "COMPRESS=DEFLATE", "--co",
-          "BIGTIFF=IF_SAFER", "--outfile", str(gd / "water.tif")],
-         lambda: same_pixels(products / "mosaic" / "mosaic_class1.tif", gd / "water.tif"))  # fmt: skip
-    step("sieve", [*wg, "sieve", "--tiles", str(mosaic_list), "--out", str(products),
-                   "--min-size", "64", "--connectivity", "8", "--input", "clipped", *run],
-         [str(BIN / "python"), "-m", "osgeo_utils.gdal_sieve", "-q", "-st", "64", "-8", "-of",
-          "GTiff", str(products / "mosaic" / "mosaic_clipped.tif"), str(gd / "sieved.tif")],
-         lambda: same_pixels(products / "mosaic" / "mosaic_sieved.tif", gd / "sieved.tif"))  # fmt: skip
+    step(
+        "aoi",
+        [
+            *wg,
+            "clip",
+            "--tiles",
+            str(mosaic_list),
+            "--out",
+            str(products),
+            "--rule",
+            "none",
+            "--aoi",
+            str(country),
+            *run,
+        ],
+        [
+            "gdalwarp",
+            *cache,
+            "-q",
+            "-cutline",
+            str(country),
+            "-crop_to_cutline",
+            "-dstnodata",
+            "255",
+            "-multi",
+            "-wo",
+            "NUM_THREADS=ALL_CPUS",
+            *co,
+            str(products / "mosaic" / "mosaic.tif"),
+            str(gd / "aoi.tif"),
+        ],
+        lambda: same_pixels(products / "mosaic" / "mosaic_clipped.tif", gd / "aoi.tif"),
+    )
+    step(
+        "extract",
+        [
+            *wg,
+            "extract",
+            "--tiles",
+            str(mosaic_list),
+            "--out",
+            str(products),
+            "--class",
+            "1",
+            "--input",
+            "clipped",
+            *run,
+        ],
+        [
+            str(BIN / "python"),
+            "-m",
+            "osgeo_utils.gdal_calc",
+            "--quiet",
+            "-A",
+            str(products / "mosaic" / "mosaic_clipped.tif"),
+            "--calc",
+            "A==1",
+            "--NoDataValue",
+            "255",
+            "--type",
+            "Byte",
+            "--co",
+            "TILED=YES",
+            "--co",
+            "COMPRESS=DEFLATE",
+            "--co",
+            "BIGTIFF=IF_SAFER",
+            "--outfile",
+            str(gd / "water.tif"),
+        ],
+        lambda: same_pixels(products / "mosaic" / "mosaic_class1.tif", gd / "water.tif"),
+    )
+    step(
+        "sieve",
+        [
+            *wg,
+            "sieve",
+            "--tiles",
+            str(mosaic_list),
+            "--out",
+            str(products),
+            "--min-size",
+            "64",
+            "--connectivity",
+            "8",
+            "--input",
+            "clipped",
+            *run,
+        ],
+        [
+            str(BIN / "python"),
+            "-m",
+            "osgeo_utils.gdal_sieve",
+            "-q",
+            "-st",
+            "64",
+            "-8",
+            "-of",
+            "GTiff",
+            str(products / "mosaic" / "mosaic_clipped.tif"),
+            str(gd / "sieved.tif"),
+        ],
+        lambda: same_pixels(products / "mosaic" / "mosaic_sieved.tif", gd / "sieved.tif"),
+    )
 
     def polygons() -> str:
         ours = polygon_summary(products / "mosaic" / "mosaic_polygons.gpkg", "class", 1)
         theirs = polygon_summary(gd / "polygons.gpkg", "DN", 1)
-        return (f"class 1: {ours[0]:,} vs {theirs[0]:,} polygons, "
-                f"{ours[1] / 1e6:,.3f} vs {theirs[1] / 1e6:,.3f} km2")  # fmt: skip
+        return (
+            f"class 1: {ours[0]:,} vs {theirs[0]:,} polygons, "
+            f"{ours[1] / 1e6:,.3f} vs {theirs[1] / 1e6:,.3f} km2"
+        )
 
-    step("polygonise", [*wg, "polygonise", "--tiles", str(mosaic_list), "--out", str(products),
-                        "--class", "1", "--input", "sieved", *run],
-         [str(BIN / "python"), "-m", "osgeo_utils.gdal_polygonize", "-q", "-8",
-          str(gd / "sieved.tif"), "-f", "GPKG", str(gd / "polygons.gpkg"), "polygons", "DN"],
-         polygons)  # fmt: skip
-    summary = [{"step": n, "watergee_s": a[0], "watergee_gib": a[1], "gdal_s": b[0],
-                "gdal_gib": b[1], "same": s} for n, a, b, s in rows]  # fmt: skip
+    step(
+        "polygonise",
+        [
+            *wg,
+            "polygonise",
+            "--tiles",
+            str(mosaic_list),
+            "--out",
+            str(products),
+            "--class",
+            "1",
+            "--input",
+            "sieved",
+            *run,
+        ],
+        [
+            str(BIN / "python"),
+            "-m",
+            "osgeo_utils.gdal_polygonize",
+            "-q",
+            "-8",
+            str(gd / "sieved.tif"),
+            "-f",
+            "GPKG",
+            str(gd / "polygons.gpkg"),
+            "polygons",
+            "DN",
+        ],
+        polygons,
+    )
+    summary = [
+        {
+            "step": n,
+            "watergee_s": a[0],
+            "watergee_gib": a[1],
+            "gdal_s": b[0],
+            "gdal_gib": b[1],
+            "same": s,
+        }
+        for n, a, b, s in rows
+    ]
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"summary: {root / 'summary.json'}")
     if not args.keep:

@@ -76,10 +76,27 @@ class SquareRegion:
         rows = (ys >= south) & (ys < north)
         out = rows[:, None] & cols[None, :]
         if out.any() and not self._wholly_in_zone(xs[cols], ys[rows]):
-            r, c = np.nonzero(out)
-            lon = self._longitudes(xs[c], ys[r])
-            out[r, c] = mgrs.zone_of(lon) == self.square.zone
+            # Along a row longitude grows with easting, so the zone's pixels are one run of
+            # columns: its two ends are found by bisection, a few points per row.
+            west_edge = mgrs.central_meridian(self.square.zone) - 3.0
+            first = self._columns_west_of(xs, ys, west_edge)
+            stop = self._columns_west_of(xs, ys, west_edge + 6.0)
+            index = np.arange(len(xs))[None, :]
+            out &= (index >= first[:, None]) & (index < stop[:, None])
         return out
+
+    def _columns_west_of(self, xs: np.ndarray, ys: np.ndarray, lon: float) -> np.ndarray:
+        """For each row (ys), how many of the ascending pixel centres xs lie west of `lon`."""
+        lo = np.zeros(len(ys), np.int64)
+        hi = np.full(len(ys), len(xs), np.int64)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            probe = np.minimum(mid, len(xs) - 1)
+            west = self._longitudes(xs[probe], ys) < lon
+            open_ = lo < hi
+            lo = np.where(open_ & west, mid + 1, lo)
+            hi = np.where(open_ & ~west, mid, hi)
+        return lo
 
     def _longitudes(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         to_geographic = _from_utm(self.square.epsg)

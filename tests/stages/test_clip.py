@@ -168,3 +168,24 @@ def test_clip_runs_as_a_stage_and_resumes(tmp_path, client):
     ]
     record = json.loads(layout.record(out, a, "clip").read_text())
     assert record["outputs"][0]["path"] == "T33UUU/T33UUU_clipped.tif"
+
+
+def test_the_zone_edge_search_equals_a_pixel_by_pixel_test():
+    """The run of columns found by bisection on each row is the set of pixels whose own
+    longitude lies in the zone, across a window the 12 E meridian crosses at a slant."""
+    from watergee.io.raster import Window
+    from watergee.ownership import SquareRegion, centres
+
+    square = mgrs.parse("T32UQD")  # 700-800 km east in zone 32: the 12 E meridian crosses it
+    left, _, _, top = square.tile_bounds
+    grid = utm_grid(square.epsg, (left, top), 40, 2745, 2745)
+    window = Window(0, 0, 400, 2745)
+    found = SquareRegion(square, "test").inside(grid, window)
+    xs, ys = centres(grid, window)
+    gx, gy = np.meshgrid(xs, ys)
+    lon = np.array(SquareRegion(square, "test")._longitudes(gx.ravel(), gy.ravel()))
+    west, south, east, north = square.bounds
+    expected = (mgrs.zone_of(lon) == 32).reshape(gx.shape)
+    expected &= (gx >= west) & (gx < east) & (gy >= south) & (gy < north)
+    assert 0 < expected.sum() < expected.size  # the edge is inside the window
+    assert (found == expected).all()
