@@ -112,6 +112,9 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+CELL = 16  # lattice spacing, in pixels, of the owner decision
+
+
 class Mosaicker:
     """Fills windows of the target grid from the sources by the owner rule."""
 
@@ -131,6 +134,32 @@ class Mosaicker:
             key = self.sources[i].key
             if key is not None:
                 owners[keys == key] = i
+        return owners
+
+    def _owner_map(self, cols: np.ndarray, rows: np.ndarray, candidates: list[int]) -> np.ndarray:
+        """Owners of every pixel: decided on a lattice every CELL pixels, and pixel by pixel
+        only in cells whose corners disagree and their neighbours. Owner boundaries are
+        straight at this scale and meet at near right angles, so a boundary crossing a cell
+        separates its corners, and a corner of two boundaries shows in a neighbouring cell."""
+        h, w = len(rows), len(cols)
+        cells_r, cells_c = -(-h // CELL), -(-w // CELL)
+        lattice_r = np.minimum(np.arange(cells_r + 1) * CELL, h - 1)
+        lattice_c = np.minimum(np.arange(cells_c + 1) * CELL, w - 1)
+        gx, gy = np.meshgrid(cols[lattice_c], rows[lattice_r])
+        corners = self._owners(gx.ravel(), gy.ravel(), candidates).reshape(gx.shape)
+        mixed = (corners[:-1, :-1] != corners[1:, :-1]) | (corners[:-1, :-1] != corners[:-1, 1:])
+        mixed |= corners[:-1, :-1] != corners[1:, 1:]
+        grown = mixed.copy()  # and their neighbours
+        grown[1:] |= mixed[:-1]
+        grown[:-1] |= mixed[1:]
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+        expand = lambda a: np.repeat(np.repeat(a, CELL, 0), CELL, 1)[:h, :w]  # noqa: E731
+        owners = expand(corners[:-1, :-1])
+        exact = expand(grown)
+        if exact.any():
+            r, c = np.nonzero(exact)
+            owners[r, c] = self._owners(cols[c], rows[r], candidates)
         return owners
 
     def _warped(self, source: Source, window: Window) -> np.ndarray:
@@ -162,8 +191,7 @@ class Mosaicker:
         if (border == border[0]).all():
             owners = np.full((window.height, window.width), border[0])
         else:
-            gx, gy = np.meshgrid(cols, rows)
-            owners = self._owners(gx.ravel(), gy.ravel(), candidates).reshape(gx.shape)
+            owners = self._owner_map(cols, rows, candidates)
         # Owners first; the other tiles are warped only where some pixel is still undecided.
         values: dict[int, np.ndarray] = {}
         valid: dict[int, np.ndarray] = {}

@@ -107,3 +107,30 @@ def test_class_maps_of_different_pixel_types_are_refused(tmp_path):
         TileInputError, match=r"T33UVU.tif: pixel type UInt16 differs from .*T33UUU.tif \(Byte\)"
     ):
         _run(tmp_path, [a, b], "mixed", "merge.crs=EPSG:32633")
+
+
+def test_owners_from_the_lattice_equal_the_pixel_by_pixel_rule(tmp_path):
+    """Around the corner where T32UPE, T32UQE and the 12 E meridian meet in EPSG:3035, with
+    window sizes that leave partial cells, the lattice decision equals deciding every pixel."""
+    from types import SimpleNamespace
+
+    from watergee.io.raster import utm_grid
+    from watergee.mosaic import Mosaicker
+
+    keys = ["32PE", "32QE", "33TV", "33UV", "32PD", "32QD", "33TU", "33UU"]
+    sources = [SimpleNamespace(key=k) for k in keys]
+    seen = 0
+    for width, height in ((1000, 1000), (417, 353), (33, 17)):
+        east, north = _utm(11.95, 53.15, 3035)  # near the corner of four squares
+        grid = utm_grid(3035, (east - 40 * width / 2, north + 40 * height / 2), 40, width, height)
+        mosaicker = Mosaicker(sources, grid)
+        x0, dx, _, y0, _, dy = grid.transform
+        cols = x0 + (np.arange(width) + 0.5) * dx
+        rows = y0 + (np.arange(height) + 0.5) * dy
+        candidates = list(range(len(keys)))
+        fast = mosaicker._owner_map(cols, rows, candidates)
+        gx, gy = np.meshgrid(cols, rows)
+        slow = mosaicker._owners(gx.ravel(), gy.ravel(), candidates).reshape(gx.shape)
+        assert (fast == slow).all()
+        seen = seen if width < 1000 else len(np.unique(slow))
+    assert seen >= 3  # the large window holds at least three owners
