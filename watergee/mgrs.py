@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 from osgeo import osr
 
+from watergee.io.raster import transformer
+
 osr.UseExceptions()
 
 COLUMN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # 24: no I, O; eight per zone set
@@ -93,12 +95,7 @@ def _row_offset(zone: int) -> int:
 
 @lru_cache(maxsize=64)
 def _to_utm(zone: int, north: bool) -> osr.CoordinateTransformation:
-    geographic, utm = osr.SpatialReference(), osr.SpatialReference()
-    geographic.ImportFromEPSG(4326)
-    utm.ImportFromEPSG((32600 if north else 32700) + zone)
-    for srs in (geographic, utm):
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return osr.CoordinateTransformation(geographic, utm)
+    return transformer("EPSG:4326", f"EPSG:{(32600 if north else 32700) + zone}")
 
 
 def parse(name: str) -> GridSquare:

@@ -19,7 +19,7 @@ from osgeo import osr
 from watergee import mgrs
 from watergee.core.config import ClipSettings
 from watergee.core.errors import GridMismatchError, TileInputError
-from watergee.io.raster import Grid, Window, on_grid, read_codes
+from watergee.io.raster import Grid, Window, on_grid, read_codes, transformer
 from watergee.io.vector import PolygonMask
 
 Bounds = tuple[float, float, float, float]
@@ -115,12 +115,7 @@ _TRANSFORMS: dict[int, osr.CoordinateTransformation] = {}
 
 def _from_utm(epsg: int) -> osr.CoordinateTransformation:
     if epsg not in _TRANSFORMS:
-        utm, geographic = osr.SpatialReference(), osr.SpatialReference()
-        utm.ImportFromEPSG(epsg)
-        geographic.ImportFromEPSG(4326)
-        for srs in (utm, geographic):
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        _TRANSFORMS[epsg] = osr.CoordinateTransformation(utm, geographic)
+        _TRANSFORMS[epsg] = transformer(f"EPSG:{epsg}", "EPSG:4326")
     return _TRANSFORMS[epsg]
 
 

@@ -17,10 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 
 from watergee.core.errors import TileInputError
-from watergee.io.raster import Grid, Window, iter_windows, on_grid, open_raster, read_codes
+from watergee.io.raster import (
+    Grid,
+    Window,
+    iter_windows,
+    on_grid,
+    open_raster,
+    read_codes,
+    transformer,
+)
 from watergee.io.vector import read_points
 
 _VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".kml", ".gml", ".sqlite"}
@@ -129,7 +137,7 @@ class PolygonReference:
     def _envelope(self, grid: Grid) -> tuple[float, float, float, float]:
         west, east, south, north = self.layer.GetExtent()
         if self.crs_wkt and grid.crs_wkt:
-            transform = _transformer(self.crs_wkt, grid.crs_wkt)
+            transform = transformer(self.crs_wkt, grid.crs_wkt)
             xs = np.linspace(west, east, 33)
             ys = np.linspace(south, north, 33)
             edge = [(x, y) for x in xs for y in (south, north)]
@@ -183,7 +191,7 @@ class PointReference:
         """(row, col) of each point on `grid`; outside the grid: -1."""
         xs, ys = self.xs, self.ys
         if self.crs_wkt and grid.crs_wkt and len(xs):
-            transform = _transformer(self.crs_wkt, grid.crs_wkt)
+            transform = transformer(self.crs_wkt, grid.crs_wkt)
             points = np.array(transform.TransformPoints(np.column_stack([xs, ys]).tolist()))
             xs, ys = points[:, 0], points[:, 1]
         x0, dx, _, y0, _, dy = grid.transform
@@ -267,15 +275,6 @@ def _code(path: Path, value: object, number: int, field: str) -> int:
     if not code.is_integer() or code < 0:
         raise TileInputError(f"{path}: feature {number}: {field} {value!r} is not a class code")
     return int(code)
-
-
-def _transformer(source_wkt: str, target_wkt: str) -> osr.CoordinateTransformation:
-    source, target = osr.SpatialReference(), osr.SpatialReference()
-    source.ImportFromWkt(source_wkt)
-    target.ImportFromWkt(target_wkt)
-    for srs in (source, target):
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return osr.CoordinateTransformation(source, target)
 
 
 def stratified_sample(

@@ -137,3 +137,15 @@ def test_polygons_carry_areas_and_perimeters_of_their_pixels(tmp_path):
         sum(areas) == pytest.approx(((data != 255).sum() - 63 - 64 - 64 + 64) * 100.0, rel=0.02)
         or True
     )
+
+
+def test_min_area_in_a_geographic_crs_is_refused_naming_the_file(tmp_path):
+    from watergee.io.raster import Grid, spatial_reference
+
+    lonlat = spatial_reference("EPSG:4326").ExportToWkt()
+    path = tmp_path / "lonlat.tif"
+    write_array(path, np.ones((8, 8), np.uint8), Grid(lonlat, (12, 1e-4, 0, 53, 0, -1e-4), 8, 8),
+                nodata=255)  # fmt: skip
+    settings = load_settings(None, ["sieve.min_area=5000"])
+    with pytest.raises(TileInputError, match=r"lonlat.tif: sieve.min_area needs a projected CRS"):
+        sieve(Tile("lonlat", path), settings, tmp_path / "out")

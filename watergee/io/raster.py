@@ -26,6 +26,19 @@ osr.UseExceptions()
 gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
 
 
+def spatial_reference(definition: str) -> osr.SpatialReference:
+    """A CRS from WKT or any definition GDAL knows (EPSG:3035), axes in x/y (lon/lat) order."""
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(definition)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def transformer(source: str, target: str) -> osr.CoordinateTransformation:
+    """Coordinates from one CRS to another (WKT or EPSG:n), x/y order on both sides."""
+    return osr.CoordinateTransformation(spatial_reference(source), spatial_reference(target))
+
+
 @contextlib.contextmanager
 def gdal_environment(settings: Settings) -> Iterator[None]:
     """GDAL's block cache and decoder threads for one task, set on the worker that runs it
@@ -96,6 +109,17 @@ class Grid:
         if any(abs(a - b) > tol for a, b in zip(self.transform, other.transform, strict=True)):
             return False
         return self.same_crs(other)
+
+    def pixel_area_m2(self) -> float | None:
+        """Square metres of one pixel in a projected CRS; None in a geographic one."""
+        if not self.crs_wkt:
+            return None
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(self.crs_wkt)
+        if not srs.IsProjected():
+            return None
+        rx, ry = self.resolution
+        return rx * ry * srs.GetLinearUnits() ** 2
 
     def crs_name(self) -> str:
         if not self.crs_wkt:

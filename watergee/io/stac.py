@@ -21,6 +21,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
 from watergee import __version__
 from watergee.core.records import write_json_atomic
+from watergee.io.raster import transformer
 
 ITEM_SUFFIX = ".stac.json"
 CATALOG = "catalog.json"
@@ -57,13 +58,7 @@ def _lonlat(srs_wkt: str, bounds: tuple[float, float, float, float]) -> list[lis
     ring += [(east - (east - west) * t, north) for t in steps[1:]]
     ring += [(west, north - (north - south) * t) for t in steps[1:]]
     if srs_wkt:
-        source, target = osr.SpatialReference(), osr.SpatialReference()
-        source.ImportFromWkt(srs_wkt)
-        target.ImportFromEPSG(4326)
-        for srs in (source, target):
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        transform = osr.CoordinateTransformation(source, target)
-        ring = [tuple(p[:2]) for p in transform.TransformPoints(ring)]
+        ring = [tuple(p[:2]) for p in transformer(srs_wkt, "EPSG:4326").TransformPoints(ring)]
     return [[round(x, 7), round(y, 7)] for x, y in ring]
 
 

@@ -11,6 +11,7 @@ from osgeo import ogr, osr
 
 from watergee.core.atomic import atomic_path
 from watergee.core.errors import OutputError, TileInputError
+from watergee.io.raster import transformer
 
 ogr.UseExceptions()
 
@@ -144,14 +145,8 @@ class PolygonMask:
             union = geometry if union is None else union.Union(geometry)
         self.layer.ResetReading()
         if self.crs_wkt and crs_wkt:
-            target = osr.SpatialReference()
-            target.ImportFromWkt(crs_wkt)
-            source = osr.SpatialReference()
-            source.ImportFromWkt(self.crs_wkt)
-            for srs in (source, target):
-                srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
             union.Segmentize(_densify_step(union))
-            union.Transform(osr.CoordinateTransformation(source, target))
+            union.Transform(transformer(self.crs_wkt, crs_wkt))
         west, east, south, north = union.GetEnvelope()
         return west, south, east, north
 

@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from osgeo import osr
 
 from watergee.accuracy import Matrix, allocate, area_adjusted, sample_accuracy
 from watergee.core import layout
@@ -46,19 +45,6 @@ def _open_map(path: Path) -> tuple[object, ClassStyle, Grid]:
     if not np.issubdtype(style.dtype, np.integer):
         raise TileInputError(f"{path}: a class map must have integer pixels, not {style.dtype}")
     return ds, style, grid_of(ds)
-
-
-def pixel_area_m2(grid: Grid) -> float | None:
-    """Square metres of one pixel in a projected CRS; None in a geographic one."""
-    srs = osr.SpatialReference()
-    if not grid.crs_wkt:
-        return None
-    srs.ImportFromWkt(grid.crs_wkt)
-    if not srs.IsProjected():
-        return None
-    metres = srs.GetLinearUnits()
-    rx, ry = grid.resolution
-    return rx * ry * metres * metres
 
 
 def _decimated(ds, grid: Grid) -> tuple[np.ndarray, Grid]:
@@ -140,7 +126,7 @@ def evaluate(run: Tile, settings: Settings, out: Path) -> StageResult:
         mapped = count_classes(ds, settings.output.window)
         try:
             report["area_adjusted"] = area_adjusted(
-                matrix, mapped, pixel_area_m2(grid), opts.confidence
+                matrix, mapped, grid.pixel_area_m2(), opts.confidence
             )
         except ValueError as exc:
             raise TileInputError(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from watergee.core import layout
 from watergee.core.config import SampleSettings, Settings
@@ -28,6 +28,7 @@ from watergee.io.raster import (
     open_raster,
     read_codes,
     read_window,
+    transformer,
 )
 from watergee.io.vector import read_points
 from watergee.sampleset import write_shards
@@ -42,14 +43,7 @@ def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int]
     wkt, xs, ys, columns = read_points(path, [attribute])
     values = columns[attribute]
     if len(xs) and wkt:
-        source, target = osr.SpatialReference(), osr.SpatialReference()
-        source.ImportFromWkt(wkt)
-        target.ImportFromWkt(grid.crs_wkt)
-        for srs in (source, target):
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        moved = osr.CoordinateTransformation(source, target).TransformPoints(
-            np.column_stack([xs, ys])
-        )
+        moved = transformer(wkt, grid.crs_wkt).TransformPoints(np.column_stack([xs, ys]))
         xs, ys = np.array([p[0] for p in moved]), np.array([p[1] for p in moved])
     x0, dx, _, y0, _, dy = grid.transform
     cols, rows = np.floor((xs - x0) / dx).astype(int), np.floor((ys - y0) / dy).astype(int)
