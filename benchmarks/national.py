@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -242,26 +243,30 @@ def main() -> None:
         f"{os.cpu_count()} CPUs"
     )
 
-    wg = [str(BIN / "watergee"), "-q"]
-    run = [
-        "--set",
-        "cluster.processes=false",
-        "--workers",
-        "2",
-        "--set",
-        "cluster.gdal_cache_mb=256",
-    ]
     work, products, gd = root / "work", root / "products", root / "gdal"
     gd.mkdir()
+    mosaic = products / "mosaic"
     mosaic_list = root / "mosaic.txt"
-    mosaic_list.write_text(f"{products / 'mosaic' / 'mosaic.tif'}\n")
-    co = ["-co", "TILED=YES", "-co", "COMPRESS=DEFLATE", "-co", "BIGTIFF=IF_SAFER"]
-    cache = ["--config", "GDAL_CACHEMAX", "256"]
+    mosaic_list.write_text(f"{mosaic / 'mosaic.tif'}\n")
+    q = shlex.quote
+    co = "-co TILED=YES -co COMPRESS=DEFLATE -co BIGTIFF=IF_SAFER"
+    cache = "--config GDAL_CACHEMAX 256"
     pixel = f"{args.pixel:g}"
+    settings = "--set cluster.processes=false --workers 2 --set cluster.gdal_cache_mb=256"
+
+    def ours(text: str) -> list[str]:
+        return shlex.split(f"{q(str(BIN / 'watergee'))} -q {text} {settings}")
+
+    def tool(text: str) -> list[str]:
+        return shlex.split(text)
+
+    def util(name: str, text: str) -> list[str]:  # GDAL's Python utilities, this GDAL
+        return shlex.split(f"{q(str(BIN / 'python'))} -m osgeo_utils.{name} {text}")
+
     rows = []
 
-    def step(name, ours, theirs, compare=None):
-        a = measure(ours, log)
+    def step(name, mine, theirs, compare=None):
+        a = measure(mine, log)
         b = measure_all(theirs, log) if isinstance(theirs[0], list) else measure(theirs, log)
         rows.append((name, a, b, compare() if compare else ""))
         print(
@@ -273,228 +278,50 @@ def main() -> None:
     from watergee import mgrs
 
     def gdal_clip(path: Path) -> list[str]:
-        square = mgrs.parse(path.name)
-        west, south, east, north = square.bounds
-        return [
-            str(BIN / "gdal_translate") if (BIN / "gdal_translate").exists() else "gdal_translate",
-            *cache,
-            "-q",
-            "-projwin",
-            str(west),
-            str(north),
-            str(east),
-            str(south),
-            *co,
-            str(path),
-            str(gd / f"{path.stem}_clipped.tif"),
-        ]
+        west, south, east, north = mgrs.parse(path.name).bounds
+        target = gd / f"{path.stem}_clipped.tif"
+        return tool(f"gdal_translate {cache} -q -projwin {west} {north} {east} {south} {co} "
+                    f"{q(str(path))} {q(str(target))}")  # fmt: skip
 
-    step(
-        "clip",
-        [*wg, "clip", "--tiles", str(root / "tiles.txt"), "--out", str(work), *run],
-        [gdal_clip(p) for p in tile_paths],
-        lambda: same_pixels(
-            work / tile_paths[0].stem / f"{tile_paths[0].stem}_clipped.tif",
-            gd / f"{tile_paths[0].stem}_clipped.tif",
-            True,
-        ),
-    )
-    clipped = sorted(str(p) for p in gd.glob("*_clipped.tif"))
-    step(
-        "merge",
-        [
-            *wg,
-            "merge",
-            "--tiles",
-            str(root / "tiles.txt"),
-            "--out",
-            str(products),
-            "--work",
-            str(work),
-            "--input",
-            "clipped",
-            "--set",
-            f"merge.resolution={args.pixel}",
-            *run,
-        ],
-        [
-            "gdalwarp",
-            *cache,
-            "-q",
-            "-t_srs",
-            "EPSG:3035",
-            "-tr",
-            pixel,
-            pixel,
-            "-tap",
-            "-r",
-            "near",
-            "-dstnodata",
-            "255",
-            "-multi",
-            "-wo",
-            "NUM_THREADS=ALL_CPUS",
-            "-wm",
-            "256",
-            "-of",
-            "COG",
-            "-co",
-            "COMPRESS=DEFLATE",
-            "-co",
-            "BIGTIFF=IF_SAFER",
-            "-co",
-            "OVERVIEW_RESAMPLING=MODE",
-            "-co",
-            "NUM_THREADS=ALL_CPUS",
-            *clipped,
-            str(gd / "mosaic.tif"),
-        ],
-        lambda: same_pixels(products / "mosaic" / "mosaic.tif", gd / "mosaic.tif", True),
-    )
-    country = root / "country.gpkg"
-    step(
-        "aoi",
-        [
-            *wg,
-            "clip",
-            "--tiles",
-            str(mosaic_list),
-            "--out",
-            str(products),
-            "--rule",
-            "none",
-            "--aoi",
-            str(country),
-            *run,
-        ],
-        [
-            "gdalwarp",
-            *cache,
-            "-q",
-            "-cutline",
-            str(country),
-            "-crop_to_cutline",
-            "-dstnodata",
-            "255",
-            "-multi",
-            "-wo",
-            "NUM_THREADS=ALL_CPUS",
-            *co,
-            str(products / "mosaic" / "mosaic.tif"),
-            str(gd / "aoi.tif"),
-        ],
-        lambda: same_pixels(products / "mosaic" / "mosaic_clipped.tif", gd / "aoi.tif"),
-    )
-    step(
-        "extract",
-        [
-            *wg,
-            "extract",
-            "--tiles",
-            str(mosaic_list),
-            "--out",
-            str(products),
-            "--class",
-            "1",
-            "--input",
-            "clipped",
-            *run,
-        ],
-        [
-            str(BIN / "python"),
-            "-m",
-            "osgeo_utils.gdal_calc",
-            "--quiet",
-            "-A",
-            str(products / "mosaic" / "mosaic_clipped.tif"),
-            "--calc",
-            "A==1",
-            "--NoDataValue",
-            "255",
-            "--type",
-            "Byte",
-            "--co",
-            "TILED=YES",
-            "--co",
-            "COMPRESS=DEFLATE",
-            "--co",
-            "BIGTIFF=IF_SAFER",
-            "--outfile",
-            str(gd / "water.tif"),
-        ],
-        lambda: same_pixels(products / "mosaic" / "mosaic_class1.tif", gd / "water.tif"),
-    )
-    step(
-        "sieve",
-        [
-            *wg,
-            "sieve",
-            "--tiles",
-            str(mosaic_list),
-            "--out",
-            str(products),
-            "--min-size",
-            "64",
-            "--connectivity",
-            "8",
-            "--input",
-            "clipped",
-            *run,
-        ],
-        [
-            str(BIN / "python"),
-            "-m",
-            "osgeo_utils.gdal_sieve",
-            "-q",
-            "-st",
-            "64",
-            "-8",
-            "-of",
-            "GTiff",
-            str(products / "mosaic" / "mosaic_clipped.tif"),
-            str(gd / "sieved.tif"),
-        ],
-        lambda: same_pixels(products / "mosaic" / "mosaic_sieved.tif", gd / "sieved.tif"),
-    )
+    first = tile_paths[0].stem
+    step("clip", ours(f"clip --tiles {q(str(root / 'tiles.txt'))} --out {q(str(work))}"),
+         [gdal_clip(p) for p in tile_paths],
+         lambda: same_pixels(work / first / f"{first}_clipped.tif",
+                             gd / f"{first}_clipped.tif", True))  # fmt: skip
+    clipped = " ".join(q(str(p)) for p in sorted(gd.glob("*_clipped.tif")))
+    step("merge", ours(f"merge --tiles {q(str(root / 'tiles.txt'))} --out {q(str(products))} "
+                       f"--work {q(str(work))} --input clipped --set merge.resolution={pixel}"),
+         tool(f"gdalwarp {cache} -q -t_srs EPSG:3035 -tr {pixel} {pixel} -tap -r near "
+              "-dstnodata 255 -multi -wo NUM_THREADS=ALL_CPUS -wm 256 -of COG "
+              "-co COMPRESS=DEFLATE -co BIGTIFF=IF_SAFER -co OVERVIEW_RESAMPLING=MODE "
+              f"-co NUM_THREADS=ALL_CPUS {clipped} {q(str(gd / 'mosaic.tif'))}"),
+         lambda: same_pixels(mosaic / "mosaic.tif", gd / "mosaic.tif", True))  # fmt: skip
+    listed = f"--tiles {q(str(mosaic_list))} --out {q(str(products))}"
+    country = q(str(root / "country.gpkg"))
+    step("aoi", ours(f"clip {listed} --rule none --aoi {country}"),
+         tool(f"gdalwarp {cache} -q -cutline {country} -crop_to_cutline -dstnodata 255 -multi "
+              f"-wo NUM_THREADS=ALL_CPUS {co} {q(str(mosaic / 'mosaic.tif'))} "
+              f"{q(str(gd / 'aoi.tif'))}"),
+         lambda: same_pixels(mosaic / "mosaic_clipped.tif", gd / "aoi.tif"))  # fmt: skip
+    aoi = q(str(mosaic / "mosaic_clipped.tif"))
+    step("extract", ours(f"extract {listed} --class 1 --input clipped"),
+         util("gdal_calc", f"--quiet -A {aoi} --calc A==1 --NoDataValue 255 --type Byte "
+              f"{co.replace('-co', '--co')} --outfile {q(str(gd / 'water.tif'))}"),
+         lambda: same_pixels(mosaic / "mosaic_class1.tif", gd / "water.tif"))  # fmt: skip
+    step("sieve", ours(f"sieve {listed} --min-size 64 --connectivity 8 --input clipped"),
+         util("gdal_sieve", f"-q -st 64 -8 -of GTiff {aoi} {q(str(gd / 'sieved.tif'))}"),
+         lambda: same_pixels(mosaic / "mosaic_sieved.tif", gd / "sieved.tif"))  # fmt: skip
 
     def polygons() -> str:
-        ours = polygon_summary(products / "mosaic" / "mosaic_polygons.gpkg", "class", 1)
+        mine = polygon_summary(mosaic / "mosaic_polygons.gpkg", "class", 1)
         theirs = polygon_summary(gd / "polygons.gpkg", "DN", 1)
-        return (
-            f"class 1: {ours[0]:,} vs {theirs[0]:,} polygons, "
-            f"{ours[1] / 1e6:,.3f} vs {theirs[1] / 1e6:,.3f} km2"
-        )
+        return (f"class 1: {mine[0]:,} vs {theirs[0]:,} polygons, "
+                f"{mine[1] / 1e6:,.3f} vs {theirs[1] / 1e6:,.3f} km2")  # fmt: skip
 
-    step(
-        "polygonise",
-        [
-            *wg,
-            "polygonise",
-            "--tiles",
-            str(mosaic_list),
-            "--out",
-            str(products),
-            "--class",
-            "1",
-            "--input",
-            "sieved",
-            *run,
-        ],
-        [
-            str(BIN / "python"),
-            "-m",
-            "osgeo_utils.gdal_polygonize",
-            "-q",
-            "-8",
-            str(gd / "sieved.tif"),
-            "-f",
-            "GPKG",
-            str(gd / "polygons.gpkg"),
-            "polygons",
-            "DN",
-        ],
-        polygons,
-    )
+    step("polygonise", ours(f"polygonise {listed} --class 1 --input sieved"),
+         util("gdal_polygonize", f"-q -8 {q(str(gd / 'sieved.tif'))} -f GPKG "
+              f"{q(str(gd / 'polygons.gpkg'))} polygons DN"),
+         polygons)  # fmt: skip
     summary = [
         {
             "step": n,

@@ -66,7 +66,7 @@ def test_a_mapped_class_without_two_sample_units_is_refused():
     with pytest.raises(ValueError, match="mapped class 2 has 1 sample unit"):
         area_adjusted(matrix, {1: 100, 2: 50}, None)
     with pytest.raises(ValueError, match="mapped class 3 has no sample units"):
-        area_adjusted(Matrix((1, 2), np.array([[10, 0], [0, 5]])), {1: 9, 2: 9, 3: 5}, None)
+        area_adjusted(Matrix((1, 2), np.array([[10, 0], [0, 5]])), {0: 0, 1: 9, 2: 9, 3: 5}, None)
 
 
 def test_a_reference_class_never_mapped_gets_an_area_but_no_users_accuracy():

@@ -147,9 +147,9 @@ def area_adjusted(
     codes = matrix.classes
     counts = matrix.counts.astype(np.float64)
     mapped = np.array([float(mapped_pixels.get(c, 0)) for c in codes])
-    extra = sorted(set(mapped_pixels) - set(codes))
-    if extra and any(mapped_pixels[c] for c in extra):
-        raise ValueError(f"mapped class {extra[0]} has no sample units (a stratum not sampled)")
+    unsampled = sorted(c for c in set(mapped_pixels) - set(codes) if mapped_pixels[c])
+    if unsampled:
+        raise ValueError(f"mapped class {unsampled[0]} has no sample units (a stratum not sampled)")
     n_i = counts.sum(axis=1)
     thin = [c for c, m, n in zip(codes, mapped, n_i, strict=True) if m > 0 and n < 2]
     if thin:

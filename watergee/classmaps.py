@@ -27,13 +27,21 @@ def open_class_map(
         made_by = {"classes": "classify", "clipped": "clip", "transferred": "label-transfer",
                    "sieved": "sieve"}[settings.product.input]  # fmt: skip
         raise TileInputError(f"{path}: not found (run `watergee {made_by}` first)")
+    ds, style = open_class_raster(path)
+    return path, ds, style
+
+
+def open_class_raster(path: Path) -> tuple[gdal.Dataset, ClassStyle]:
+    """A class map, open, with its style: integer pixels with a nodata value (or uint8)."""
+    if not path.exists():
+        raise TileInputError(f"{path}: class map not found")
     ds = open_raster(path)
     style = ClassStyle.of(ds)
     if not np.issubdtype(style.dtype, np.integer):
         raise TileInputError(f"{path}: a class map must have integer pixels, not {style.dtype}")
     if style.nodata is None and style.dtype != np.uint8:
         raise TileInputError(f"{path}: has no nodata value")
-    return path, ds, style
+    return ds, style
 
 
 def nodata_of(style: ClassStyle) -> int:

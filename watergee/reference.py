@@ -29,7 +29,7 @@ from watergee.io.raster import (
     read_codes,
     transformer,
 )
-from watergee.io.vector import read_points
+from watergee.io.vector import PolygonMask, class_code, read_points
 
 _VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".kml", ".gml", ".sqlite"}
 
@@ -40,13 +40,23 @@ def _grid_window(grid: Grid, window: Window) -> tuple[tuple[float, ...], int, in
     return transform, window.width, window.height
 
 
-def count_classes(ds: gdal.Dataset, window_size: int) -> dict[int, int]:
-    """Pixels of each class of band 1, no data left out."""
-    totals: Counter[int] = Counter()
+WindowCounts = list[tuple[Window, dict[int, int]]]
+
+
+def class_counts(ds: gdal.Dataset, window_size: int) -> WindowCounts:
+    """Pixels of each class of band 1 in each window, no data left out."""
+    found = []
     for window in iter_windows(ds.RasterXSize, ds.RasterYSize, window_size):
         codes = read_codes(ds, window)
         values, counts = np.unique(codes[codes >= 0], return_counts=True)
-        totals.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+        found.append((window, dict(zip(values.tolist(), counts.tolist(), strict=True))))
+    return found
+
+
+def total_counts(counts: WindowCounts) -> dict[int, int]:
+    totals: Counter[int] = Counter()
+    for _, present in counts:
+        totals.update(present)
     return dict(sorted(totals.items()))
 
 
@@ -68,6 +78,7 @@ class Comparison:
     pairs: Counter
     left_out: int
     unlabelled: int = 0
+    map_codes: np.ndarray | None = None  # under each point (-1: none), for the figure
 
 
 class RasterReference:
@@ -101,54 +112,15 @@ class PolygonReference:
     def __init__(self, path: Path, field: str, all_touched: bool) -> None:
         self.path = path
         self.all_touched = all_touched
-        try:
-            source = ogr.Open(str(path))
-            layer = source.GetLayer(0)
-        except (RuntimeError, AttributeError) as exc:
-            raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
-        _require_field(path, layer, field)
-        srs = layer.GetSpatialRef()
-        self.memory = ogr.GetDriverByName("Memory").CreateDataSource("")
-        self.layer = self.memory.CreateLayer("reference", srs, ogr.wkbMultiPolygon)
-        self.layer.CreateField(ogr.FieldDefn("code", ogr.OFTInteger64))
-        for number, feature in enumerate(layer, start=1):
-            geometry = feature.GetGeometryRef()
-            if geometry is None:
-                continue
-            copy = ogr.Feature(self.layer.GetLayerDefn())
-            copy.SetField("code", _code(path, feature.GetField(field), number, field))
-            copy.SetGeometry(geometry.Clone())
-            self.layer.CreateFeature(copy)
-        if self.layer.GetFeatureCount() == 0:
-            raise TileInputError(f"{path}: no polygons")
-        self.crs_wkt = srs.ExportToWkt() if srs is not None else ""
+        self.polygons = PolygonMask(path, value=field)
 
     def codes(self, grid: Grid, window: Window | None = None) -> np.ndarray:
         window = window or Window(0, 0, grid.width, grid.height)
         transform, width, height = _grid_window(grid, window)
-        raster = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Int64)
-        raster.SetGeoTransform(transform)
-        raster.SetProjection(grid.crs_wkt)
-        raster.GetRasterBand(1).Fill(-1)
-        options = ["ATTRIBUTE=code", *(["ALL_TOUCHED=TRUE"] if self.all_touched else [])]
-        gdal.RasterizeLayer(raster, [1], self.layer, options=options)
-        return raster.ReadAsArray().astype(np.int64)
-
-    def _envelope(self, grid: Grid) -> tuple[float, float, float, float]:
-        west, east, south, north = self.layer.GetExtent()
-        if self.crs_wkt and grid.crs_wkt:
-            transform = transformer(self.crs_wkt, grid.crs_wkt)
-            xs = np.linspace(west, east, 33)
-            ys = np.linspace(south, north, 33)
-            edge = [(x, y) for x in xs for y in (south, north)]
-            edge += [(x, y) for y in ys for x in (west, east)]
-            points = np.array(transform.TransformPoints(edge))[:, :2]
-            west, south = points.min(axis=0)
-            east, north = points.max(axis=0)
-        return west, south, east, north
+        return self.polygons.codes(grid.crs_wkt, transform, width, height, self.all_touched)
 
     def compare(self, ds: gdal.Dataset, grid: Grid, window_size: int) -> Comparison:
-        west, south, east, north = self._envelope(grid)
+        west, south, east, north = self.polygons.envelope(grid.crs_wkt)
         totals: Counter = Counter()
         left_out = 0
         for window in iter_windows(grid.width, grid.height, window_size):
@@ -182,10 +154,8 @@ class PointReference:
         self.unlabelled = int((~labelled).sum())
         self.xs, self.ys = self.xs[labelled], self.ys[labelled]
         numbers = np.flatnonzero(labelled) + 1
-        self.values = np.array(
-            [_code(path, v, int(k), field) for v, k in zip(raw[labelled], numbers, strict=True)],
-            np.int64,
-        )
+        pairs = zip(raw[labelled], numbers, strict=True)
+        self.values = np.array([class_code(path, v, int(k), field) for v, k in pairs], np.int64)
 
     def pixels(self, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) of each point on `grid`; outside the grid: -1."""
@@ -225,7 +195,7 @@ class PointReference:
         for m, r in zip(found.tolist(), self.values.tolist(), strict=True):
             if m >= 0:
                 totals[(m, r)] += 1
-        return Comparison(totals, int((found < 0).sum()), self.unlabelled)
+        return Comparison(totals, int((found < 0).sum()), self.unlabelled, found)
 
 
 Reference = RasterReference | PolygonReference | PointReference
@@ -259,43 +229,19 @@ def _is_raster(path: Path) -> bool:
         return False
 
 
-def _require_field(path: Path, layer: ogr.Layer, field: str) -> None:
-    definition = layer.GetLayerDefn()
-    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
-    if field not in names:
-        raise TileInputError(f"{path}: no attribute '{field}' (has {', '.join(names) or 'none'})")
-
-
-def _code(path: Path, value: object, number: int, field: str) -> int:
-    """An integer class code from an attribute value, or an error naming the feature."""
-    try:
-        code = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        code = float("nan")
-    if not code.is_integer() or code < 0:
-        raise TileInputError(f"{path}: feature {number}: {field} {value!r} is not a class code")
-    return int(code)
-
-
 def stratified_sample(
-    ds: gdal.Dataset, allocation: dict[int, int], window_size: int, seed: int
+    ds: gdal.Dataset, counts: WindowCounts, allocation: dict[int, int], seed: int
 ) -> Iterator[tuple[int, int, int]]:
     """(row, col, class) of a stratified random sample: `allocation[c]` pixels of class c drawn
-    uniformly without replacement. Two passes over the map: one to count each class per window,
-    one to pick the drawn ranks; memory follows the sample, not the map."""
-    windows = list(iter_windows(ds.RasterXSize, ds.RasterYSize, window_size))
-    per_window: list[dict[int, int]] = []
-    for window in windows:
-        codes = read_codes(ds, window)
-        values, counts = np.unique(codes[codes >= 0], return_counts=True)
-        per_window.append(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+    uniformly without replacement. With the per-window counts (`class_counts`, a first pass)
+    a second pass picks the drawn ranks; memory follows the sample, not the map."""
     rng = np.random.default_rng(seed)
     ranks: dict[int, np.ndarray] = {}
     for code in sorted(allocation):
-        population = sum(w.get(code, 0) for w in per_window)
+        population = sum(present.get(code, 0) for _, present in counts)
         ranks[code] = np.sort(rng.choice(population, allocation[code], replace=False))
     seen = dict.fromkeys(allocation, 0)
-    for window, present in zip(windows, per_window, strict=True):
+    for window, present in counts:
         wanted = {}
         for code in allocation:
             n = present.get(code, 0)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pystac
-from osgeo import gdal, ogr, osr
+from osgeo import ogr, osr
 from pystac.extensions.classification import Classification, ClassificationExtension
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
@@ -21,10 +22,11 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
 from watergee import __version__
 from watergee.core.records import write_json_atomic
-from watergee.io.raster import transformer
+from watergee.io.raster import ClassStyle, grid_of, open_raster, transformer
 
 ITEM_SUFFIX = ".stac.json"
 CATALOG = "catalog.json"
+MODEL_RECORD = "model.stac.json"  # beside model.json
 MLM_SCHEMA = "https://stac-extensions.github.io/mlm/v1.5.2/schema.json"
 #: Acquisition dates in Sentinel-2 and Landsat names: 20230715T101031, 20230715.
 _DATE = re.compile(r"(?<!\d)(20\d{2}|19\d{2})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2}))?(?!\d)")
@@ -109,30 +111,17 @@ def _checksum(path: Path) -> str:
 
 
 def _raster_facts(path: Path) -> dict[str, Any]:
-    ds = gdal.Open(str(path))
-    band = ds.GetRasterBand(1)
-    names = {int(k[6:]): v for k, v in (band.GetMetadata() or {}).items()
-             if k.startswith("CLASS_") and k[6:].isdigit()}  # fmt: skip
-    colours = {}
-    table = band.GetColorTable()
-    nodata = band.GetNoDataValue()
-    if table is not None:
-        for value in range(table.GetCount()):
-            r, g, b, a = table.GetColorEntry(value)
-            if value != nodata and (a or r or g or b) and (value in names or not names):
-                colours[value] = (r, g, b)
-    transform = ds.GetGeoTransform()
-    x0, dx, _, y0, _, dy = transform
-    bounds = (min(x0, x0 + dx * ds.RasterXSize), min(y0, y0 + dy * ds.RasterYSize),
-              max(x0, x0 + dx * ds.RasterXSize), max(y0, y0 + dy * ds.RasterYSize))  # fmt: skip
-    from osgeo import gdal_array
-
-    dtype = str(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)().dtype)
+    ds = open_raster(path)
+    style = ClassStyle.of(ds)
+    names = style.names
+    colours = {v: c for v, c in style.colours.items() if v in names or not names}
+    grid = grid_of(ds)
     cog = (ds.GetMetadata("IMAGE_STRUCTURE") or {}).get("LAYOUT") == "COG"
     return {
-        "srs": ds.GetProjection(), "bounds": bounds, "shape": [ds.RasterYSize, ds.RasterXSize],
-        "transform": list(transform), "names": names, "colours": colours, "nodata": nodata,
-        "dtype": dtype, "resolution": abs(dx), "metadata": ds.GetMetadata() or {}, "cog": cog,
+        "srs": grid.crs_wkt, "bounds": grid.bounds, "shape": [grid.height, grid.width],
+        "transform": list(grid.transform), "names": names, "colours": colours,
+        "nodata": style.nodata, "dtype": str(style.dtype), "resolution": grid.resolution[0],
+        "metadata": style.metadata, "cog": cog,
     }  # fmt: skip
 
 
@@ -217,8 +206,6 @@ def write_item(product: Path, sources: Sequence[Path], stage: str) -> Path:
 
 
 def _relative(path: Path, folder: Path) -> str:
-    import os
-
     return os.path.relpath(Path(path).absolute(), folder.absolute())
 
 
@@ -241,7 +228,6 @@ def write_catalog(outcomes: Sequence[Any], settings: Any, out: Path) -> list[Pat
     return [target]
 
 
-MODEL_RECORD = "model.stac.json"
 _FRAMEWORK = {"pixelcnn": "TensorFlow", "resnet": "TensorFlow", "dense-resnet": "TensorFlow",
               "svm": "scikit-learn", "rf": "scikit-learn"}  # fmt: skip
 _ARCHITECTURE = {"pixelcnn": "pixel CNN", "resnet": "ResNet", "dense-resnet": "fully "

@@ -68,18 +68,9 @@ def read_points(
 ) -> tuple[str, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(CRS WKT, x, y, {attribute: values}) of every feature of a vector file's first layer,
     read in one pass; polygons give their centroid."""
-    if not path.exists():
-        raise TileInputError(f"{path}: file not found")
-    try:
-        ds = ogr.Open(str(path))
-        layer = ds.GetLayer(0)
-    except RuntimeError as exc:
-        raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
-    definition = layer.GetLayerDefn()
-    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+    _source, layer = open_layer(path)
     for attribute in attributes:
-        if attribute not in names:
-            raise TileInputError(f"{path}: no attribute '{attribute}' (has {', '.join(names)})")
+        require_field(path, layer, attribute)
     srs = layer.GetSpatialRef()
     xs, ys = [], []
     values: dict[str, list] = {attribute: [] for attribute in attributes}
@@ -97,39 +88,70 @@ def read_points(
     return wkt, np.array(xs), np.array(ys), columns
 
 
+def open_layer(path: Path) -> tuple[ogr.DataSource, ogr.Layer]:
+    """A vector file and its first layer (the layer lives only as long as the source)."""
+    if not path.exists():
+        raise TileInputError(f"{path}: file not found")
+    try:
+        source = ogr.Open(str(path))
+        layer = source.GetLayer(0)
+    except (RuntimeError, AttributeError) as exc:
+        raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
+    return source, layer
+
+
+def require_field(path: Path, layer: ogr.Layer, field: str) -> None:
+    definition = layer.GetLayerDefn()
+    names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
+    if field not in names:
+        raise TileInputError(f"{path}: no attribute '{field}' (has {', '.join(names) or 'none'})")
+
+
+def class_code(path: Path, value: object, number: int, field: str) -> int:
+    """An integer class code from an attribute value, or an error naming the feature."""
+    try:
+        code = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        code = float("nan")
+    if not code.is_integer() or code < 0:
+        raise TileInputError(f"{path}: feature {number}: {field} {value!r} is not a class code")
+    return int(code)
+
+
 class PolygonMask:
     """Polygons from a vector file, burnt onto any pixel grid window by window: a pixel is
     inside when its centre is (GDAL's rasterisation rule). Reprojected to the grid's CRS by
-    GDAL as needed; held in memory, so a boundary file is read once."""
+    GDAL as needed; held in memory, so a boundary file is read once. Polygons may be chosen by
+    an attribute (`field` in `match`) and may carry a class code (`value`) to burn."""
 
-    def __init__(self, path: Path, field: str | None = None, match: str | None = None) -> None:
-        if not path.exists():
-            raise TileInputError(f"{path}: file not found")
-        try:
-            source = ogr.Open(str(path))
-            layer = source.GetLayer(0)
-        except (RuntimeError, AttributeError) as exc:
-            raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
-        if field is not None:
-            definition = layer.GetLayerDefn()
-            names = [
-                definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())
-            ]
-            if field not in names:
-                raise TileInputError(f"{path}: no attribute '{field}' (has {', '.join(names)})")
+    def __init__(
+        self,
+        path: Path,
+        field: str | None = None,
+        match: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        _source, layer = open_layer(path)
+        for name in (field, value):
+            if name is not None:
+                require_field(path, layer, name)
         self.path = path
         srs = layer.GetSpatialRef()
         self.crs_wkt = srs.ExportToWkt() if srs is not None else ""
         self.memory = ogr.GetDriverByName("Memory").CreateDataSource("")
         self.layer = self.memory.CreateLayer("polygons", srs, ogr.wkbMultiPolygon)
+        if value is not None:
+            self.layer.CreateField(ogr.FieldDefn("code", ogr.OFTInteger64))
         kept = 0
-        for feature in layer:
+        for number, feature in enumerate(layer, start=1):
             geometry = feature.GetGeometryRef()
             if geometry is None or (
                 field is not None and str(feature.GetField(field)) not in (match or "")
             ):
                 continue
             copy = ogr.Feature(self.layer.GetLayerDefn())
+            if value is not None:
+                copy.SetField("code", class_code(path, feature.GetField(value), number, value))
             copy.SetGeometry(geometry.Clone())
             self.layer.CreateFeature(copy)
             kept += 1
@@ -138,17 +160,29 @@ class PolygonMask:
             raise TileInputError(f"{path}: {what}")
 
     def envelope(self, crs_wkt: str) -> tuple[float, float, float, float]:
-        """(west, south, east, north) of the polygons in `crs_wkt`."""
-        union = None
-        for feature in self.layer:
-            geometry = feature.GetGeometryRef().Clone()
-            union = geometry if union is None else union.Union(geometry)
-        self.layer.ResetReading()
-        if self.crs_wkt and crs_wkt:
-            union.Segmentize(_densify_step(union))
-            union.Transform(transformer(self.crs_wkt, crs_wkt))
-        west, east, south, north = union.GetEnvelope()
+        """(west, south, east, north) of the polygons in `crs_wkt`: their extent's outline,
+        densified, reprojected (a curved outline is still bounded)."""
+        west, east, south, north = self.layer.GetExtent()
+        if not (self.crs_wkt and crs_wkt):
+            return west, south, east, north
+        box = ogr.CreateGeometryFromWkt(
+            f"POLYGON (({west} {south}, {east} {south}, {east} {north}, {west} {north}, "
+            f"{west} {south}))"
+        )
+        box.Segmentize(_densify_step(box))
+        box.Transform(transformer(self.crs_wkt, crs_wkt))
+        west, east, south, north = box.GetEnvelope()
         return west, south, east, north
+
+    def _rasterise(self, crs_wkt, transform, width, height, kind, fill, options) -> np.ndarray:
+        from osgeo import gdal
+
+        raster = gdal.GetDriverByName("MEM").Create("", width, height, 1, kind)
+        raster.SetGeoTransform(tuple(transform))
+        raster.SetProjection(crs_wkt)
+        raster.GetRasterBand(1).Fill(fill)
+        gdal.RasterizeLayer(raster, [1], self.layer, burn_values=[1], options=options)
+        return raster.ReadAsArray()
 
     def burn(
         self, crs_wkt: str, transform: tuple[float, ...], width: int, height: int
@@ -156,11 +190,24 @@ class PolygonMask:
         """True where a pixel centre of the window (its geotransform and size) is inside."""
         from osgeo import gdal
 
-        raster = gdal.GetDriverByName("MEM").Create("", width, height, 1, gdal.GDT_Byte)
-        raster.SetGeoTransform(tuple(transform))
-        raster.SetProjection(crs_wkt)
-        gdal.RasterizeLayer(raster, [1], self.layer, burn_values=[1])
-        return raster.ReadAsArray().astype(bool)
+        data = self._rasterise(crs_wkt, transform, width, height, gdal.GDT_Byte, 0, [])
+        return data.astype(bool)
+
+    def codes(
+        self,
+        crs_wkt: str,
+        transform: tuple[float, ...],
+        width: int,
+        height: int,
+        all_touched: bool = False,
+    ) -> np.ndarray:
+        """The class code (`value`) of the polygon over each pixel centre (every pixel touched
+        with `all_touched`); -1 outside."""
+        from osgeo import gdal
+
+        options = ["ATTRIBUTE=code", *(["ALL_TOUCHED=TRUE"] if all_touched else [])]
+        data = self._rasterise(crs_wkt, transform, width, height, gdal.GDT_Int32, -1, options)
+        return data.astype(np.int64)
 
 
 def _densify_step(geometry: ogr.Geometry) -> float:

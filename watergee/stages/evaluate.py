@@ -10,21 +10,24 @@ from pathlib import Path
 import numpy as np
 
 from watergee.accuracy import Matrix, allocate, area_adjusted, sample_accuracy
+from watergee.classmaps import open_class_raster
 from watergee.core import layout
 from watergee.core.config import Settings
 from watergee.core.errors import ConfigError, TileInputError
 from watergee.core.records import write_json_atomic
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
-from watergee.io.raster import ClassStyle, Grid, grid_of, open_raster, read_band
+from watergee.io.raster import ClassStyle, Grid, grid_of, read_band
 from watergee.io.report import write_figure, write_html
 from watergee.io.vector import write_points
 from watergee.reference import (
+    Comparison,
     PointReference,
     Reference,
-    count_classes,
+    class_counts,
     open_reference,
     stratified_sample,
+    total_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -35,16 +38,6 @@ RULE = (
     "falls in. Units where the map or the reference has no data are left out."
 )
 FIGURE_SIDE = 800  # pixels of the figure's longer side
-
-
-def _open_map(path: Path) -> tuple[object, ClassStyle, Grid]:
-    if not path.exists():
-        raise TileInputError(f"{path}: class map not found")
-    ds = open_raster(path)
-    style = ClassStyle.of(ds)
-    if not np.issubdtype(style.dtype, np.integer):
-        raise TileInputError(f"{path}: a class map must have integer pixels, not {style.dtype}")
-    return ds, style, grid_of(ds)
 
 
 def _decimated(ds, grid: Grid) -> tuple[np.ndarray, Grid]:
@@ -69,11 +62,17 @@ def _relabelled(codes: np.ndarray, relabel: dict[int, int]) -> np.ndarray:
 
 
 def _figure(
-    final: Path, ds, grid: Grid, reference: Reference, style: ClassStyle, relabel: dict[int, int]
+    final: Path,
+    ds,
+    grid: Grid,
+    reference: Reference,
+    comparison: Comparison,
+    style: ClassStyle,
+    relabel: dict[int, int],
 ) -> None:
     map_codes, coarse = _decimated(ds, grid)
     if isinstance(reference, PointReference):
-        found = reference.map_codes(ds, grid, 1024)
+        found = comparison.map_codes
         rows, cols = reference.pixels(coarse)
         keep = (rows >= 0) & (found >= 0)
         agrees = found == _relabelled(reference.values, relabel)
@@ -91,7 +90,8 @@ def evaluate(run: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.evaluate
     if opts.reference is None:
         raise ConfigError("evaluate needs a reference (--reference), or --sample-design")
-    ds, style, grid = _open_map(run.source)
+    ds, style = open_class_raster(run.source)
+    grid = grid_of(ds)
     reference = open_reference(opts.reference, opts.field, opts.all_touched)
     comparison = reference.compare(ds, grid, settings.output.window)
     if not comparison.pairs:
@@ -123,7 +123,7 @@ def evaluate(run: Tile, settings: Settings, out: Path) -> StageResult:
         "sample": sample_accuracy(matrix, opts.confidence),
     }
     if design == "stratified":
-        mapped = count_classes(ds, settings.output.window)
+        mapped = total_counts(class_counts(ds, settings.output.window))
         try:
             report["area_adjusted"] = area_adjusted(
                 matrix, mapped, grid.pixel_area_m2(), opts.confidence
@@ -135,7 +135,7 @@ def evaluate(run: Tile, settings: Settings, out: Path) -> StageResult:
     json_path, html_path, png_path = (
         layout.report(out, run, s) for s in (".json", ".html", ".png")
     )
-    _figure(png_path, ds, grid, reference, style, relabel)
+    _figure(png_path, ds, grid, reference, comparison, style, relabel)
     write_json_atomic(json_path, report)
     write_html(html_path, report, png_path)
     overall = report.get("area_adjusted", report["sample"])["overall_accuracy"]
@@ -149,12 +149,14 @@ def evaluate(run: Tile, settings: Settings, out: Path) -> StageResult:
 def sample_design(run: Tile, settings: Settings, out: Path) -> StageResult:
     """Stratified random points over the map classes, with an empty class field to fill in."""
     opts = settings.evaluate
-    ds, style, grid = _open_map(run.source)
-    mapped = count_classes(ds, settings.output.window)
+    ds, style = open_class_raster(run.source)
+    grid = grid_of(ds)
+    counts = class_counts(ds, settings.output.window)
+    mapped = total_counts(counts)
     if not mapped:
         raise TileInputError(f"{run.source}: no mapped pixels to sample")
     allocation = allocate(mapped, opts.sample_size, opts.min_per_class)
-    drawn = sorted(stratified_sample(ds, allocation, settings.output.window, opts.seed))
+    drawn = sorted(stratified_sample(ds, counts, allocation, opts.seed))
     rows, cols, strata = (np.array(v, np.int64) for v in zip(*drawn, strict=True))
     x0, dx, _, y0, _, dy = grid.transform
     xs, ys = x0 + (cols + 0.5) * dx, y0 + (rows + 0.5) * dy
