@@ -20,6 +20,7 @@ ALLOWED = {
     "science": {"core", "io", "science"},
     "models": {"core", "io", "science", "models"},
     "stages": {"core", "io", "science", "models"},
+    "hpc": {"core", "hpc"},
     "cli": {"core", "cli"},
 }
 

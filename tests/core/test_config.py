@@ -114,7 +114,7 @@ def _other_value(section: type, name: str, value):
     elif isinstance(value, list):
         candidates += [value[:-1], value[::-1], [6], ["B02"], ["MNDWI"]]
     elif isinstance(value, dict):
-        candidates += [{1: 2}, {1: "water"}]
+        candidates += [{1: 2}, {1: "water"}, {"GPU": 1.0}]
     elif isinstance(value, tuple):
         candidates += [(2.0, 98.0)]
     elif isinstance(value, str):

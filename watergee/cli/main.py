@@ -14,6 +14,7 @@ import typer
 from watergee.cli import model, sample
 from watergee.cli.options import (
     EXIT_SIGNAL,
+    ClusterKind,
     Config,
     Force,
     Out,
@@ -75,13 +76,11 @@ def run_stage_command(
     out: Path,
     config: Path | None,
     sets: list[str] | None,
-    workers: int | None,
-    scheduler: str | None,
-    force: bool,
     values: dict[str, Any],
+    force: bool = False,
 ) -> None:
-    """Resolve the settings, read the tile list, run the stage on a cluster, report."""
-    from watergee.core.cluster import open_client
+    """Resolve the settings, read the tile list, run the stage (on a cluster started only
+    when some tile has work), report."""
     from watergee.core.config import load_settings
     from watergee.core.runner import (
         Interrupted,
@@ -95,11 +94,9 @@ def run_stage_command(
     from watergee.sentinel2 import read_tiles
 
     out = out.expanduser().absolute()  # remote workers have another working directory
-    if workers is not None:
-        values["cluster.workers"] = workers
-    if scheduler is not None:
-        values["cluster.scheduler"] = scheduler
     settings = load_settings(config, list(sets or []), values)
+    if settings.cluster.kind == "slurm-runner" and _serves_allocation(settings, out):
+        return  # this task was the allocation's scheduler or a worker
     if stage.unit == "tile":
         tile_list = read_tiles(tiles)
     else:  # one task for the whole list (or the --source file), named by a setting
@@ -109,12 +106,12 @@ def run_stage_command(
     prepare_output(out)  # before a cluster starts: a bad --out fails at once
     progress, on_outcome = progress_printer(len(tile_list), stage.name)
     try:
-        cluster = open_client(settings.cluster, tasks=len(tile_list))
-        with signals_raise(), cluster as client, progress:
+        with signals_raise(), progress:
             report = run_stage(
-                stage, tile_list, settings, out, client, force, on_outcome=on_outcome
-            )
-    except Interrupted as stop:  # before any tile ran: starting or stopping the cluster
+                stage, tile_list, settings, out, _connector(settings, out, stage.name), force,
+                on_outcome=on_outcome,
+            )  # fmt: skip
+    except Interrupted as stop:  # while the records were read, before any tile ran
         typer.echo(f"interrupted by {stop}: no tile ran", err=True)
         raise typer.Exit(EXIT_SIGNAL.get(stop.signum, 128 + stop.signum)) from None
     if report.interrupted is not None:  # the workers are gone now: what they left goes too
@@ -123,6 +120,47 @@ def run_stage_command(
     code = exit_code(report)
     if code:
         raise typer.Exit(code)
+
+
+def _cluster_values(workers: int | None, scheduler: str | None, cluster: str | None) -> dict:
+    """The settings the common cluster options set."""
+    values: dict[str, Any] = {}
+    if workers is not None:
+        values["cluster.workers"] = workers
+    if scheduler is not None:
+        values["cluster.scheduler"] = scheduler
+    if cluster is not None:
+        values["cluster.kind"] = cluster
+    return values
+
+
+def _serves_allocation(settings: Any, out: Path) -> bool:
+    """slurm-runner: the scheduler's and the workers' tasks serve here until the run ends."""
+    from watergee.hpc.allocation import serve
+    from watergee.hpc.clusters import cluster_folder
+
+    return serve(settings.cluster, Path(settings.cluster.shared_directory or cluster_folder(out)))
+
+
+def _connector(settings: Any, out: Path, name: str):
+    """Opens the run's cluster for a number of tasks and says where it is (the dashboard link
+    too) when it is not the embedded local one."""
+    import contextlib
+
+    from watergee.hpc.clusters import cluster_folder, open_client
+
+    @contextlib.contextmanager
+    def connect(tasks: int):
+        with open_client(settings.cluster, tasks, cluster_folder(out), name) as client:
+            if settings.cluster.kind != "local":
+                typer.echo(
+                    f"cluster {settings.cluster.kind}: scheduler {client.scheduler.address}, "
+                    f"dashboard {client.dashboard_link}",
+                    err=True,
+                )
+            yield client
+
+    return connect
 
 
 def _param(option: Option) -> str:
@@ -152,6 +190,7 @@ _COMMON: list[tuple[str, Any, Any]] = [
     ("set_", Sets, None),
     ("workers", Workers, None),
     ("scheduler", Scheduler, None),
+    ("cluster", ClusterKind, None),
     ("force", Force, False),
 ]
 
@@ -206,9 +245,10 @@ def stage_command(stage: Stage, group: bool = False):
             for option in stage.options
             if kwargs.get(_param(option)) is not None
         }
+        values.update(_cluster_values(kwargs["workers"], kwargs["scheduler"], kwargs["cluster"]))
         run_stage_command(
-            stage, kwargs["tiles"], kwargs["out"], kwargs["config"], kwargs["set_"],
-            kwargs["workers"], kwargs["scheduler"], kwargs["force"], values,
+            stage, kwargs["tiles"], kwargs["out"], kwargs["config"], kwargs["set_"], values,
+            kwargs["force"],
         )  # fmt: skip
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -46,6 +46,13 @@ Scheduler = Annotated[
     str | None,
     typer.Option("--scheduler", help="Use a running Dask scheduler at this address instead."),
 ]
+ClusterKind = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Where tiles run: local, scheduler, slurm or slurm-runner (see cluster.* settings).",
+    ),
+]
 Force = Annotated[
     bool, typer.Option("--force", help="Redo tiles even when their outputs are current.")
 ]

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from watergee import __version__
@@ -537,12 +538,22 @@ class EvaluateSettings(Section):
     seed: int = Field(0, description="Seed of the sample design's draw.")
 
 
+ClusterKind = Literal["local", "scheduler", "slurm", "slurm-runner"]
+
+
 class ClusterSettings(Section):
+    """Where tiles run. `local`: an embedded cluster on this machine; `scheduler`: a running
+    Dask scheduler; `slurm`: workers submitted as Slurm jobs (dask-jobqueue); `slurm-runner`:
+    scheduler, driver and workers as the tasks of one `srun` inside an allocation."""
+
     placement_only: ClassVar[bool] = True
+    kind: ClusterKind = Field(
+        "local",
+        description="local, scheduler, slurm or slurm-runner (giving 'scheduler' an address "
+        "implies 'scheduler').",
+    )
     scheduler: str | None = Field(
-        None,
-        description="Address of a running Dask scheduler (tcp://host:8786). When unset an "
-        "embedded local cluster is started for the run.",
+        None, description="Address of a running Dask scheduler (tcp://host:8786), kind scheduler."
     )
     connect_timeout: float = Field(
         30.0, gt=0, description="Seconds to wait for the scheduler given by 'scheduler'."
@@ -560,12 +571,96 @@ class ClusterSettings(Section):
     gdal_cache_mb: int = Field(
         256,
         ge=16,
-        description="GDAL block cache per local worker in MB (GDAL's own default is 5 % of "
-        "RAM per process); an explicit GDAL_CACHEMAX in the environment wins.",
+        description="GDAL block cache per worker in MB (GDAL's own default is 5 % of RAM per "
+        "process); an explicit GDAL_CACHEMAX in the environment wins.",
     )
     dashboard: str | None = Field(
-        None, description="Dashboard address of the local cluster, e.g. ':8787'; else a free port."
+        None,
+        description="Dashboard address, e.g. ':8787' (all interfaces); default a free port, "
+        "on localhost only for slurm and slurm-runner.",
     )
+    # Slurm workers (kind slurm), one Dask worker process per job unless job_processes says
+    partition: str | None = Field(None, description="Slurm partition of the worker jobs (-p).")
+    account: str | None = Field(None, description="Slurm account charged (-A).")
+    job_cores: int = Field(1, ge=1, description="Cores per worker job (--cpus-per-task).")
+    job_processes: int = Field(1, ge=1, description="Dask worker processes per job.")
+    job_memory: str = Field("4GB", description="Memory per worker job, e.g. '16GB' (--mem).")
+    walltime: str = Field("01:00:00", description="Walltime per worker job (-t HH:MM:SS).")
+    gpus: int = Field(
+        0,
+        ge=0,
+        description="GPUs per worker job (--gres=gpu:N); its workers offer a Dask resource "
+        "GPU=N, and stages that declare a GPU run only there.",
+    )
+    gres: str | None = Field(
+        None, description="The generic resource line instead of gpu:N, e.g. 'gpu:a100:1'."
+    )
+    worker_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Dask resources every worker offers in addition, e.g. {GPU: 1}.",
+    )
+    job_directives: list[str] = Field(
+        default_factory=list,
+        description="More #SBATCH lines, without the prefix, e.g. '--constraint=a100'.",
+    )
+    prologue: list[str] = Field(
+        default_factory=list,
+        description="Shell lines run before the worker starts, e.g. 'module load cuda'.",
+    )
+    interface: str | None = Field(
+        None, description="Network interface the scheduler and workers talk on, e.g. 'ib0'."
+    )
+    local_directory: str | None = Field(
+        None, description="Worker scratch folder on the compute node, e.g. '$TMPDIR'."
+    )
+    python: str | None = Field(
+        None, description="Python that starts a worker; default: the one running watergee."
+    )
+    image: str | None = Field(
+        None,
+        description="Apptainer image the workers run in: python becomes "
+        "'apptainer exec --nv --bind BINDS IMAGE python'.",
+    )
+    binds: list[str] = Field(
+        default_factory=list, description="Folders bound into the image, e.g. '/scratch'."
+    )
+    apptainer: str = Field("apptainer", description="The apptainer (or singularity) command.")
+    min_jobs: int = Field(0, ge=0, description="Adaptive scaling: fewest worker jobs.")
+    max_jobs: int = Field(4, ge=1, description="Adaptive scaling: most worker jobs.")
+    lifetime: str | None = Field(
+        "55m",
+        description="Workers leave after this long and are replaced (set below the walltime, "
+        "so that Slurm never kills a worker mid-tile); null: never.",
+    )
+    lifetime_stagger: str = Field("4m", description="Random spread of the lifetimes.")
+    allowed_failures: int = Field(
+        3, ge=0, description="Times a tile is retried on another worker after losing one."
+    )
+    tls: bool = Field(
+        True,
+        description="slurm and slurm-runner: encrypt and authenticate with per-run temporary "
+        "certificates, readable by you only and removed after the run.",
+    )
+    shared_directory: str | None = Field(
+        None,
+        description="A folder every node sees, for worker logs, certificates and the "
+        "scheduler file; default: .watergee/cluster in the output folder.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scheduler_implies_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("scheduler") and data.get("kind") in (None, "local"):
+            data = {**data, "kind": "scheduler"}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterSettings:
+        if self.kind == "scheduler" and not self.scheduler:
+            raise ValueError("kind 'scheduler' needs the 'scheduler' address")
+        if self.min_jobs > self.max_jobs:
+            raise ValueError(f"min_jobs {self.min_jobs} is above max_jobs {self.max_jobs}")
+        return self
 
 
 class Settings(Section):

@@ -294,23 +294,87 @@ def _replay(outcome: Outcome) -> None:
         tile_log.log(logging.getLevelName(level_name) if level_name.isupper() else 20, rest)
 
 
-def run_stage(
+#: Opens a client for a number of tasks, e.g. `functools.partial(open_client, settings)`.
+Connect = Callable[[int], contextlib.AbstractContextManager["Client"]]
+
+
+def is_current(tile: Tile, stage: Stage, settings: Settings, out: Path) -> bool:
+    """Whether a worker would skip the tile: its record is current and so are the records of
+    the stages it reads. Read without the tile's lock: a tile found stale is decided again,
+    under the lock, on the worker."""
+    try:
+        check_upstream(stage, tile, settings, out)
+    except UpstreamError:
+        return False
+    record = records.read_record(layout.record(out, tile, stage.record_name(settings)))
+    digest = section_hash(settings, stage.sections)
+    origin = where_from(tile, stage, settings, out)
+    return records.staleness(record, digest, out, origin) is None
+
+
+def _run_on_cluster(
     stage: Stage,
     tiles: Sequence[Tile],
     settings: Settings,
     out: Path,
     client: Client,
+    force: bool,
+    run_id: str,
+    settle: Callable[[Tile, Outcome], None],
+) -> None:
+    """Map the tiles over the cluster and settle each outcome as it arrives; on Interrupted
+    cancel what still runs (and re-raise)."""
+    from distributed import as_completed
+
+    resources = dict(stage.resources)
+    if resources and not set(resources) <= _offered_resources(client):
+        resources = {}  # no worker offers them: any worker runs the stage
+    keys = [f"{stage.name}-{tile.id}-{run_id}" for tile in tiles]
+    by_key = dict(zip(keys, tiles, strict=True))
+    futures = client.map(
+        execute_tile,
+        list(tiles),
+        key=keys,
+        pure=False,
+        resources=resources or None,
+        stage=stage,
+        settings=settings,
+        out=out,
+        force=force,
+        run_id=run_id,
+    )
+    try:
+        for future in as_completed(futures):
+            tile = by_key[future.key]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # the worker died, or the task could not run at all
+                cause = f"task lost: {one_line(exc)}"
+                outcome = Outcome(tile.id, stage.record_name(settings), "failed", 0.0, cause)
+            settle(tile, outcome)
+    except Interrupted:
+        with contextlib.suppress(Exception):
+            client.cancel(futures, force=True)
+        raise
+
+
+def run_stage(
+    stage: Stage,
+    tiles: Sequence[Tile],
+    settings: Settings,
+    out: Path,
+    client: Client | Connect,
     force: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> RunReport:
     """Run `stage` over `tiles` on `client`; returns outcomes in tile-list order.
 
-    On SIGINT / SIGTERM it stops scheduling, cancels what runs and returns the report with
-    `interrupted` set; once the workers are gone the caller calls `conclude_interrupted` (and
-    owns the exit code).
+    The driver reads the records first: tiles whose outputs are current are skipped here, and
+    when `client` is a `Connect` the cluster starts only if some tile has work (and is gone
+    when this returns). On SIGINT / SIGTERM it stops scheduling, cancels what runs and returns
+    the report with `interrupted` set; once the workers are gone the caller calls
+    `conclude_interrupted` (and owns the exit code).
     """
-    from distributed import as_completed
-
     started = time.perf_counter()
     prepare_output(out)
     INTERRUPTED.clear()
@@ -326,45 +390,30 @@ def run_stage(
         log_file=str(run_log.path),
     )
     run_log.write(f"{stage.name}: {len(tiles)} tiles, output {out}, run {run_id}")
-    resources = dict(stage.resources)
-    if resources and not set(resources) <= _offered_resources(client):
-        resources = {}  # no worker offers them: any worker runs the stage
-    keys = [f"{stage.name}-{tile.id}-{run_id}" for tile in tiles]
-    by_key = dict(zip(keys, tiles, strict=True))
     outcomes: dict[str, Outcome] = {}
-    futures = []
-    try:
-        with signals_raise():
-            futures = client.map(
-                execute_tile,
-                list(tiles),
-                key=keys,
-                pure=False,
-                resources=resources or None,
-                stage=stage,
-                settings=settings,
-                out=out,
-                force=force,
-                run_id=run_id,
-            )
-            for future in as_completed(futures):
-                tile = by_key[future.key]
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # the worker died, or the task could not run at all
-                    cause = f"task lost: {one_line(exc)}"
-                    outcome = Outcome(tile.id, stage.record_name(settings), "failed", 0.0, cause)
-                outcomes[tile.id] = outcome
-                run_log.outcome(outcome)
-                _replay(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
-    except Interrupted as stop:
-        INTERRUPTED.set()
-        report.interrupted = stop.signum
-        with contextlib.suppress(Exception):
-            client.cancel(futures, force=True)
-        run_log.write(f"interrupted by {signal.Signals(stop.signum).name}")
+
+    def settle(tile: Tile, outcome: Outcome) -> None:
+        outcomes[tile.id] = outcome
+        run_log.outcome(outcome)
+        _replay(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    todo = []
+    for tile in tiles:
+        if not force and is_current(tile, stage, settings, out):
+            settle(tile, Outcome(tile.id, stage.record_name(settings), "skipped"))
+        else:
+            todo.append(tile)
+    if todo:
+        connect = (lambda _: contextlib.nullcontext(client)) if hasattr(client, "map") else client
+        try:
+            with signals_raise(), connect(len(todo)) as connected:  # type: ignore[operator]
+                _run_on_cluster(stage, todo, settings, out, connected, force, run_id, settle)
+        except Interrupted as stop:
+            INTERRUPTED.set()
+            report.interrupted = stop.signum
+            run_log.write(f"interrupted by {signal.Signals(stop.signum).name}")
     report.outcomes = [
         outcomes.get(t.id) or Outcome(t.id, stage.record_name(settings), "not started")
         for t in tiles

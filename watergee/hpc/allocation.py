@@ -1,0 +1,129 @@
+"""One allocation, one run (cluster kind slurm-runner): for sites whose compute nodes cannot
+submit jobs. The same watergee command runs as every task of one `srun -n N` (N >= 3): task 0
+becomes the Dask scheduler, task 1 the driver that runs the stage, the others workers, meeting
+through a scheduler file on a shared folder (dask-jobqueue's SLURMRunner)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from watergee.core.config import ClusterSettings
+from watergee.core.errors import ClusterError
+from watergee.hpc.security import wait_for_certificates, write_certificates
+from watergee.hpc.slurm import worker_resources
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from distributed.security import Security
+
+DRIVER_RANK = 1  # SLURMRunner's client task
+
+
+@dataclass(frozen=True)
+class Rank:
+    job: str
+    rank: int
+    tasks: int
+
+    @property
+    def is_driver(self) -> bool:
+        return self.rank == DRIVER_RANK
+
+
+def current_rank() -> Rank:
+    """This task's place in the allocation, from the variables srun sets."""
+    try:
+        return Rank(
+            os.environ["SLURM_JOB_ID"], int(os.environ["SLURM_PROCID"]),
+            int(os.environ["SLURM_NTASKS"]),
+        )  # fmt: skip
+    except (KeyError, ValueError):
+        raise ClusterError(
+            "cluster kind slurm-runner runs as the tasks of `srun -n N` (N >= 3) inside an "
+            "allocation: SLURM_JOB_ID, SLURM_PROCID or SLURM_NTASKS is not set"
+        ) from None
+
+
+def run_folder(folder: Path, rank: Rank) -> Path:
+    return folder / f"slurm-runner-{rank.job}"
+
+
+def _security(settings: ClusterSettings, folder: Path, rank: Rank) -> Security | None:
+    if not settings.tls:
+        return None
+    certificates = folder / "certificates"
+    if rank.rank == 0:
+        return write_certificates(certificates)
+    return wait_for_certificates(certificates, timeout=settings.connect_timeout)
+
+
+def _runner_options(settings: ClusterSettings, folder: Path, security: Any) -> dict[str, Any]:
+    protocol = {"protocol": "tls://", "security": security} if security is not None else {}
+    scheduler = {"dashboard_address": settings.dashboard or "127.0.0.1:0", **protocol}
+    worker: dict[str, Any] = {
+        "nthreads": settings.threads_per_worker,
+        "resources": worker_resources(settings) or None,
+        "local_directory": settings.local_directory,
+        "security": security,
+    }
+    if settings.interface:
+        scheduler["interface"] = worker["interface"] = settings.interface
+    return {
+        "scheduler_file": str(folder / "scheduler.json"),
+        "scheduler_options": scheduler,
+        "worker_options": {k: v for k, v in worker.items() if v is not None},
+    }
+
+
+def serve(settings: ClusterSettings, folder: Path) -> bool:
+    """Run this task's part when it is the scheduler or a worker, until the driver ends the
+    run; True then. The driver's task returns False at once and opens its client next."""
+    rank = current_rank()
+    if rank.tasks < 3:
+        raise ClusterError(
+            f"cluster kind slurm-runner needs at least 3 tasks (scheduler, driver, a worker); "
+            f"this step has {rank.tasks}"
+        )
+    if rank.is_driver:
+        return False
+    from dask_jobqueue.slurm import SLURMRunner
+
+    here = run_folder(folder, rank)
+    here.mkdir(parents=True, exist_ok=True)
+    security = _security(settings, here, rank)
+    # SLURMRunner serves inside its constructor and stops its own task with SIGINT
+    with contextlib.suppress(KeyboardInterrupt):
+        SLURMRunner(**_runner_options(settings, here, security))
+    return True
+
+
+@contextlib.contextmanager
+def runner_client(settings: ClusterSettings, folder: Path) -> Iterator[Client]:
+    """The driver's client of the allocation's cluster, once every worker has joined; the
+    scheduler (and with it the workers) stops when the block ends."""
+    from dask_jobqueue.slurm import SLURMRunner
+    from distributed import Client
+
+    rank = current_rank()
+    here = run_folder(folder, rank)
+    here.mkdir(parents=True, exist_ok=True)
+    security = _security(settings, here, rank)
+    try:
+        with (
+            SLURMRunner(**_runner_options(settings, here, security)) as runner,
+            Client(runner, security=security) as client,
+        ):
+            try:
+                client.wait_for_workers(runner.n_workers, timeout=settings.connect_timeout * 4)
+            except TimeoutError as exc:
+                raise ClusterError(f"the allocation's workers did not all join ({exc})") from None
+            yield client
+    finally:
+        if security is not None:
+            shutil.rmtree(here / "certificates", ignore_errors=True)
