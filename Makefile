@@ -5,24 +5,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.watergee-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libgdal-dev gdal-bin g++
+# slurm-wlm and munge: the single-node Slurm the HPC tests and scripts run on (slurm-up)
+APT_PACKAGES := libgdal-dev gdal-bin g++ slurm-wlm munge
+SLURM_DIR ?= /tmp/watergee-slurm-$(shell id -u)
 export KERAS_HOME ?= $(CURDIR)/.keras
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test test-all lint format clean
+.PHONY: install system-deps demo test test-all lint format clean slurm-up slurm-down
 
 install: $(STAMP)
 
 system-deps:
-	@if command -v gdal-config >/dev/null && command -v gdalinfo >/dev/null \
-	    && command -v g++ >/dev/null; then \
-	  echo "system packages present (GDAL $$(gdal-config --version))"; \
+	@missing=$$(for package in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" \
+	    || echo $$package; done); \
+	if [ -z "$$missing" ]; then \
+	  echo "system packages present (GDAL $$(gdal-config --version), $$(slurmctld -V))"; \
 	else \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	      --no-install-recommends $(APT_PACKAGES); \
+	      --no-install-recommends $$missing; \
 	fi
 
 $(STAMP): pyproject.toml | system-deps
@@ -80,6 +84,13 @@ lint: install
 format: install
 	$(BIN)/ruff format watergee tests $(wildcard benchmarks)
 	$(BIN)/ruff check --fix watergee tests $(wildcard benchmarks)
+
+# a real single-node Slurm on localhost, all state in SLURM_DIR; then: eval $$(slurm/testbed.sh env DIR)
+slurm-up: install
+	$(SUDO) slurm/testbed.sh up $(SLURM_DIR)
+
+slurm-down:
+	$(SUDO) slurm/testbed.sh down $(SLURM_DIR)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache build *.egg-info

@@ -80,15 +80,18 @@ start() {
     return
   fi
   stop
-  mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge"
-  chmod 0700 "$dir/munge"
-  [ -s "$dir/munge/munge.key" ] || { head -c 1024 /dev/urandom >"$dir/munge/munge.key"; }
-  chmod 0600 "$dir/munge/munge.key"
+  # the key is secret (0700 folder); the socket folder is open, so that other users (a test
+  # suite run as yourself after `sudo slurm/testbed.sh up`) can submit jobs
+  mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge" "$dir/munge-key"
+  chmod 0700 "$dir/munge-key"
+  chmod 0755 "$dir" "$dir/munge"
+  [ -s "$dir/munge-key/munge.key" ] || head -c 1024 /dev/urandom >"$dir/munge-key/munge.key"
+  chmod 0600 "$dir/munge-key/munge.key"
   # one port pair per folder, so that two testbeds (two checkouts) never share daemons
   offset=$(( $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 500 * 2 + 100 ))
   write_conf
-  munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
-    --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
+  munged --force --key-file="$dir/munge-key/munge.key" --socket="$dir/munge/munge.socket" \
+    --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge-key/seed"
   export SLURM_CONF=$conf
   slurmctld -f "$conf"
   slurmd -f "$conf" -N localhost

@@ -60,6 +60,30 @@ def coded_bands(size10: int = 64) -> dict[str, np.ndarray]:
     return out
 
 
+def linked_tiles(root: Path, count: int, size10: int = 1024) -> Path:
+    """`count` band folders sharing one set of random band files (hard links), each named as
+    its own tile: about a second of resample per tile, enough to interrupt a run or to kill a
+    worker mid-run. Returns the tile list."""
+    bands = ("B02", "B05", "B06", "B07", "B8A", "B11", "B12")
+    source = root / "bands"
+    rng = np.random.default_rng(0)
+    for band in bands:
+        n = size10 * 10 // NATIVE_RESOLUTION[band]
+        data = rng.integers(1, 5000, (n, n), dtype=np.uint16)
+        write_array(source / f"{band}.tif", data, band_grid(band, size10))
+    lines = []
+    for k in range(count):
+        prefix = f"T33U{chr(65 + k)}A_20240101T100000"
+        folder = root / prefix
+        folder.mkdir()
+        for band in bands:
+            os.link(source / f"{band}.tif", folder / f"{prefix}_{band}.tif")
+        lines.append(str(folder))
+    listing = root / "tiles.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    return listing
+
+
 @pytest.fixture
 def inproc_settings() -> Settings:
     """Settings whose cluster runs in this process (fast to start, same code path)."""

@@ -10,36 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ORIGIN
-from watergee.io.raster import utm_grid, write_array
-from watergee.sentinel2 import NATIVE_RESOLUTION
-
-BANDS = ("B02", "B05", "B06", "B07", "B8A", "B11", "B12")
-
-
-def _tiles(root, count, size10=1024):
-    """`count` band folders sharing one set of band files (hard links), each named as its
-    own tile: enough work per tile (about a second of resample) to interrupt a run."""
-    source = root / "bands"
-    rng = np.random.default_rng(0)
-    for band in BANDS:
-        n = size10 * 10 // NATIVE_RESOLUTION[band]
-        data = rng.integers(1, 5000, (n, n), dtype=np.uint16)
-        write_array(
-            source / f"{band}.tif", data, utm_grid(32633, ORIGIN, NATIVE_RESOLUTION[band], n, n)
-        )
-    lines = []
-    for k in range(count):
-        prefix = f"T33U{chr(65 + k)}A_20240101T100000"
-        folder = root / prefix
-        folder.mkdir()
-        for band in BANDS:
-            os.link(source / f"{band}.tif", folder / f"{prefix}_{band}.tif")
-        lines.append(str(folder))
-    listing = root / "tiles.txt"
-    listing.write_text("\n".join(lines) + "\n")
-    return listing
-
+from tests.conftest import linked_tiles
 
 def _command(listing, out, *more):
     return [sys.executable, "-m", "watergee.cli.main", "resample", "-t", str(listing),
@@ -50,7 +21,7 @@ def _command(listing, out, *more):
 @pytest.mark.parametrize("cluster", ["processes", "threads"])
 def test_a_signal_mid_run_stops_cleanly_and_a_rerun_finishes(tmp_path, signum, cluster):
     """The signal goes to the whole process group, as Ctrl-C and scancel send it."""
-    listing = _tiles(tmp_path, 6)
+    listing = linked_tiles(tmp_path, 6)
     out = tmp_path / "work"
     more = ["--set", "cluster.processes=false"] if cluster == "threads" else []
     process = subprocess.Popen(_command(listing, out, *more), stderr=subprocess.PIPE,
@@ -83,7 +54,7 @@ def test_a_signal_mid_run_stops_cleanly_and_a_rerun_finishes(tmp_path, signum, c
 
 
 def test_two_runs_on_one_folder_do_each_tile_once(tmp_path):
-    listing = _tiles(tmp_path, 4)
+    listing = linked_tiles(tmp_path, 4)
     out = tmp_path / "work"
     runs = [subprocess.Popen(_command(listing, out), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -179,6 +180,16 @@ def execute_tile(
         RUN_ID.reset(token)
 
 
+def _worker_name() -> str | None:
+    """The Dask worker running this task (where a tile ran, for the record)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return None
+
+
 def _run_locked(
     tile: Tile, stage: Stage, settings: Settings, out: Path, force: bool, run_id: str
 ) -> Outcome:
@@ -188,7 +199,8 @@ def _run_locked(
     record_path = layout.record(out, tile, name)
     digest = section_hash(settings, stage.sections)
     origin = where_from(tile, stage, settings, out)
-    common = {"stage": name, "tile": tile.id, **origin, "run": run_id, "settings_hash": digest}
+    common = {"stage": name, "tile": tile.id, **origin, "run": run_id, "settings_hash": digest,
+              "host": socket.gethostname(), "worker": _worker_name()}  # fmt: skip
     try:
         check_upstream(stage, tile, settings, out)
         record = records.read_record(record_path)
