@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from tests.conftest import linked_tiles
+
 
 def _command(listing, out, *more):
     return [sys.executable, "-m", "watergee.cli.main", "resample", "-t", str(listing),
