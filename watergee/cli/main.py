@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from watergee.cli import model, sample
+from watergee.cli import cluster, model, sample, tiles
 from watergee.cli.options import (
     EXIT_SIGNAL,
     ClusterKind,
@@ -147,7 +147,7 @@ def _connector(settings: Any, out: Path, name: str):
     too) when it is not the embedded local one."""
     import contextlib
 
-    from watergee.hpc.clusters import cluster_folder, open_client
+    from watergee.hpc.clusters import cluster_folder, dashboard_link, open_client
 
     @contextlib.contextmanager
     def connect(tasks: int):
@@ -155,7 +155,7 @@ def _connector(settings: Any, out: Path, name: str):
             if settings.cluster.kind != "local":
                 typer.echo(
                     f"cluster {settings.cluster.kind}: scheduler {client.scheduler.address}, "
-                    f"dashboard {client.dashboard_link}",
+                    f"dashboard {dashboard_link(client, settings.cluster)}",
                     err=True,
                 )
             yield client
@@ -267,6 +267,8 @@ for _stage in STAGES.values():
         app.command(_stage.name, help=stage_command(_stage).__doc__)(stage_command(_stage))
 
 app.add_typer(model.app, name="model")
+app.add_typer(tiles.app, name="tiles")
+app.add_typer(cluster.app, name="cluster")
 
 
 @app.command()

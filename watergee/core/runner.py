@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from watergee.core import layout, records
-from watergee.core.atomic import RUN_ID, atomic_path, sweep_partials
+from watergee.core.atomic import RUN_ID, sweep_partials
 from watergee.core.config import Settings, save_settings, section_hash
 from watergee.core.errors import OutputError, UpstreamError, WatergeeError
 from watergee.core.locks import LockWaitCancelled, remove_run_locks, tile_lock
 from watergee.core.registry import STAGES
 from watergee.core.stage import Stage, resolve
-from watergee.core.tiles import Tile
+from watergee.core.tiles import Tile, write_tile_list
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -479,12 +479,7 @@ def completed(tiles: Sequence[Tile], stage: str = "sample") -> list[tuple[Tile, 
 
 def write_failed_list(tiles: Sequence[Tile], path: Path) -> Path:
     """A tile list of `tiles` (absolute paths), ready to pass back as --tiles."""
-    lines = ["# tiles that failed; re-run with --tiles THIS_FILE"]
-    lines += [str(t.source.resolve()) for t in tiles]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return path
+    return write_tile_list(list(tiles), path, "tiles that failed; re-run with --tiles THIS_FILE")
 
 
 def write_report(report: RunReport, path: Path) -> Path:

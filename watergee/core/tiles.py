@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from watergee.core.atomic import atomic_path
 from watergee.core.errors import TileListError
 
 
@@ -62,3 +63,26 @@ def read_tile_list(path: Path, name_of: Callable[[Path], str] = plain_name) -> l
     except OSError as exc:
         raise TileListError(f"{path}: cannot read tile list ({exc.strerror or exc})") from None
     return parse_tile_list(text, path.resolve().parent, str(path), name_of)
+
+
+def split_tiles(tiles: list[Tile], chunks: int, origin: str) -> list[list[Tile]]:
+    """`chunks` contiguous parts of a tile list whose sizes differ by one at most (the tasks
+    of a job array)."""
+    if chunks < 1 or chunks > len(tiles):
+        raise TileListError(f"{origin}: {len(tiles)} tiles cannot make {chunks} chunks")
+    size, extra = divmod(len(tiles), chunks)
+    parts, start = [], 0
+    for k in range(chunks):
+        end = start + size + (1 if k < extra else 0)
+        parts.append(tiles[start:end])
+        start = end
+    return parts
+
+
+def write_tile_list(tiles: list[Tile], path: Path, comment: str) -> Path:
+    """A tile list of absolute paths (readable from any folder), written atomically."""
+    lines = [f"# {comment}"] + [str(t.source.resolve()) for t in tiles]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path

@@ -111,3 +111,14 @@ def _local_client(settings: ClusterSettings, tasks: int | None) -> Iterator[Clie
         raise ClusterError(f"cannot start a local Dask cluster ({exc})") from None
     with cluster, Client(cluster) as client:
         yield client
+
+
+def dashboard_link(client: Client, settings: ClusterSettings) -> str:
+    """Where the dashboard is: for Slurm kinds it listens on localhost of the node the run
+    started on unless `cluster.dashboard` says otherwise (reach it with ssh -L)."""
+    if settings.kind in ("slurm", "slurm-runner") and not settings.dashboard:
+        port = client.scheduler_info().get("services", {}).get("dashboard")
+        if port:
+            tunnel = f"ssh -L {port}:localhost:{port}"
+            return f"http://localhost:{port}/status (on this node only: {tunnel})"
+    return client.dashboard_link
