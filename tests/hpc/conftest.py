@@ -29,14 +29,16 @@ class Testbed:
     folder: Path
     conf: Path
 
-    def jobs(self, name: str) -> list[tuple[str, str]]:
-        """(job id, state) of the finished jobs named `name`, from the job completion log."""
+    def jobs(self, name: str, since: int = 0) -> list[tuple[str, str]]:
+        """(job id, state) of the finished jobs named `name` with ids from `since` on (the
+        tasks of an array have ids of their own), from the job completion log."""
         lines = subprocess.run(
             ["sacct", "-c", "-n", "-P", "-o", "JobID,JobName,State"],
             capture_output=True, text=True, check=True,
         ).stdout.splitlines()  # fmt: skip
         rows = [line.split("|") for line in lines if line.count("|") == 2]
-        return [(job, state) for job, job_name, state in rows if job_name == name]
+        return [(job, state) for job, job_name, state in rows
+                if job_name == name and int(job) >= since]  # fmt: skip
 
     def queued(self, name: str) -> list[str]:
         """Ids of the running or pending jobs named `name`."""

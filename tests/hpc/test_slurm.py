@@ -4,6 +4,7 @@ cancelled mid-run, workers replaced before their walltime, and GPU routing."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from osgeo import gdal
 
 from tests.conftest import linked_tiles
-from tests.hpc.conftest import WORKER_SETTINGS, watergee
+from tests.hpc.conftest import ROOT, WORKER_SETTINGS, watergee
 
 pytestmark = pytest.mark.slurm
 
@@ -229,3 +230,69 @@ def test_a_stage_that_declares_a_gpu_runs_only_on_gpu_workers(slurm, tmp_path):
         finally:
             cpu_worker.send_signal(signal.SIGTERM)
             cpu_worker.wait(30)
+
+
+def _sbatch(script: str, *args: str, env: dict[str, str], cwd: Path, slurm) -> set[str]:
+    """Submit one of slurm/ as a user does (watergee on the PATH), wait for it, and return the
+    final states of its jobs (one per array task)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    exports = ",".join(["ALL", *(f"{k}={v}" for k, v in env.items())])
+    command = ["sbatch", "--parsable", f"--export={exports}", *args, str(ROOT / "slurm" / script)]
+    submitted = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=cwd,
+                               env={**os.environ, "PATH": path}, check=True)  # fmt: skip
+    job = submitted.stdout.strip().split(";")[0]
+    slurm.wait_idle(timeout=300)  # polls faster than sbatch --wait
+    name = {"array.sbatch": "watergee-array", "runner.sbatch": "watergee-runner"}[script]
+    return {state for _, state in slurm.jobs(name, since=int(job))}
+
+
+def test_the_job_array_script_runs_a_stage_chunk_by_chunk_and_resubmits_failures(slurm, tmp_path):
+    listing = linked_tiles(tmp_path / "in", 5, size10=256)
+    broken = tmp_path / "in" / "T33UZA_20240101T100000"  # no band files: fails its task
+    broken.mkdir()
+    listing.write_text(listing.read_text() + f"{broken}\n")
+    out = tmp_path / "work"
+    env = {"STAGE": "resample", "TILES": str(listing), "OUT": str(out)}
+    first = _sbatch("array.sbatch", "--array=1-3", env=env, cwd=tmp_path, slurm=slurm)
+    assert first == {"COMPLETED", "FAILED"}  # the task holding the broken tile exited 1
+    logs = sorted(tmp_path.glob("watergee-array-*.out"))
+    assert len(logs) == 3 and all("2 tiles:" in p.read_text() for p in logs)
+    assert sum(r["status"] == "done" for r in _records(out)) == 5
+
+    retry = tmp_path / "retry.txt"
+    pending = watergee("tiles", "pending", str(listing), "--stage", "resample", "--out", str(out),
+                       "--write", str(retry))  # fmt: skip
+    assert pending.returncode == 0 and "1 of 6 tiles pending" in pending.stderr, pending.stderr
+    assert [line for line in retry.read_text().splitlines() if not line.startswith("#")] == [
+        str(broken.resolve())
+    ]
+    for band in (tmp_path / "in" / "bands").iterdir():  # mend the tile, resubmit the list
+        os.link(band, broken / f"{broken.name}_{band.name}")
+    second = _sbatch("array.sbatch", "--array=1-1", env={**env, "TILES": str(retry)},
+                     cwd=tmp_path, slurm=slurm)  # fmt: skip
+    assert second == {"COMPLETED"}
+    assert sum(r["status"] == "done" for r in _records(out)) == 6
+    again = watergee("tiles", "pending", str(listing), "--stage", "resample", "--out", str(out))
+    assert again.stdout == "" and "0 of 6 tiles pending" in again.stderr
+
+
+def test_the_one_allocation_script_runs_scheduler_driver_and_workers_as_srun_tasks(slurm, tmp_path):
+    listing = linked_tiles(tmp_path / "in", 4, size10=256)
+    out = tmp_path / "work"
+    env = {"STAGE": "resample", "TILES": str(listing), "OUT": str(out)}
+    run = _sbatch("runner.sbatch", "--ntasks=4", env=env, cwd=tmp_path, slurm=slurm)
+    log = next(tmp_path.glob("watergee-runner-*.out")).read_text()
+    assert run == {"COMPLETED"}, log
+    assert "cluster slurm-runner: scheduler tls://" in log
+    assert "4 done" in log
+    records = _records(out)
+    assert len(records) == 4 and {r["worker"] for r in records} <= {"2", "3"}  # tasks 2, 3
+    assert not list((out / ".watergee" / "cluster").iterdir())  # certificates gone
+
+    # a driver that fails at once (an unreadable tile list) still ends the allocation
+    bad = _sbatch("runner.sbatch", "--ntasks=3", env={**env, "TILES": str(tmp_path / "none.txt")},
+                  cwd=tmp_path, slurm=slurm)  # fmt: skip
+    assert bad == {"FAILED"}
+    assert "none.txt: cannot read tile list" in "".join(
+        p.read_text() for p in tmp_path.glob("watergee-runner-*.out")
+    )

@@ -4,6 +4,7 @@ functions and every heavy library load only when a command runs."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import keyword
 from pathlib import Path
@@ -95,25 +96,29 @@ def run_stage_command(
 
     out = out.expanduser().absolute()  # remote workers have another working directory
     settings = load_settings(config, list(sets or []), values)
-    if settings.cluster.kind == "slurm-runner" and _serves_allocation(settings, out):
-        return  # this task was the allocation's scheduler or a worker
-    if stage.unit == "tile":
-        tile_list = read_tiles(tiles)
-    else:  # one task for the whole list (or the --source file), named by a setting
-        if stage.source is None:
-            read_tiles(tiles)  # a bad list fails here, naming its line
-        tile_list = [Tile(str(setting_value(settings, stage.unit)), tiles.resolve())]
-    prepare_output(out)  # before a cluster starts: a bad --out fails at once
-    progress, on_outcome = progress_printer(len(tile_list), stage.name)
-    try:
-        with signals_raise(), progress:
-            report = run_stage(
-                stage, tile_list, settings, out, _connector(settings, out, stage.name), force,
-                on_outcome=on_outcome,
-            )  # fmt: skip
-    except Interrupted as stop:  # while the records were read, before any tile ran
-        typer.echo(f"interrupted by {stop}: no tile ran", err=True)
-        raise typer.Exit(EXIT_SIGNAL.get(stop.signum, 128 + stop.signum)) from None
+    connect = _connector(settings, out, stage.name)
+    with contextlib.ExitStack() as allocation:
+        if settings.cluster.kind == "slurm-runner":
+            if _serves_allocation(settings, out):
+                return  # this task was the allocation's scheduler or a worker
+            # the driver's task: whatever happens next, leaving this block ends the allocation
+            connect = allocation.enter_context(connect(0))
+        if stage.unit == "tile":
+            tile_list = read_tiles(tiles)
+        else:  # one task for the whole list (or the --source file), named by a setting
+            if stage.source is None:
+                read_tiles(tiles)  # a bad list fails here, naming its line
+            tile_list = [Tile(str(setting_value(settings, stage.unit)), tiles.resolve())]
+        prepare_output(out)  # before a cluster starts: a bad --out fails at once
+        progress, on_outcome = progress_printer(len(tile_list), stage.name)
+        try:
+            with signals_raise(), progress:
+                report = run_stage(
+                    stage, tile_list, settings, out, connect, force, on_outcome=on_outcome
+                )
+        except Interrupted as stop:  # while the records were read, before any tile ran
+            typer.echo(f"interrupted by {stop}: no tile ran", err=True)
+            raise typer.Exit(EXIT_SIGNAL.get(stop.signum, 128 + stop.signum)) from None
     if report.interrupted is not None:  # the workers are gone now: what they left goes too
         report = conclude_interrupted(report, tile_list, out)
     print_summary(report)
@@ -145,8 +150,6 @@ def _serves_allocation(settings: Any, out: Path) -> bool:
 def _connector(settings: Any, out: Path, name: str):
     """Opens the run's cluster for a number of tasks and says where it is (the dashboard link
     too) when it is not the embedded local one."""
-    import contextlib
-
     from watergee.hpc.clusters import cluster_folder, dashboard_link, open_client
 
     @contextlib.contextmanager

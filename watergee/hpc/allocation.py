@@ -6,6 +6,7 @@ through a scheduler file on a shared folder (dask-jobqueue's SLURMRunner)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -97,6 +98,7 @@ def serve(settings: ClusterSettings, folder: Path) -> bool:
     here = run_folder(folder, rank)
     here.mkdir(parents=True, exist_ok=True)
     security = _security(settings, here, rank)
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the job log stays readable
     # SLURMRunner serves inside its constructor and stops its own task with SIGINT
     with contextlib.suppress(KeyboardInterrupt):
         SLURMRunner(**_runner_options(settings, here, security))
@@ -109,6 +111,7 @@ def runner_client(settings: ClusterSettings, folder: Path) -> Iterator[Client]:
     scheduler (and with it the workers) stops when the block ends."""
     from dask_jobqueue.slurm import SLURMRunner
     from distributed import Client
+    from distributed.core import rpc
 
     rank = current_rank()
     here = run_folder(folder, rank)
@@ -119,11 +122,15 @@ def runner_client(settings: ClusterSettings, folder: Path) -> Iterator[Client]:
             SLURMRunner(**_runner_options(settings, here, security)) as runner,
             Client(runner, security=security) as client,
         ):
+            if security is not None:  # the runner ends the scheduler over a plain rpc
+                runner.scheduler_comm = rpc(
+                    runner.scheduler_address,
+                    connection_args=security.get_connection_args("client"),
+                )
             try:
                 client.wait_for_workers(runner.n_workers, timeout=settings.connect_timeout * 4)
             except TimeoutError as exc:
                 raise ClusterError(f"the allocation's workers did not all join ({exc})") from None
             yield client
     finally:
-        if security is not None:
-            shutil.rmtree(here / "certificates", ignore_errors=True)
+        shutil.rmtree(here, ignore_errors=True)  # certificates and the scheduler file
