@@ -77,7 +77,8 @@ def test_readme_lists_the_commands_of_help():
 
     runner = CliRunner()
     listed = set(re.findall(r"^│ (\w[\w-]*) ", runner.invoke(app, ["--help"]).output, re.M))
-    for group in ("sample", "model"):
+    groups = ("sample", "model", "tiles", "cluster")
+    for group in groups:
         sub = runner.invoke(app, [group, "--help"]).output
         listed |= {f"{group} {c}" for c in re.findall(r"^│ (\w[\w-]*) ", sub, re.M)}
     readme = (ROOT / "README.md").read_text()
@@ -88,14 +89,14 @@ def test_readme_lists_the_commands_of_help():
         words = [w for w in line.split() if not w.startswith(("[", "-", "#"))]
         if len(words) >= 2 and words[0] == "watergee":
             documented.add(words[1])
-            if words[1] in ("sample", "model") and len(words) > 2 and words[2].isidentifier():
+            if words[1] in groups and len(words) > 2 and words[2].isidentifier():
                 documented.add(f"{words[1]} {words[2]}")
             if words[1] == "model" and len(words) > 2:
                 documented.add(f"model {words[2]}")
     documented.discard("COMMAND")
     assert listed <= documented, f"missing from the README: {listed - documented}"
-    stray = {d for d in documented if d not in listed and d not in ("sample", "model")}
+    stray = {d for d in documented if d not in listed and d not in groups}
     assert not stray, f"in the README, not in --help: {stray}"
     tree = readme[readme.index("## Architecture") :]
-    for folder in ("cli/", "core/", "io/", "stages/", "models/"):
+    for folder in ("cli/", "core/", "io/", "stages/", "models/", "hpc/"):
         assert folder in tree

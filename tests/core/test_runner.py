@@ -1,5 +1,6 @@
 """The runner on an in-process Dask cluster: resume, force, failure isolation."""
 
+import contextlib
 import json
 import shutil
 
@@ -47,6 +48,28 @@ def test_rerun_skips_force_redoes(demo_scene, tmp_path, client, inproc_settings)
     forced = run_stage(stage, tiles, inproc_settings, out, client, force=True)
     assert set(_statuses(forced).values()) == {"done"}
     assert all(p.stat().st_mtime_ns != m for p, m in zip(outputs, mtimes, strict=True))
+
+
+def test_a_cluster_starts_only_for_the_tiles_with_work(
+    demo_scene, tmp_path, client, inproc_settings
+):
+    tiles = _copy_demo(demo_scene, tmp_path)
+    out = tmp_path / "work"
+    stage = STAGES["resample"]
+    run_stage(stage, tiles, inproc_settings, out, client)
+    asked = []
+
+    @contextlib.contextmanager
+    def connect(tasks):
+        asked.append(tasks)
+        yield client
+
+    current = run_stage(stage, tiles, inproc_settings, out, connect)
+    assert set(_statuses(current).values()) == {"skipped"} and asked == []
+    (out / tiles[0].id / ".watergee" / "resample.json").unlink()
+    redo = run_stage(stage, tiles, inproc_settings, out, connect)
+    assert _statuses(redo)[tiles[0].id] == "done" and asked == [1]
+    assert sorted(set(_statuses(redo).values())) == ["done", "skipped"]
 
 
 def test_changed_settings_input_or_output_redo_only_that(

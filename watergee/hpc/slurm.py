@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from distributed.security import Security
 
 #: Stands for the scheduler's address in a job script printed before any scheduler runs.
-ADDRESS_PLACEHOLDER = "tls://SCHEDULER-ADDRESS:PORT"
+ADDRESS_PLACEHOLDER = "SCHEDULER-ADDRESS:PORT"
 
 
 def worker_python(settings: ClusterSettings) -> str:
@@ -88,7 +88,8 @@ def job_script(settings: ClusterSettings, folder: Path) -> str:
         security = security_from(folder / "certificates-RUN")
     options = job_options(settings, folder, security)
     try:
-        job = SLURMJob(scheduler=ADDRESS_PLACEHOLDER, name="NAME", **options)
+        protocol = "tls://" if security is not None else "tcp://"
+        job = SLURMJob(scheduler=protocol + ADDRESS_PLACEHOLDER, name="NAME", **options)
     except (TypeError, ValueError) as exc:
         raise ClusterError(f"cluster settings do not make a Slurm job: {exc}") from None
     return job.job_script()
