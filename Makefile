@@ -13,7 +13,7 @@ export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test test-all lint format clean slurm-up slurm-down
+.PHONY: install system-deps demo test test-all lint format clean slurm-up slurm-down sif container-rehearsal
 
 install: $(STAMP)
 
@@ -91,6 +91,14 @@ slurm-up: install
 
 slurm-down:
 	$(SUDO) slurm/testbed.sh down $(SLURM_DIR)
+
+# the Apptainer image, where apptainer exists (an HPC login node); then: apptainer test watergee.sif
+sif:
+	apptainer build watergee.sif containers/watergee.def
+
+# the image's install in a fresh debootstrap root through chroot, then a tiny classify in it
+container-rehearsal:
+	$(SUDO) containers/rehearse.sh
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache build *.egg-info

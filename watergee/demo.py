@@ -167,4 +167,5 @@ def make_demo(root: Path, size: int = 480, seed: int = 7) -> Path:
 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "demo/data")
-    print(f"demo scene written; tile list: {make_demo(target)}")
+    size = int(sys.argv[2]) if len(sys.argv) > 2 else 480  # pixels a side
+    print(f"demo scene written; tile list: {make_demo(target, size=size)}")
