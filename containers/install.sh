@@ -18,7 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-dev libgdal-dev gdal-bin g++ ca-certificates
-python3 -m venv "$prefix"
+python3 -m venv --clear "$prefix"
 "$prefix/bin/pip" install -q -U pip "setuptools>=70.1" wheel
 "$prefix/bin/pip" install -q "numpy>=2.0,<2.5"
 # GDAL's bindings build against the system library and the installed numpy

@@ -31,7 +31,19 @@ cp -r "$here/pyproject.toml" "$here/README.md" "$here/watergee" "$root/opt/water
 cp "$here/containers/install.sh" "$here/containers/selftest.sh" "$root/opt/watergee-src/containers/"
 find "$root/opt/watergee-src" -name __pycache__ -prune -exec rm -rf {} +
 
-in_root() { chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+# a site's package index and certificate authority (a proxy that re-signs TLS) go in too
+pip_env=()
+for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT; do
+  [ -n "${!name:-}" ] && pip_env+=("$name=${!name}")
+done
+if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
+  cp "$PIP_CERT" "$root/etc/host-ca-certificates.crt"
+  pip_env+=("PIP_CERT=/etc/host-ca-certificates.crt")
+fi
+in_root() {
+  chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    "${pip_env[@]}" "$@"
+}
 in_root env WATERGEE_TF="${WATERGEE_TF:-tensorflow-cpu}" \
   bash /opt/watergee-src/containers/install.sh /opt/watergee-src
 installed=$(date +%s)
