@@ -34,7 +34,9 @@ $(STAMP): pyproject.toml | system-deps
 	$(BIN)/pip install -q -U pip "setuptools>=70.1" wheel
 	$(BIN)/pip install -q "numpy>=2.0,<2.5"
 	# GDAL's bindings must build against the system library and the installed numpy
+	# (its numpy headers first: Debian's python3-numpy puts 1.x headers in the Python include folder)
 	$(BIN)/python -c "from osgeo import gdal_array" 2>/dev/null || \
+	  CPPFLAGS="-I$$($(BIN)/python -c 'import numpy; print(numpy.get_include())')" \
 	  $(BIN)/pip install -q --no-build-isolation --no-cache-dir "GDAL==$$(gdal-config --version)"
 	$(BIN)/python -c "from osgeo import gdal_array"
 	$(BIN)/pip install -q -e ".[tf,dev]"

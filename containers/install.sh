@@ -21,8 +21,12 @@ apt-get install -y -q --no-install-recommends \
 python3 -m venv --clear "$prefix"
 "$prefix/bin/pip" install -q -U pip "setuptools>=70.1" wheel
 "$prefix/bin/pip" install -q "numpy>=2.0,<2.5"
-# GDAL's bindings build against the system library and the installed numpy
-"$prefix/bin/pip" install -q --no-build-isolation --no-cache-dir "GDAL==$(gdal-config --version)"
+# GDAL's bindings build against the system library and this environment's numpy, never the
+# headers of Debian's numpy 1.x (python3-numpy, pulled in by gdal-bin) that sit in the Python
+# include folder and would come first: bindings built on them fail under numpy 2
+numpy_include=$("$prefix/bin/python" -c "import numpy; print(numpy.get_include())")
+CPPFLAGS="-I$numpy_include" "$prefix/bin/pip" install -q --no-build-isolation --no-cache-dir \
+    "GDAL==$(gdal-config --version)"
 "$prefix/bin/python" -c "from osgeo import gdal_array"
 "$prefix/bin/pip" install -q --no-cache-dir "$source" "$tf"
 ln -sf "$prefix/bin/watergee" /usr/local/bin/watergee
