@@ -34,3 +34,12 @@ def test_the_job_script_shows_gpus_image_prologue_and_certificates():
     plain = CliRunner().invoke(app, ["cluster", "script", "--set", "cluster.tls=false"])
     command = plain.output.splitlines()[-1]
     assert "dask_worker tcp://SCHEDULER-ADDRESS:PORT" in command and "--tls" not in command
+
+
+def test_the_shared_directory_setting_moves_logs_and_certificates():
+    moved = ["--set", "cluster.shared_directory=/scratch/me/wg"]
+    result = CliRunner().invoke(app, ["cluster", "script", "--folder", "/shared/run", *moved])
+    assert result.exit_code == 0, result.output
+    assert "#SBATCH -e /scratch/me/wg/logs/watergee-worker-%J.err" in result.output
+    assert "--tls-key /scratch/me/wg/certificates-RUN/key.pem" in result.output
+    assert "/shared/run" not in result.output

@@ -32,6 +32,13 @@ def _assert_same_rasters(a: Path, b: Path) -> None:
         np.testing.assert_array_equal(data, right[name], err_msg=name)
 
 
+def _resample_on_slurm(listing: Path, out: Path, *sets: str) -> list[str]:
+    """The command line of resample on Slurm worker jobs, with `cluster.*` settings."""
+    more = [arg for setting in sets for arg in ("--set", f"cluster.{setting}")]
+    return ["resample", "-t", str(listing), "-o", str(out), "--cluster", "slurm",
+            *WORKER_SETTINGS, *more]  # fmt: skip
+
+
 def _records(out: Path, stage: str = "resample") -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(out.glob(f"*/.watergee/{stage}.json"))]
 
@@ -41,18 +48,7 @@ def test_a_stage_on_slurm_worker_jobs_equals_a_local_run(slurm, tmp_path):
     local = watergee("resample", "-t", str(listing), "-o", str(tmp_path / "local"), "-w", "1")
     assert local.returncode == 0, local.stderr
     before = {job for job, _ in slurm.jobs("watergee-worker")}
-    run = watergee(
-        "resample",
-        "-t",
-        str(listing),
-        "-o",
-        str(tmp_path / "slurm"),
-        "--cluster",
-        "slurm",
-        "--set",
-        "cluster.max_jobs=2",
-        *WORKER_SETTINGS,
-    )
+    run = watergee(*_resample_on_slurm(listing, tmp_path / "slurm", "max_jobs=2"))
     assert run.returncode == 0, run.stderr
     assert "cluster slurm: scheduler tls://" in run.stderr  # encrypted by default
     _assert_same_rasters(tmp_path / "local", tmp_path / "slurm")
@@ -64,16 +60,7 @@ def test_a_stage_on_slurm_worker_jobs_equals_a_local_run(slurm, tmp_path):
     assert list((cluster / "logs").glob("watergee-worker-*.err"))
     assert not list(cluster.glob("certificates-*")), "the run's certificates were left behind"
     # everything current: no cluster starts, no job is submitted
-    again = watergee(
-        "resample",
-        "-t",
-        str(listing),
-        "-o",
-        str(tmp_path / "slurm"),
-        "--cluster",
-        "slurm",
-        *WORKER_SETTINGS,
-    )
+    again = watergee(*_resample_on_slurm(listing, tmp_path / "slurm"))
     assert again.returncode == 0 and "scheduler" not in again.stderr, again.stderr
     assert "4 skipped" in again.stdout
 
@@ -127,20 +114,7 @@ def test_a_worker_job_cancelled_mid_run_loses_no_tile(slurm, tmp_path):
     local = watergee("resample", "-t", str(listing), "-o", str(tmp_path / "local"), "-w", "2")
     assert local.returncode == 0, local.stderr
     slurm.wait_idle()
-    args = [
-        "resample",
-        "-t",
-        str(listing),
-        "-o",
-        str(tmp_path / "slurm"),
-        "--cluster",
-        "slurm",
-        "--set",
-        "cluster.max_jobs=2",
-        "--set",
-        "cluster.min_jobs=2",
-        *WORKER_SETTINGS,
-    ]
+    args = _resample_on_slurm(listing, tmp_path / "slurm", "max_jobs=2", "min_jobs=2")
     process, lines = _run_until_first_tile(args)
     victim = slurm.queued("watergee-worker")[0]
     subprocess.run(["scancel", victim], check=True)
@@ -160,22 +134,8 @@ def test_workers_leave_before_their_walltime_and_are_replaced(slurm, tmp_path):
     listing = linked_tiles(tmp_path / "in", 5, size10=1024)
     slurm.wait_idle()
     before = {job for job, _ in slurm.jobs("watergee-worker")}
-    run = watergee(
-        "resample",
-        "-t",
-        str(listing),
-        "-o",
-        str(tmp_path / "out"),
-        "--cluster",
-        "slurm",
-        *WORKER_SETTINGS,
-        "--set",
-        "cluster.max_jobs=1",
-        "--set",
-        "cluster.lifetime=2s",
-        "--set",
-        "cluster.lifetime_stagger=0s",
-    )
+    run = watergee(*_resample_on_slurm(listing, tmp_path / "out", "max_jobs=1", "lifetime=2s",
+                                       "lifetime_stagger=0s"))  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert all(r["status"] == "done" for r in _records(tmp_path / "out"))
     slurm.wait_idle()

@@ -33,11 +33,11 @@ def script(
     folder: Folder = Path(".watergee/cluster"),
 ) -> None:
     """Print the job script Slurm worker jobs are submitted with (cluster.kind slurm)."""
+    from watergee.hpc.clusters import shared_folder
     from watergee.hpc.slurm import job_script
 
     settings = _settings(config, set_, "slurm")
-    shared = Path(settings.cluster.shared_directory or folder).absolute()
-    typer.echo(job_script(settings.cluster, shared), nl=False)
+    typer.echo(job_script(settings.cluster, shared_folder(settings.cluster, folder)), nl=False)
 
 
 @app.command("check")
@@ -56,8 +56,7 @@ def check(
     from watergee.hpc.clusters import dashboard_link, open_client
 
     settings = _settings(config, set_, cluster)
-    shared = Path(settings.cluster.shared_directory or folder).absolute()
-    with open_client(settings.cluster, tasks=1, folder=shared, run="check") as client:
+    with open_client(settings.cluster, tasks=1, folder=folder, run="check") as client:
         link = dashboard_link(client, settings.cluster)
         typer.echo(f"scheduler {client.scheduler.address}, dashboard {link}")
         future = client.submit(describe_environment, True, pure=False)

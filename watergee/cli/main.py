@@ -142,9 +142,9 @@ def _cluster_values(workers: int | None, scheduler: str | None, cluster: str | N
 def _serves_allocation(settings: Any, out: Path) -> bool:
     """slurm-runner: the scheduler's and the workers' tasks serve here until the run ends."""
     from watergee.hpc.allocation import serve
-    from watergee.hpc.clusters import cluster_folder
+    from watergee.hpc.clusters import cluster_folder, shared_folder
 
-    return serve(settings.cluster, Path(settings.cluster.shared_directory or cluster_folder(out)))
+    return serve(settings.cluster, shared_folder(settings.cluster, cluster_folder(out)))
 
 
 def _connector(settings: Any, out: Path, name: str):

@@ -72,11 +72,12 @@ def pending(
         raise fail(f"--stage {stage}: choose a per-tile stage ({per_tile})")
     settings = load_settings(config, list(set_ or []))
     listed = read_tiles(tiles)
-    todo = [t for t in listed if not is_current(t, STAGES[stage], settings, out.absolute())]
+    out = out.expanduser().absolute()  # as the stage commands resolve it
+    todo = [t for t in listed if not is_current(t, STAGES[stage], settings, out)]
     typer.echo(f"{tiles}: {len(todo)} of {len(listed)} tiles pending for {stage}", err=True)
     if write is not None:
         if todo:
-            write_tile_list(todo, write, f"tiles pending for {stage} in {out.absolute()}")
+            write_tile_list(todo, write, f"tiles pending for {stage} in {out}")
         else:
             write.unlink(missing_ok=True)  # nothing to resubmit: no list
     else:

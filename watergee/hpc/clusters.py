@@ -40,16 +40,19 @@ def cluster_folder(out: Path) -> Path:
     return out / ".watergee" / "cluster"
 
 
+def shared_folder(settings: ClusterSettings, default: Path) -> Path:
+    """The run's shared folder: `cluster.shared_directory`, else `default`."""
+    return Path(settings.shared_directory or default).expanduser().absolute()
+
+
 @contextlib.contextmanager
 def open_client(
-    settings: ClusterSettings, tasks: int | None = None, folder: Path | None = None,
-    run: str = "run",
-) -> Iterator[Client]:  # fmt: skip
+    settings: ClusterSettings, tasks: int | None = None, folder: Path = Path("."), run: str = "run"
+) -> Iterator[Client]:
     """A Dask client for one run; never more workers than tasks. `folder` is the run's
-    shared folder (see `cluster_folder`), `run` names its files."""
-    shared = Path(settings.shared_directory) if settings.shared_directory else folder
-    if settings.kind in ("slurm", "slurm-runner") and shared is None:
-        raise ClusterError(f"cluster kind {settings.kind} needs a shared folder")
+    shared folder unless `cluster.shared_directory` says (see `cluster_folder`); `run` names
+    its files."""
+    shared = shared_folder(settings, folder)
     if settings.kind == "scheduler":
         with _scheduler_client(settings) as client:
             yield client
@@ -59,14 +62,14 @@ def open_client(
         from watergee.hpc.slurm import slurm_cluster
 
         with (
-            slurm_cluster(settings, shared, tasks, run) as (cluster, security),  # type: ignore[arg-type]
+            slurm_cluster(settings, shared, tasks, run) as (cluster, security),
             Client(cluster, security=security) as client,
         ):
             yield client
     elif settings.kind == "slurm-runner":
         from watergee.hpc.allocation import runner_client
 
-        with runner_client(settings, shared) as client:  # type: ignore[arg-type]
+        with runner_client(settings, shared) as client:
             yield client
     else:
         with _local_client(settings, tasks) as client:
