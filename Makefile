@@ -44,34 +44,10 @@ $(STAMP): pyproject.toml | system-deps
 
 demo: install
 	$(BIN)/python -m watergee.demo $(DEMO)/data
-	$(BIN)/watergee resample --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
-	$(BIN)/watergee combine  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
-	$(BIN)/watergee indices  --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
-	$(BIN)/watergee superpixel --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
-	$(BIN)/watergee sample --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/samples --work $(DEMO)/work \
-	    --labels $(DEMO)/data/truth --config configs/demo.yaml
-	$(BIN)/watergee sample validate $(DEMO)/samples
-	$(BIN)/watergee train --samples $(DEMO)/samples --model pixelcnn --out $(DEMO)/models/pixelcnn \
-	    --config configs/demo.yaml
-	$(BIN)/watergee classify --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work \
-	    --model $(DEMO)/models/pixelcnn --config configs/demo.yaml
-	$(BIN)/watergee classify --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work \
-	    --model $(DEMO)/models/pixelcnn --mode superpixel --config configs/demo.yaml
-	$(BIN)/watergee clip --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/work --config configs/demo.yaml
-	$(BIN)/watergee merge --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/products --work $(DEMO)/work \
-	    --input clipped --config configs/demo.yaml
-	echo "$(CURDIR)/$(DEMO)/products/mosaic/mosaic.tif" > $(DEMO)/products/mosaic.txt
-	$(BIN)/watergee sieve --tiles $(DEMO)/products/mosaic.txt --out $(DEMO)/products --config configs/demo.yaml
-	$(BIN)/watergee extract --tiles $(DEMO)/products/mosaic.txt --out $(DEMO)/products --class 1 \
-	    --input sieved --config configs/demo.yaml
-	# the known water goes through the same clip and merge, then the mosaic is scored against it
-	$(BIN)/watergee clip --tiles $(DEMO)/data/truth.txt --out $(DEMO)/truth --config configs/demo.yaml
-	$(BIN)/watergee merge --tiles $(DEMO)/data/truth.txt --out $(DEMO)/products --work $(DEMO)/truth \
-	    --input clipped --name truth --config configs/demo.yaml
-	$(BIN)/watergee evaluate --classified $(DEMO)/products/mosaic/mosaic_sieved.tif \
-	    --reference $(DEMO)/products/truth/truth.tif --out $(DEMO)/products --config configs/demo.yaml
-	@echo "accuracy report: $(CURDIR)/$(DEMO)/products/evaluation/evaluation.html"
-	@echo "demo outputs: $(DEMO)/work (rasters), $(DEMO)/samples, $(DEMO)/models, $(DEMO)/products (mosaic, sieved, water)"
+	$(BIN)/watergee run --config configs/demo.yaml --tiles $(DEMO)/data/tiles.txt --out $(DEMO)/run
+	@echo "water map:       $(CURDIR)/$(DEMO)/run/products/mosaic/mosaic_class1.tif"
+	@echo "its quicklook:   $(CURDIR)/$(DEMO)/run/products/mosaic/mosaic_class1.png"
+	@echo "accuracy report: $(CURDIR)/$(DEMO)/run/products/evaluation/evaluation.html"
 
 test: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -129,7 +129,12 @@ def write_manifest(
         "shards": shards,
     }
     path = layout.sample_manifest(out)
-    write_json_atomic(path, manifest)
+    try:
+        unchanged = json.loads(path.read_text()) == json.loads(json.dumps(manifest, default=str))
+    except (OSError, ValueError):
+        unchanged = False
+    if not unchanged:  # rewritten only when it changes: a model trained on it stays current
+        write_json_atomic(path, manifest)
     return [path]
 
 

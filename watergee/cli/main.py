@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from watergee.cli import cluster, model, sample, tiles
+from watergee.cli import cluster, model, run, sample, tiles
+from watergee.cli.connection import cluster_values, connector, serves_allocation
 from watergee.cli.options import (
     EXIT_SIGNAL,
     ClusterKind,
@@ -96,10 +97,10 @@ def run_stage_command(
 
     out = out.expanduser().absolute()  # remote workers have another working directory
     settings = load_settings(config, list(sets or []), values)
-    connect = _connector(settings, out, stage.name)
+    connect = connector(settings, out, stage.name)
     with contextlib.ExitStack() as allocation:
         if settings.cluster.kind == "slurm-runner":
-            if _serves_allocation(settings, out):
+            if serves_allocation(settings, out):
                 return  # this task was the allocation's scheduler or a worker
             # the driver's task: whatever happens next, leaving this block ends the allocation
             connect = allocation.enter_context(connect(0))
@@ -125,45 +126,6 @@ def run_stage_command(
     code = exit_code(report)
     if code:
         raise typer.Exit(code)
-
-
-def _cluster_values(workers: int | None, scheduler: str | None, cluster: str | None) -> dict:
-    """The settings the common cluster options set."""
-    values: dict[str, Any] = {}
-    if workers is not None:
-        values["cluster.workers"] = workers
-    if scheduler is not None:
-        values["cluster.scheduler"] = scheduler
-    if cluster is not None:
-        values["cluster.kind"] = cluster
-    return values
-
-
-def _serves_allocation(settings: Any, out: Path) -> bool:
-    """slurm-runner: the scheduler's and the workers' tasks serve here until the run ends."""
-    from watergee.hpc.allocation import serve
-    from watergee.hpc.clusters import cluster_folder, shared_folder
-
-    return serve(settings.cluster, shared_folder(settings.cluster, cluster_folder(out)))
-
-
-def _connector(settings: Any, out: Path, name: str):
-    """Opens the run's cluster for a number of tasks and says where it is (the dashboard link
-    too) when it is not the embedded local one."""
-    from watergee.hpc.clusters import cluster_folder, dashboard_link, open_client
-
-    @contextlib.contextmanager
-    def connect(tasks: int):
-        with open_client(settings.cluster, tasks, cluster_folder(out), name) as client:
-            if settings.cluster.kind != "local":
-                typer.echo(
-                    f"cluster {settings.cluster.kind}: scheduler {client.scheduler.address}, "
-                    f"dashboard {dashboard_link(client, settings.cluster)}",
-                    err=True,
-                )
-            yield client
-
-    return connect
 
 
 def _param(option: Option) -> str:
@@ -248,7 +210,7 @@ def stage_command(stage: Stage, group: bool = False):
             for option in stage.options
             if kwargs.get(_param(option)) is not None
         }
-        values.update(_cluster_values(kwargs["workers"], kwargs["scheduler"], kwargs["cluster"]))
+        values.update(cluster_values(kwargs["workers"], kwargs["scheduler"], kwargs["cluster"]))
         run_stage_command(
             stage, kwargs["tiles"], kwargs["out"], kwargs["config"], kwargs["set_"], values,
             kwargs["force"],
@@ -261,6 +223,8 @@ def stage_command(stage: Stage, group: bool = False):
 
 
 for _stage in STAGES.values():
+    if not _stage.command:
+        continue
     if _stage.name == "sample":
         sample.app.callback(invoke_without_command=True, help=_stage.summary)(
             stage_command(_stage, group=True)
@@ -269,6 +233,7 @@ for _stage in STAGES.values():
     else:
         app.command(_stage.name, help=stage_command(_stage).__doc__)(stage_command(_stage))
 
+app.command("run", help=run.pipeline.__doc__)(run.pipeline)
 app.add_typer(model.app, name="model")
 app.add_typer(tiles.app, name="tiles")
 app.add_typer(cluster.app, name="cluster")

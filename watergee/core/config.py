@@ -258,7 +258,14 @@ class SampleSettings(Section):
         return self.quota if isinstance(self.quota, int) else self.quota.get(class_id, 0)
 
 
+ModelKind = Literal["pixelcnn", "dense-resnet", "resnet", "svm", "rf"]
+
+
 class TrainSettings(Section):
+    model: ModelKind = Field("pixelcnn", description="Model kind to train.")
+    samples: AbsolutePath | None = knob(
+        None, description="Sample set folder to train from (`watergee run`: its samples)."
+    )
     epochs: int = Field(30, ge=1, description="Most training epochs (CNNs).")
     batch_size: int = Field(256, ge=1, description="Samples per gradient step (CNNs).")
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate (CNNs).")
@@ -470,6 +477,7 @@ class ExtractSettings(Section):
     value: Literal["one", "code"] = Field(
         "one", description="Value of the class's pixels: 1, or the class code itself; others 0."
     )
+    quicklook: bool = Field(False, description="Also write a PNG quicklook of the raster.")
 
 
 class TransferSettings(Section):
@@ -739,7 +747,7 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
         raise ConfigError(f"{origin}: {problems}") from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -756,6 +764,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
     return data
+
+
+#: The top-level key of a config that holds the steps of `watergee run`; every other command
+#: reads the same file for its settings and leaves this key alone.
+PIPELINE_KEY = "pipeline"
 
 
 def _apply_override(data: dict[str, Any], item: str) -> None:
@@ -791,7 +804,8 @@ def load_settings(
     """Resolve the settings of one run: defaults, then the YAML file, then `--set` overrides
     (YAML values), then the typed values of command options (`{"classify.model": Path}`),
     which are taken as they are, never re-parsed."""
-    data = _read_yaml(path) if path is not None else {}
+    data = read_yaml(path) if path is not None else {}
+    data.pop(PIPELINE_KEY, None)  # the steps of `watergee run`, read by the pipeline
     origin = str(path) if path is not None else "settings"
     _validate(data, origin)
     for item in overrides or []:

@@ -107,6 +107,26 @@ STAGES: dict[str, Stage] = {
             work="sample.work",
         ),
         Stage(
+            "train",
+            "watergee.stages.train:train",
+            ("train",),
+            "Train a model from a sample set into a self-describing model folder.",
+            options=(
+                Option("samples", "train.samples", Path, "Sample set folder.", short="s"),
+                Option(
+                    "model",
+                    "train.model",
+                    str,
+                    "Model kind.",
+                    choices=("pixelcnn", "dense-resnet", "resnet", "svm", "rf"),
+                ),
+            ),
+            unit="train.model",
+            source="samples",
+            resources=GPU,
+            command=False,
+        ),
+        Stage(
             "classify",
             "watergee.stages.classify:classify",
             ("sentinel2", "output", "resample", "classify"),

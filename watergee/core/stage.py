@@ -78,6 +78,8 @@ class Stage:
     source: str | None = None
     #: Its outputs exist only for tiles given as band folders (a raster tile is its own stack).
     folder_tiles_only: bool = False
+    #: Whether the command line gets a command made from this entry (train has its own).
+    command: bool = True
 
     def resolve(self) -> StageFunction:
         return resolve(self.function)

@@ -14,7 +14,14 @@ from watergee.core.config import Settings
 from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
-from watergee.io.raster import BandSpec, create_geotiff, grid_of, iter_windows, read_band
+from watergee.io.raster import (
+    BandSpec,
+    create_geotiff,
+    grid_of,
+    iter_windows,
+    read_band,
+    write_quicklook,
+)
 from watergee.io.stac import write_item
 
 log = logging.getLogger(__name__)
@@ -42,4 +49,8 @@ def extract(tile: Tile, settings: Settings, out: Path) -> StageResult:
             writer.write(w, block)
     log.info("%s: class %d on %d px", tile.id, opts.class_id, found)
     item = write_item(target, [source], "extract")
-    return StageResult([source], [target, item], {"pixels": found})
+    outputs = [target, item]
+    if opts.quicklook:
+        outputs.append(layout.product(out, tile, f"class{opts.class_id}", "png"))
+        write_quicklook(target, outputs[-1])
+    return StageResult([source], outputs, {"pixels": found})
