@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from osgeo import osr
 
-from watergee.io.raster import transformer
+from watergee.io.raster import cached_transformer
 
 osr.UseExceptions()
 
@@ -93,9 +92,8 @@ def _row_offset(zone: int) -> int:
     return 0 if zone % 2 else 5  # even zones start their row letters at F
 
 
-@lru_cache(maxsize=64)
 def _to_utm(zone: int, north: bool) -> osr.CoordinateTransformation:
-    return transformer("EPSG:4326", f"EPSG:{(32600 if north else 32700) + zone}")
+    return cached_transformer("EPSG:4326", f"EPSG:{(32600 if north else 32700) + zone}")
 
 
 def parse(name: str) -> GridSquare:

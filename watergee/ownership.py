@@ -19,7 +19,7 @@ from osgeo import osr
 from watergee import mgrs
 from watergee.core.config import ClipSettings
 from watergee.core.errors import GridMismatchError, TileInputError
-from watergee.io.raster import Grid, Window, on_grid, read_codes, transformer
+from watergee.io.raster import Grid, Window, cached_transformer, on_grid, read_codes
 from watergee.io.vector import PolygonMask
 
 Bounds = tuple[float, float, float, float]
@@ -110,13 +110,8 @@ class SquareRegion:
         return bool((mgrs.zone_of(lon) == self.square.zone).all())
 
 
-_TRANSFORMS: dict[int, osr.CoordinateTransformation] = {}
-
-
 def _from_utm(epsg: int) -> osr.CoordinateTransformation:
-    if epsg not in _TRANSFORMS:
-        _TRANSFORMS[epsg] = transformer(f"EPSG:{epsg}", "EPSG:4326")
-    return _TRANSFORMS[epsg]
+    return cached_transformer(f"EPSG:{epsg}", "EPSG:4326")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,11 @@ def mosaic(out: Path, run: Tile) -> Path:
     return tile_dir(out, run) / f"{run.id}.tif"
 
 
+def mosaic_list(out: Path, run: Tile) -> Path:
+    """A tile list naming the mosaic: <out>/<name>.txt, the product stages' --tiles."""
+    return out / f"{run.id}.txt"
+
+
 def report(out: Path, run: Tile, suffix: str) -> Path:
     """A run-wide report: <out>/<name>/<name>.json, .html, .png, -sample.gpkg."""
     return tile_dir(out, run) / f"{run.id}{suffix}"

@@ -35,13 +35,12 @@ from watergee.core.registry import STAGES
 from watergee.core.runner import (
     Connect,
     Interrupted,
-    Outcome,
     RunReport,
     conclude_interrupted,
     run_stage,
 )
 from watergee.core.stage import Option, Stage, setting_value
-from watergee.core.tiles import Tile, write_tile_list
+from watergee.core.tiles import Tile
 
 #: Keys a step takes besides its stage's options.
 STEP_KEYS = ("tiles", "out", "set", "label")
@@ -76,7 +75,6 @@ class Plan:
     tiles: Path
     out: Path
     steps: tuple[Step, ...]
-    lists: dict[int, Tile] = field(default_factory=dict)  # merge step -> its mosaic, listed
 
 
 @dataclass
@@ -156,7 +154,7 @@ def _section(config: Path) -> dict[str, Any]:
 def _command(
     stage: Stage, tiles: Path | None, out: Path, settings: Settings, units: tuple[Tile, ...]
 ) -> list[str]:
-    """The watergee command line that runs this step alone (config and --set left out)."""
+    """The watergee command line that runs this step alone, but for --config and --set."""
     args = ["watergee", stage.name]
     if stage.name == "train":  # its own command: --out is the model folder
         folder = out / units[0].id
@@ -212,7 +210,7 @@ def plan_pipeline(
     tiles = tiles.expanduser().absolute()
     if read_tiles is not None:
         read_tiles(tiles)  # a bad list fails here, naming its line
-    chain, steps, lists = _Chain(tiles, out), [], {}
+    chain, steps = _Chain(tiles, out), []
     labels: dict[str, int] = {}
     for number, entry in enumerate(section["steps"], start=1):
         where = f"{config}: {PIPELINE_KEY}.steps[{number}]"
@@ -225,10 +223,8 @@ def plan_pipeline(
         labels[step.label] = labels.get(step.label, 0) + 1
         if labels[step.label] > 1:
             step = replace(step, label=f"{step.label}#{labels[step.label]}")
-        if stage.name == "merge" and not step.side:
-            lists[number] = chain.mosaic
         steps.append(step)
-    return Plan(config, tiles, out, tuple(steps), lists)
+    return Plan(config, tiles, out, tuple(steps))
 
 
 def _products(chain: _Chain) -> Path:
@@ -308,7 +304,9 @@ def _plan_step(
         raise ConfigError(f"{where} (classify): needs 'model' (no train step before it)")
     if not side:
         _advance(chain, stage, settings, out, units)
-    command = _command(stage, tiles, out, settings, units)
+    command = [*_command(stage, tiles, out, settings, units), "--config", str(config.absolute())]
+    for item in [*overrides, *sets]:
+        command += ["--set", item]
     label = str(label or stage.record_name(settings))
     return Step(number, label, stage, settings, out, tiles, units, tuple(command), side)
 
@@ -324,7 +322,7 @@ def _advance(chain: _Chain, stage: Stage, settings: Settings, out: Path, units: 
     elif stage.name == "merge":
         name = units[0].id
         chain.mosaic = Tile(name, layout.mosaic(out, units[0]))
-        chain.tiles = out / f"{name}.txt"  # written once the mosaic is made
+        chain.tiles = layout.mosaic_list(out, units[0])  # merge writes it
         chain.layer = "classes"
         chain.folders["products"] = out
 
@@ -399,9 +397,6 @@ def run_pipeline(
             whole = whole and result.finish_error is None
             if report.interrupted is not None:
                 break
-            if step.number in plan.lists and _through(result.outcomes):
-                mosaic = plan.lists[step.number]
-                write_tile_list([mosaic], step.out / f"{mosaic.id}.txt", "the mosaic, as a tile")
     except Interrupted as stop:  # between steps, or while a step read its records
         report.interrupted = stop.signum
     finally:
@@ -409,10 +404,6 @@ def run_pipeline(
     report.seconds = time.perf_counter() - started
     report.table_file = str(write_table(report, plan))
     return report
-
-
-def _through(outcomes: Sequence[Outcome]) -> bool:
-    return all(o.status in THROUGH for o in outcomes)
 
 
 def table_rows(report: PipelineReport) -> Iterator[list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,18 @@ def spatial_reference(definition: str) -> osr.SpatialReference:
 def transformer(source: str, target: str) -> osr.CoordinateTransformation:
     """Coordinates from one CRS to another (WKT or EPSG:n), x/y order on both sides."""
     return osr.CoordinateTransformation(spatial_reference(source), spatial_reference(target))
+
+
+_THREAD = threading.local()
+
+
+def cached_transformer(source: str, target: str) -> osr.CoordinateTransformation:
+    """`transformer`, made once per thread: OGR's transformations are not thread-safe, and
+    the tasks of one Dask worker run in threads side by side."""
+    cache = _THREAD.__dict__.setdefault("transformers", {})
+    if (source, target) not in cache:
+        cache[(source, target)] = transformer(source, target)
+    return cache[(source, target)]
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 from watergee.core import layout
 from watergee.core.config import Settings
 from watergee.core.stage import StageResult
-from watergee.core.tiles import Tile
+from watergee.core.tiles import Tile, write_tile_list
 from watergee.io.raster import ClassStyle, create_geotiff, iter_windows
 from watergee.io.stac import write_item
 from watergee.mosaic import Mosaicker, open_sources, target_grid
@@ -47,5 +47,10 @@ def merge(run: Tile, settings: Settings, out: Path) -> StageResult:
         "%s: %d tiles, %d x %d px in %s", run.id, len(tiles), grid.width, grid.height, opts.crs
     )
     item = write_item(target, paths, "merge")
-    return StageResult([run.source, *paths], [target, item], {"tiles": len(tiles),
+    listed = write_tile_list(
+        [Tile(run.id, target)],
+        layout.mosaic_list(out, run),
+        "the mosaic as a tile list: --tiles THIS_FILE for sieve, extract...",
+    )
+    return StageResult([run.source, *paths], [target, item, listed], {"tiles": len(tiles),
                        "size": [grid.width, grid.height]})  # fmt: skip
