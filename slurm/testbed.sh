@@ -64,9 +64,13 @@ MinJobAge=300
 KillWait=5
 InactiveLimit=0
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=16000 State=UNKNOWN
+GresTypes=gpu
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=16000 Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+  # one GPU as Slurm counts it, without a device: --gres=gpu:1 jobs are scheduled and
+  # accounted as on a GPU node (nothing here runs CUDA)
+  printf "AutoDetect=off\nNodeName=localhost Name=gpu File=/dev/null\n" >"$dir/gres.conf"
 }
 
 start() {

@@ -156,9 +156,7 @@ def test_a_stage_that_declares_a_gpu_runs_only_on_gpu_workers(slurm, tmp_path):
     from watergee.sentinel2 import read_tiles
 
     listing = linked_tiles(tmp_path / "in", 4, size10=256)
-    settings = _settings(
-        "cluster.min_jobs=1", "cluster.max_jobs=1", "cluster.worker_resources={GPU: 1}"
-    )
+    settings = _settings("cluster.min_jobs=1", "cluster.max_jobs=1", "cluster.gpus=1")
     folder = tmp_path / "cluster"
     with open_client(settings.cluster, tasks=1, folder=folder, run="gpu") as client:
         client.wait_for_workers(1, timeout=60)
@@ -196,17 +194,20 @@ def test_a_stage_that_declares_a_gpu_runs_only_on_gpu_workers(slurm, tmp_path):
             cpu_worker.wait(30)
 
 
-def _sbatch(script: str, *args: str, env: dict[str, str], cwd: Path, slurm) -> set[str]:
+def _sbatch(
+    script: str, *args: str, env: dict[str, str], cwd: Path, slurm, script_args: tuple = ()
+) -> set[str]:
     """Submit one of slurm/ as a user does (watergee on the PATH), wait for it, and return the
     final states of its jobs (one per array task)."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     exports = ",".join(["ALL", *(f"{k}={v}" for k, v in env.items())])
-    command = ["sbatch", "--parsable", f"--export={exports}", *args, str(ROOT / "slurm" / script)]
+    command = ["sbatch", "--parsable", f"--export={exports}", *args,
+               str(ROOT / "slurm" / script), *script_args]  # fmt: skip
     submitted = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=cwd,
                                env={**os.environ, "PATH": path}, check=True)  # fmt: skip
     job = submitted.stdout.strip().split(";")[0]
     slurm.wait_idle(timeout=300)  # polls faster than sbatch --wait
-    name = {"array.sbatch": "watergee-array", "runner.sbatch": "watergee-runner"}[script]
+    name = f"watergee-{script.removesuffix('.sbatch')}"
     return {state for _, state in slurm.jobs(name, since=int(job))}
 
 
@@ -260,3 +261,56 @@ def test_the_one_allocation_script_runs_scheduler_driver_and_workers_as_srun_tas
     assert "none.txt: cannot read tile list" in "".join(
         p.read_text() for p in tmp_path.glob("watergee-runner-*.out")
     )
+
+
+PIPELINE = """
+sample:
+  classes: {0: 2, 1: 1}
+  class_names: {1: water, 2: land}
+  ignore: []
+  quota: 200
+  required: [1, 2]
+train: {model: rf, rf_trees: 20}
+pipeline:
+  steps: [resample, combine, {sample: {labels: "DATA/truth"}}, train, classify]
+"""
+
+
+def test_the_pipeline_script_runs_every_step_on_one_cluster_and_the_gpu_script_agrees(
+    slurm, tmp_path
+):
+    from watergee.demo import make_demo
+
+    listing = make_demo(tmp_path / "data", size=240)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(PIPELINE.replace("DATA", str(tmp_path / "data")))
+    out = tmp_path / "run"
+    env = {"CONFIG": str(config), "TILES": str(listing), "OUT": str(out)}
+    workers = ("--set", "cluster.max_jobs=2", *WORKER_SETTINGS, "--set", "cluster.job_memory=2GB")
+    before = {job for job, _ in slurm.jobs("watergee-worker")}
+    first = _sbatch("pipeline.sbatch", env=env, cwd=tmp_path, slurm=slurm, script_args=workers)
+    log = next(tmp_path.glob("watergee-pipeline-*.out")).read_text()
+    assert first == {"COMPLETED"}, log
+    assert log.count("cluster slurm: scheduler tls://") == 1  # one cluster for every step
+    assert "pipeline complete" in log
+    assert {job for job, _ in slurm.jobs("watergee-worker")} - before  # workers were jobs
+    classify = _records(out / "tiles", "classify-pixel")
+    assert len(classify) == 2 and all(r["worker"].startswith("SLURMCluster") for r in classify)
+
+    again = _sbatch("pipeline.sbatch", env=env, cwd=tmp_path, slurm=slurm, script_args=workers)
+    second = max(tmp_path.glob("watergee-pipeline-*.out"), key=lambda p: int(p.stem[18:]))
+    assert again == {"COMPLETED"} and "cluster slurm" not in second.read_text()
+
+    gpu = {"TILES": str(listing), "OUT": str(tmp_path / "gpu"), "MODEL": str(out / "models/rf")}
+    stacks = ("--work", str(out / "tiles"), "--set", "cluster.processes=false")
+    state = _sbatch("gpu-classify.sbatch", "--cpus-per-task=2", "--mem=4G", env=gpu,
+                    cwd=tmp_path, slurm=slurm, script_args=stacks)  # fmt: skip
+    log = next(tmp_path.glob("watergee-gpu-classify-*.out")).read_text()
+    assert state == {"COMPLETED"}, log
+    assert "GPU given by Slurm: 0 (CUDA_VISIBLE_DEVICES=0)" in log  # --gres=gpu:1 was granted
+    for tile in ("T33UUU_20230715T101031", "T33UUV_20230720T101559"):
+        name = f"{tile}/{tile}_classes_pixel.tif"
+        expected = gdal.Open(str(out / "tiles" / name)).ReadAsArray()
+        np.testing.assert_array_equal(
+            gdal.Open(str(tmp_path / "gpu" / name)).ReadAsArray(), expected
+        )
