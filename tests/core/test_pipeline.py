@@ -64,6 +64,21 @@ def test_each_step_reads_what_the_one_before_wrote(demo_scene, tmp_path):
     assert classified == run / "products" / "mosaic" / "mosaic_sieved.tif"
 
 
+def test_the_national_config_chains_the_product_stages_after_the_merge(demo_scene, tmp_path):
+    config = Path(__file__).parents[2] / "configs" / "sentinel2-national.yaml"
+    plan = plan_pipeline(config, demo_scene, tmp_path / "run", read_tiles=read_tiles)
+    steps = {step.label: step for step in plan.steps}
+    assert steps["classify-superpixel"].settings.classify.model == tmp_path / "run/models/resnet"
+    assert steps["merge"].settings.product.mode == "superpixel"
+    after_merge = ("label-transfer", "sieve", "extract", "polygonise")
+    inputs = [steps[name].settings.product.input for name in after_merge]
+    assert inputs == ["classes", "transferred", "sieved", "sieved"]
+    assert steps["extract"].settings.extract.class_id == 5  # water, after the transfer
+    # every other command reads the same file for its settings and leaves the steps alone
+    result = runner.invoke(app, ["config", "--config", str(config)])
+    assert result.exit_code == 0 and "min_area: 5000.0" in result.output
+
+
 @pytest.mark.parametrize(
     ("steps", "message"),
     [

@@ -190,3 +190,25 @@ def test_block_rows_read_like_gdal_and_keep_few_rows(tmp_path):
         window = rows.read(col, row, width, height)
         assert np.array_equal(window, data[row : row + height, col : col + width])
         assert len(rows._rows) == (row + height - 1) // 16 - row // 16 + 1
+
+
+def _threads_in_task():
+    from osgeo import gdal
+
+    from watergee.core.config import Settings
+    from watergee.io.raster import creation_options, gdal_environment
+
+    settings = Settings()
+    with gdal_environment(settings):
+        options = creation_options(settings.output, gdal.GDT_Byte)
+        return gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None), options
+
+
+def test_tasks_sharing_a_process_read_and_write_single_threaded_on_an_unsafe_gdal(client):
+    """Two in-process workers run tasks side by side: before GDAL 3.7.3 the GeoTIFF driver's
+    shared thread pool can mix up their tiles, so each task then uses one GDAL thread."""
+    from osgeo import gdal
+
+    expected = "1" if int(gdal.VersionInfo()) < 3070300 else "ALL_CPUS"
+    config, options = client.submit(_threads_in_task, pure=False).result()
+    assert config == expected and f"NUM_THREADS={expected}" in options

@@ -60,6 +60,21 @@ def test_extract_keeps_no_data(tmp_path):
     assert set(np.unique(coded)) == {0, 3, 255}
 
 
+def test_label_transfer_takes_its_table_file_on_the_command_line(tmp_path):
+    tile = class_tile(tmp_path, "T33UUU", 32633, 300000, 5850000, 50, 20)  # classes 1..5
+    table = tmp_path / "table.yaml"
+    table.write_text("table: {1: 11, 2: 12, 3: 13, 4: 14, 5: 5}\n")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tile.source}\n")
+    result = CliRunner().invoke(app, ["label-transfer", "--tiles", str(listing), "--out",
+                                      str(tmp_path / "a"), "--table", str(table),
+                                      "--set", "cluster.processes=false"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    moved = open_raster(layout.product(tmp_path / "a", tile, "transferred")).ReadAsArray()
+    original = open_raster(tile.source).ReadAsArray()
+    assert np.array_equal(moved, np.array([0, 11, 12, 13, 14, 5])[original])
+
+
 def test_label_transfer_round_trip_names_and_missing_codes(tmp_path):
     tile = class_tile(tmp_path, "T33UUU", 32633, 300000, 5850000, 50, 20)  # classes 1..5
     forward = {1: 11, 2: 12, 3: 13, 4: 14, 5: 5}

@@ -152,9 +152,15 @@ def _section(config: Path) -> dict[str, Any]:
 
 
 def _command(
-    stage: Stage, tiles: Path | None, out: Path, settings: Settings, units: tuple[Tile, ...]
+    stage: Stage,
+    tiles: Path | None,
+    out: Path,
+    settings: Settings,
+    units: tuple[Tile, ...],
+    chosen: set[str],
 ) -> list[str]:
-    """The watergee command line that runs this step alone, but for --config and --set."""
+    """The watergee command line that runs this step alone, but for --config and --set: the
+    options the step or the pipeline chose (the config's own settings come with --config)."""
     args = ["watergee", stage.name]
     if stage.name == "train":  # its own command: --out is the model folder
         folder = out / units[0].id
@@ -163,10 +169,9 @@ def _command(
     if tiles is not None and not stage.source:
         args += ["--tiles", str(tiles)]
     args += ["--out", str(out)]
-    defaults = Settings()
     for option in stage.options:
         value = setting_value(settings, option.setting)
-        if value == setting_value(defaults, option.setting) or value in (None, False, out):
+        if option.setting not in chosen or value in (None, False, out):
             continue
         if value is True:
             args.append(f"--{option.name}")
@@ -304,7 +309,9 @@ def _plan_step(
         raise ConfigError(f"{where} (classify): needs 'model' (no train step before it)")
     if not side:
         _advance(chain, stage, settings, out, units)
-    command = [*_command(stage, tiles, out, settings, units), "--config", str(config.absolute())]
+    chosen = set(values) - set(base_values)
+    command = [*_command(stage, tiles, out, settings, units, chosen)]
+    command += ["--config", str(config.absolute())]
     for item in [*overrides, *sets]:
         command += ["--set", item]
     label = str(label or stage.record_name(settings))

@@ -223,8 +223,8 @@ STAGES: dict[str, Stage] = {
             (
                 Option(
                     "table",
-                    "transfer.table",
-                    dict,
+                    "transfer.table_file",
+                    Path,
                     "YAML file: {table: {12: 5}, default: null, names: {5: water}}.",
                 ),
             ),

@@ -62,13 +62,42 @@ def gdal_environment(settings: Settings) -> Iterator[None]:
         cache = settings.cluster.gdal_cache_mb * 2**20
         if gdal.GetCacheMax() != cache:
             gdal.SetCacheMax(cache)
-    threads = str(settings.output.threads or "ALL_CPUS")
+    single = _SHARED_POOL_UNSAFE and _tasks_share_process()
+    previous_single = getattr(_THREAD, "single", False)
+    _THREAD.single = single
+    threads = gdal_threads(settings.output)
     previous = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
     gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", threads)
     try:
         yield
     finally:
         gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", previous)
+        _THREAD.single = previous_single
+
+
+#: Before GDAL 3.7.3 the GeoTIFF driver's multithreaded encoder and decoder, sharing one pool
+#: between datasets, can write tiles wrongly when several datasets use it at once
+#: (OSGeo/gdal#8470, fixed by #8561): seen here as a clipped tile written all no data by one of
+#: two tasks running side by side in one process.
+_SHARED_POOL_UNSAFE = int(gdal.VersionInfo()) < 3070300
+
+
+def _tasks_share_process() -> bool:
+    """Whether this process runs more than one task at a time (several Dask worker threads)."""
+    try:
+        from distributed.worker import Worker
+    except ImportError:
+        return False
+    workers = [w for w in list(Worker._instances) if w.status.name not in ("closed", "failed")]
+    return sum(w.state.nthreads for w in workers) > 1
+
+
+def gdal_threads(settings: OutputSettings) -> str:
+    """GDAL's NUM_THREADS for this task's reads and writes: the setting, or 1 where tasks
+    share a process on a GDAL whose shared pool is unsafe."""
+    if getattr(_THREAD, "single", False):
+        return "1"
+    return str(settings.threads or "ALL_CPUS")
 
 
 @dataclass(frozen=True)
@@ -399,7 +428,7 @@ def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
         f"BLOCKYSIZE={settings.blocksize}",
         "BIGTIFF=IF_SAFER",
         f"COMPRESS={settings.compress}",
-        f"NUM_THREADS={settings.threads or 'ALL_CPUS'}",
+        f"NUM_THREADS={gdal_threads(settings)}",
     ]
     if settings.compress != "NONE":
         floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
@@ -519,7 +548,7 @@ def create_geotiff(
                         f"BLOCKSIZE={settings.blocksize}",
                         f"OVERVIEW_RESAMPLING={resampling}",
                         "BIGTIFF=IF_SAFER",
-                        f"NUM_THREADS={settings.threads or 'ALL_CPUS'}",
+                        f"NUM_THREADS={gdal_threads(settings)}",
                     ],
                 )
             except RuntimeError as exc:
