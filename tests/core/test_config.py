@@ -165,7 +165,7 @@ def test_knobs_are_the_documented_ones():
         "output.window", "output.threads", "output.compress", "output.blocksize",
         "classify.memory_mb", "classify.window", "classify.batch_size", "classify.work",
         "sample.work", "sample.shard_size", "sample.required", "sample.class_names",
-        "denoise.work", "product.work",
+        "denoise.work", "product.work", "train.samples",
     }  # fmt: skip
     assert all(is_knob(cls, n) for s, cls, n in _every_field() if s == "cluster")
 
