@@ -170,3 +170,26 @@ def test_plan_prints_each_step_as_its_command(demo_scene, tmp_path):
     assert lines[1][lines[1].index("--input") + 1] == "clipped"
     assert lines[3][lines[3].index("--tiles") + 1] == str(tmp_path / "run/products/mosaic.txt")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_demo_config_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path, monkeypatch):
+    from watergee.demo import make_demo
+
+    config = Path(__file__).parents[2] / "configs" / "demo.yaml"
+    monkeypatch.chdir(tmp_path)  # the config names demo/data and demo/run, as make demo does
+    make_demo(tmp_path / "demo" / "data", size=240)
+    args = ["run", "--config", str(config), "--set", "train.epochs=2",
+            "--set", "cluster.processes=false"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    products = tmp_path / "demo" / "run" / "products"
+    for path in ("mosaic/mosaic_class1.tif", "mosaic/mosaic_class1.png",
+                 "evaluation/evaluation.html"):  # fmt: skip
+        assert f"  {products / path}" in result.output
+    report = (products / "evaluation" / "evaluation.json").read_text()
+    assert '"overall_accuracy"' in report
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "pipeline complete" in again.output
+    table = [line.split() for line in again.output.splitlines() if line.startswith("T33UU")]
+    assert table and all(set(row[1:]) <= {"skip", "."} for row in table)

@@ -85,8 +85,10 @@ _SHARED_POOL_UNSAFE = int(gdal.VersionInfo()) < 3070300
 def _tasks_share_process() -> bool:
     """Whether this process runs more than one task at a time (several Dask worker threads)."""
     try:
-        from distributed.worker import Worker
-    except ImportError:
+        from distributed.worker import Worker, get_worker
+
+        get_worker()  # called outside a task: nothing runs beside it
+    except (ImportError, ValueError):
         return False
     workers = [w for w in list(Worker._instances) if w.status.name not in ("closed", "failed")]
     return sum(w.state.nthreads for w in workers) > 1
