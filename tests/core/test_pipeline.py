@@ -2,6 +2,7 @@
 run-wide steps only over complete inputs, and the same outputs as the steps' own commands."""
 
 import contextlib
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -93,12 +94,20 @@ def test_the_national_config_chains_the_product_stages_after_the_merge(demo_scen
 def test_a_bad_step_fails_the_run_before_anything_runs(demo_scene, tmp_path, steps, message):
     config = _config(tmp_path, f"pipeline:\n  steps: {steps}\n")
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match=r".*".join(map(__import__("re").escape, [message]))):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         plan_pipeline(config, demo_scene, out, read_tiles=read_tiles)
     result = runner.invoke(app, ["run", "--config", str(config), "--tiles", str(demo_scene),
                                  "--out", str(out)])  # fmt: skip
     assert result.exit_code == 2 and message in result.output
     assert not out.exists()
+
+
+def test_a_run_needs_an_output_folder(demo_scene, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _config(tmp_path, "pipeline:\n  steps: [resample]\n")
+    result = runner.invoke(app, ["run", "--config", str(config), "--tiles", str(demo_scene)])
+    assert result.exit_code == 2 and "no output folder (--out, or 'pipeline.out')" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.yaml"]  # nothing written
 
 
 def test_the_product_chain_equals_its_commands_and_a_rerun_starts_no_cluster(

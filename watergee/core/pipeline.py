@@ -206,8 +206,11 @@ def plan_pipeline(
     """Resolve every step (settings, folders, units) before anything runs, so that a typo in
     the last step fails the run before the first one starts."""
     section = _section(config)
-    base = Path.cwd()
-    out = (out or (base / str(section.get("out") or ""))).expanduser().absolute()
+    if out is None:
+        if not section.get("out"):
+            raise ConfigError(f"{config}: no output folder (--out, or '{PIPELINE_KEY}.out')")
+        out = Path(str(section["out"]))
+    out = out.expanduser().absolute()
     if tiles is None:
         if not section.get("tiles"):
             raise ConfigError(f"{config}: no tile list (--tiles, or '{PIPELINE_KEY}.tiles')")
