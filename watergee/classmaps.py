@@ -24,8 +24,8 @@ def open_class_map(
     work = settings.product.work or out
     path = layout.class_map(work, tile, settings.product.mode, settings.product.input)
     if not path.exists():
-        made_by = {"classes": "classify", "clipped": "clip", "transferred": "label-transfer",
-                   "sieved": "sieve"}[settings.product.input]  # fmt: skip
+        makers = {layer: stage for stage, layer in layout.PRODUCT_LAYERS.items()}
+        made_by = makers.get(settings.product.input, "classify")
         raise TileInputError(f"{path}: not found (run `watergee {made_by}` first)")
     ds, style = open_class_raster(path)
     return path, ds, style

@@ -106,11 +106,12 @@ def _announce(step, todo: int, blocked: int) -> None:
 def _print_table(report: PipelineReport) -> None:
     from watergee.core.pipeline import products, table_rows
 
-    rows = list(table_rows(report))
-    if len(rows) - 1 <= TABLE_ROWS:
+    rows = list(table_rows(report))[1:]
+    if len(rows) <= TABLE_ROWS:
         typer.echo("steps: " + ", ".join(f"{s.number} {s.label}" for s in report.steps))
-        rows = [["unit", *(str(s.number) for s in report.steps)]]
-        rows += [[row[0], *(SHORT.get(c, c) for c in row[1:])] for row in table_rows(report)][1:]
+        rows = [["unit", *(str(s.number) for s in report.steps)]] + [
+            [row[0], *(SHORT.get(cell, cell) for cell in row[1:])] for row in rows
+        ]
         widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
         for row in rows:
             cells = (cell.ljust(w) for cell, w in zip(row, widths, strict=True))

@@ -9,6 +9,8 @@ from watergee.core.errors import MissingBandError
 from watergee.core.tiles import Tile
 
 STATE_DIR = ".watergee"
+#: The product stages that remake a class map, and the raster each writes (its --input name).
+PRODUCT_LAYERS = {"clip": "clipped", "label-transfer": "transferred", "sieve": "sieved"}
 
 
 def tile_dir(out: Path, tile: Tile) -> Path:

@@ -44,8 +44,6 @@ from watergee.core.tiles import Tile
 
 #: Keys a step takes besides its stage's options.
 STEP_KEYS = ("tiles", "out", "set", "label")
-#: What a product stage makes of a class map: the raster the product stages after it read.
-LAYERS = {"clip": "clipped", "label-transfer": "transferred", "sieve": "sieved"}
 #: Statuses that let the steps after a unit run.
 THROUGH = ("done", "skipped")
 ReadTiles = Callable[[Path], list[Tile]]
@@ -71,7 +69,6 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    config: Path
     tiles: Path
     out: Path
     steps: tuple[Step, ...]
@@ -80,7 +77,6 @@ class Plan:
 @dataclass
 class PipelineReport:
     run_id: str
-    out: Path
     steps: list[Step] = field(default_factory=list)
     units: list[str] = field(default_factory=list)  # rows of the table, in order of appearance
     cells: dict[tuple[str, int], str] = field(default_factory=dict)  # (unit, step) -> status
@@ -232,7 +228,7 @@ def plan_pipeline(
         if labels[step.label] > 1:
             step = replace(step, label=f"{step.label}#{labels[step.label]}")
         steps.append(step)
-    return Plan(config, tiles, out, tuple(steps))
+    return Plan(tiles, out, tuple(steps))
 
 
 def _products(chain: _Chain) -> Path:
@@ -269,13 +265,14 @@ def _plan_step(
         except ConfigError as exc:
             raise ConfigError(f"{where} ({stage.name}): {exc}") from None
 
+    own = settings_now()  # the step's own settings: model kind, names, mode
     units: tuple[Tile, ...] = ()
     if stage.name == "sample":
         out = _expand(own_out, out_root) if own_out else chain.folders["samples"]
         values.setdefault("sample.work", chain.folders["tiles"])
     elif stage.name == "train":
         values.setdefault("train.samples", chain.samples)
-        kind = settings_now().train.model
+        kind = own.train.model
         folder = _expand(own_out, out_root) if own_out else chain.folders["models"] / kind
         out, units = folder.parent, (Tile(folder.name, values["train.samples"]),)
         tiles = None
@@ -284,18 +281,16 @@ def _plan_step(
         if "evaluate.classified" not in values:
             if chain.mosaic is None:
                 raise ConfigError(f"{where} (evaluate): needs 'classified' (no merge before it)")
-            mode = settings_now().product.mode
             values["evaluate.classified"] = layout.class_map(
-                _products(chain), chain.mosaic, mode, chain.layer
+                _products(chain), chain.mosaic, own.product.mode, chain.layer
             )
-        name = str(settings_now().evaluate.name)
-        units, tiles = (Tile(name, values["evaluate.classified"]),), None
+        units, tiles = (Tile(own.evaluate.name, values["evaluate.classified"]),), None
     elif stage.unit != "tile":  # merge: one mosaic of the whole list
         out = _expand(own_out, out_root) if own_out else _products(chain)
         values.setdefault("product.work", chain.folders["tiles"])
         if not side:
             values.setdefault("product.input", chain.layer)
-        units = (Tile(str(setting_value(settings_now(), stage.unit)), tiles),)
+        units = (Tile(str(setting_value(own, stage.unit)), tiles),)
     else:
         default = _products(chain) if after_merge else chain.folders["tiles"]
         out = _expand(own_out, out_root) if own_out else default
@@ -323,8 +318,8 @@ def _plan_step(
 
 def _advance(chain: _Chain, stage: Stage, settings: Settings, out: Path, units: tuple) -> None:
     """What the steps after this one read."""
-    if stage.name in LAYERS:
-        chain.layer = LAYERS[stage.name]
+    if stage.name in layout.PRODUCT_LAYERS:
+        chain.layer = layout.PRODUCT_LAYERS[stage.name]
     elif stage.name == "sample":
         chain.samples = out
     elif stage.name == "train":
@@ -368,7 +363,7 @@ def run_pipeline(
 ) -> PipelineReport:
     """Run the plan's steps in order on one cluster (started when a step first has work)."""
     started = time.perf_counter()
-    report = PipelineReport(secrets.token_hex(4), plan.out, list(plan.steps))
+    report = PipelineReport(secrets.token_hex(4), list(plan.steps))
     shared = SharedClient(connect, len(read_tiles(plan.tiles)))
     blocked: set[str] = set()  # units that did not come through a step
     whole = True  # every unit came through every step so far
