@@ -44,8 +44,12 @@ def _refuse(tasks):
     raise AssertionError("no step had work: no cluster should start")
 
 
-def test_each_step_reads_what_the_one_before_wrote(demo_scene, tmp_path):
+def test_each_step_reads_what_the_one_before_wrote(demo_scene, tmp_path, monkeypatch):
     config = Path(__file__).parents[2] / "configs" / "demo.yaml"
+    # the config names demo/data relative to the current folder: a clean clone has none
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "data").symlink_to(demo_scene.parent)
     plan = plan_pipeline(config, demo_scene, tmp_path / "run", read_tiles=read_tiles)
     steps = {step.label: step for step in plan.steps}
     run = tmp_path / "run"
