@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from watergee.cli import cluster, model, run, sample, tiles
+from watergee.cli import cluster, gee, model, run, sample, tiles
 from watergee.cli.connection import cluster_values, connector, serves_allocation
 from watergee.cli.options import (
     EXIT_SIGNAL,
@@ -237,6 +237,7 @@ app.command("run", help=run.pipeline.__doc__)(run.pipeline)
 app.add_typer(model.app, name="model")
 app.add_typer(tiles.app, name="tiles")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(gee.app, name="gee")
 
 
 @app.command()
