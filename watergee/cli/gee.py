@@ -35,3 +35,38 @@ def export_model(
     bands = ", ".join(report.outputs)
     typer.echo(f"largest difference from the Keras model: {report.max_difference:.2g} "
                f"over {report.checked_pixels} pixels; bands {bands}")  # fmt: skip
+
+
+@app.command("grid")
+@exits
+def grid(
+    aoi: Annotated[
+        str,
+        typer.Option(
+            "--aoi",
+            help="Area: a vector file (any OGR format, "
+            "any CRS) or west,south,east,north in degrees.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Grid file (.gpkg, .geojson, .fgb).")],
+    cell: Annotated[float, typer.Option("--cell", help="Cell side in degrees.")] = 0.135,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            help="Attribute filter on the "
+            'area\'s features, e.g. "PATH = 123 AND ROW = 32" on the WRS-2 '
+            "footprints, or \"ISO = 'DEU'\" on a country file.",
+        ),
+    ] = None,
+) -> None:
+    """Write the cells of the global CELL-degree grid whose interior meets the area. A cell's
+    id is its place in the global lattice, so ids never change with the area."""
+    from watergee.gee.grid import cells_over, parse_bbox, read_area, write_grid
+
+    area = parse_bbox(aoi)
+    if area is None:
+        area = read_area(Path(aoi), where)
+    cells = cells_over(area, cell)
+    write_grid(cells, out, cell)
+    typer.echo(f"{out}: {len(cells)} cells of {cell:g} deg")
