@@ -82,7 +82,7 @@ def test_a_vector_area_in_another_crs_is_reprojected_and_filtered(tmp_path):
     assert 8.95 < west < 9.0 < east < 9.05 and 49.95 < south < 50.0 < north < 50.05
     both = cells_over(read_area(path), 0.135)
     assert set(_ids(cells_over(read_area(path, "name = 'a'"), 0.135))) < set(_ids(both))
-    with pytest.raises(TileInputError, match="area.gpkg: no features matching \"name = 'c'\""):
+    with pytest.raises(TileInputError, match=r"area\.gpkg: no features matching \"name = 'c'\""):
         read_area(path, "name = 'c'")
 
 
