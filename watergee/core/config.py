@@ -549,6 +549,70 @@ class EvaluateSettings(Section):
 ClusterKind = Literal["local", "scheduler", "slurm", "slurm-runner"]
 
 
+class GeeSettings(Section):
+    project: str | None = knob(None, description="Earth Engine project id; unset: EE_PROJECT.")
+    service_account: str | None = knob(
+        None, description="Service account e-mail; unset: the user's stored credentials."
+    )
+    key_file: AbsolutePath | None = knob(
+        None, description="The service account's JSON key file (never printed or logged)."
+    )
+    high_volume: bool = knob(
+        False, description="Use the high-volume endpoint (for many small automated requests)."
+    )
+    sensor: Literal["landsat", "sentinel2"] = Field(
+        "landsat",
+        description="landsat: Landsat 8/9 Collection 2 Level 2 (water_gee); sentinel2: "
+        "Sentinel-2 surface reflectance, harmonized.",
+    )
+    years: list[int] = Field(
+        default_factory=lambda: [2021], min_length=1, description="Years pooled in one composite."
+    )
+    months: tuple[int, int] = Field(
+        (6, 8), description="First and last month of the season (June-August: 6, 8)."
+    )
+    reducer: Literal["median", "mean"] = Field(
+        "median", description="How the clear observations of a pixel are combined."
+    )
+    label_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A pixel's noisy label is water when at least this share of its clear "
+        "observations is flagged water (QA_PIXEL bit 7, or SCL class 6).",
+    )
+    cell: float = Field(0.135, gt=0, le=90, description="Grid cell side in degrees.")
+    cell_pixels: int = Field(
+        512,
+        ge=16,
+        le=1_000_000,
+        description="Pixels along a cell's side (512: about 29 m at 0.135 deg, Landsat; "
+        "1536: about 10 m, Sentinel-2).",
+    )
+    concurrency: int = knob(
+        40, ge=1, le=1000, description="Requests in flight at once (the default project quota)."
+    )
+    retries: int = knob(
+        8, ge=0, le=50, description="Retries of a request refused for quota (429) or failing "
+        "on the server (5xx), with exponential backoff and jitter.",
+    )
+    backoff: float = knob(1.0, gt=0, description="First wait before a retry, in seconds.")
+    request_bytes: int = knob(
+        48 * 1024 * 1024,
+        ge=4096,
+        le=48 * 1024 * 1024,
+        description="Uncompressed bytes per request; cells are split to stay within it "
+        "(Earth Engine refuses more than 48 MiB).",
+    )
+
+    @model_validator(mode="after")
+    def _season(self) -> GeeSettings:
+        first, last = self.months
+        if not (1 <= first <= 12 and 1 <= last <= 12):
+            raise ValueError(f"months {self.months}: each must be 1 to 12")
+        return self
+
+
 class ClusterSettings(Section):
     """Where tiles run. `local`: an embedded cluster on this machine; `scheduler`: a running
     Dask scheduler; `slurm`: workers submitted as Slurm jobs (dask-jobqueue); `slurm-runner`:
@@ -725,6 +789,10 @@ class Settings(Section):
     )
     evaluate: EvaluateSettings = Field(
         default_factory=EvaluateSettings, description="The evaluate stage: accuracy and area."
+    )
+    gee: GeeSettings = Field(
+        default_factory=GeeSettings,
+        description="The Earth Engine commands (watergee gee ...): composite, grid, downloads.",
     )
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,

@@ -251,6 +251,12 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "Image.multiply": _binary(np.multiply, "multiply"),
     "Image.divide": _binary(np.divide, "divide"),
     "Image.max": _binary(np.maximum, "max"),
+    "Image.eq": _binary(lambda a, b: (a == b).astype(np.float64), "eq"),
+    "Image.neq": _binary(lambda a, b: (a != b).astype(np.float64), "neq"),
+    "Image.gt": _binary(lambda a, b: (a > b).astype(np.float64), "gt"),
+    "Image.gte": _binary(lambda a, b: (a >= b).astype(np.float64), "gte"),
+    "Image.bitwiseAnd": _binary(lambda a, b: _ints(a) & _ints(b), "bitwiseAnd"),
+    "Image.rightShift": _binary(lambda a, b: _ints(a) >> _ints(b), "rightShift"),
     "Image.exp": _cast(np.exp),
     "Image.reduce": _reduce,
     "Reducer.max": lambda: "max",
@@ -274,6 +280,10 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "Image.toUint8": _cast(lambda v: np.clip(np.trunc(v), 0, 255)),
     "Image.toFloat": _cast(lambda v: v.astype(np.float32).astype(np.float64)),
 }
+
+
+def _ints(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.int64)
 
 
 def _units(units: str) -> int:
