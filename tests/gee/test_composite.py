@@ -81,8 +81,8 @@ def test_landsat_download_expression_has_the_documented_masks_and_scales(ee_offl
               for c in calls if c.get("functionName") == "Filter.calendarRange"]  # fmt: skip
     assert set(ranges) == {(6, 8, "month"), (2021, 2021, "year"), (2022, 2022, "year")}
     assert any(c.get("functionName") == "Reducer.median" for c in calls)
-    kernels = [c["arguments"]["weights"]["constantValue"] for c in calls
-               if c.get("functionName") == "Kernel.fixed"]  # fmt: skip
+    kernels = [[row["constantValue"] for row in c["arguments"]["weights"]["arrayValue"]["values"]]
+               for c in calls if c.get("functionName") == "Kernel.fixed"]  # fmt: skip
     assert set(map(str, kernels)) == set(map(str, LINE_KERNELS))
 
 
