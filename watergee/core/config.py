@@ -593,7 +593,10 @@ class GeeSettings(Section):
         40, ge=1, le=1000, description="Requests in flight at once (the default project quota)."
     )
     retries: int = knob(
-        8, ge=0, le=50, description="Retries of a request refused for quota (429) or failing "
+        8,
+        ge=0,
+        le=50,
+        description="Retries of a request refused for quota (429) or failing "
         "on the server (5xx), with exponential backoff and jitter.",
     )
     backoff: float = knob(1.0, gt=0, description="First wait before a retry, in seconds.")
