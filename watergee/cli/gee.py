@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from watergee.cli.options import exits
+from watergee.cli.options import EXIT_FAILED, Config, Sets, exits
+
+Grid = Annotated[Path, typer.Option("--grid", help="Cell grid (from `watergee gee grid`).")]
 
 app = typer.Typer(
     help="Earth Engine: tile grid, composites and QA water labels, downloads, model export.",
@@ -70,3 +72,103 @@ def grid(
     cells = cells_over(area, cell)
     write_grid(cells, out, cell)
     typer.echo(f"{out}: {len(cells)} cells of {cell:g} deg")
+
+
+def _settings(config: Path | None, sets: list[str] | None):
+    from watergee.core.config import load_settings
+
+    return load_settings(config, list(sets or []))
+
+
+def _region(cells: list):
+    """The rectangle around every cell, to restrict the scenes searched."""
+    import ee
+
+    west = min(c[1][0] for c in cells)
+    south = min(c[1][1] for c in cells)
+    east = max(c[1][2] for c in cells)
+    north = max(c[1][3] for c in cells)
+    return ee.Geometry.Rectangle([west, south, east, north], "EPSG:4326", False)
+
+
+@app.command("composite")
+@exits
+def composite(
+    grid: Grid,
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file for the expression.")],
+    config: Config = None,
+    set_: Sets = None,
+) -> None:
+    """Write the composite that `gee download` fetches (features, noisy label, validity) as
+    a serialised Earth Engine expression, to inspect or reuse. Needs no credentials."""
+    import json
+
+    from watergee.core.atomic import atomic_path
+    from watergee.gee.composite import download_image
+    from watergee.gee.grid import read_grid
+    from watergee.gee.session import offline
+
+    settings = _settings(config, set_).gee
+    cells = read_grid(grid)
+    with offline():
+        import ee
+
+        image = download_image(settings, _region(cells))
+        encoded = ee.serializer.encode(image, for_cloud_api=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(encoded, indent=1) + "\n")
+    months = "-".join(str(m) for m in settings.months)
+    years = ", ".join(map(str, settings.years))
+    typer.echo(f"{out}: {settings.sensor} {settings.reducer} composite, months {months} of "
+               f"{years}, over {len(cells)} cells")  # fmt: skip
+
+
+@app.command("download")
+@exits
+def download(
+    grid: Grid,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the cells' files.")],
+    config: Config = None,
+    set_: Sets = None,
+) -> None:
+    """Fetch every cell's features and noisy water label with computePixels, within the
+    service's limits; cells already on disk and whole are skipped, so a re-run resumes.
+    Writes OUT/features/ID.tif, OUT/labels/ID.tif and OUT/tiles.txt for the tile stages."""
+    from watergee.core.atomic import atomic_path
+    from watergee.gee.composite import download_image
+    from watergee.gee.download import cell_grids, write_tile_list
+    from watergee.gee.download import download as fetch_cells
+    from watergee.gee.grid import read_grid
+    from watergee.gee.session import connect
+
+    settings = _settings(config, set_)
+    opts = settings.gee
+    cells = read_grid(grid)
+    project = connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
+    import ee
+
+    ee.data.setMaxRetries(0)  # retries follow gee.retries and gee.backoff instead
+    grids = cell_grids(cells, opts)
+    typer.echo(f"{len(grids)} cells from project {project}, "
+               f"{opts.concurrency} requests at a time", err=True)  # fmt: skip
+    finished = [0]
+
+    def progress(cell: str, state: str) -> None:
+        finished[0] += 1
+        typer.echo(f"[{finished[0]}/{len(grids)}] {cell} {state}", err=True)
+
+    image = download_image(opts, _region(cells))
+    report = fetch_cells(grids, image, out, opts, settings.output, progress=progress)
+    tile_list = write_tile_list(out, grids)
+    failed_list = out / ".watergee" / "gee" / "failed.txt"
+    with atomic_path(failed_list) as tmp:
+        tmp.write_text("".join(f"{cell}\t{why}\n" for cell, why in report.failed.items()))
+    typer.echo(f"{len(report.done)} downloaded, {len(report.skipped)} already complete, "
+               f"{len(report.failed)} failed; {report.requests} requests, "
+               f"{report.retried} retried")  # fmt: skip
+    typer.echo(f"tile list: {tile_list}")
+    for cell, why in report.failed.items():
+        typer.echo(f"watergee: error: {cell}: {why}", err=True)
+    if report.failed:
+        typer.echo(f"failed cells: {failed_list}", err=True)
+        raise typer.Exit(EXIT_FAILED)

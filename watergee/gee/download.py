@@ -246,7 +246,7 @@ def download(
     out: Path,
     settings: GeeSettings,
     output: OutputSettings,
-    fetch: Fetch = ee_fetch,
+    fetch: Fetch | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[str, str], None] | None = None,
 ) -> DownloadReport:
@@ -260,7 +260,7 @@ def download(
         else:
             pending.append(cell)
     blocks = split(settings.cell_pixels, len(BANDS), settings.request_bytes)
-    caller = Retrying(fetch, settings.retries, settings.backoff, sleep)
+    caller = Retrying(fetch or ee_fetch, settings.retries, settings.backoff, sleep)
     for cell in pending:
         for path in paths(out, cell.id)[:2]:
             remove_partials(path)

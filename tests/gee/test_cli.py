@@ -1,0 +1,121 @@
+"""`watergee gee ...` end to end with no server: the command connects with a service account
+key (the algorithm list comes from earthengine-api's own copy), downloads through a fake
+computePixels, and never prints the key."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.gee.fake_earthengine import FakeComputePixels
+from watergee.cli.main import app
+from watergee.gee.grid import cells_over, parse_bbox, write_grid
+
+runner = CliRunner()
+ACCOUNT = "mapper@water-project.iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory) -> tuple[Path, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()  # fmt: skip
+    key = {"type": "service_account", "project_id": "water-project",
+           "private_key_id": "5ec7e7c0ffee5ec7e7", "private_key": pem, "client_email": ACCOUNT,
+           "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}  # fmt: skip
+    path = tmp_path_factory.mktemp("keys") / "key.json"
+    path.write_text(json.dumps(key))
+    return path, pem
+
+
+@pytest.fixture
+def no_server(monkeypatch):
+    """ee.Initialize works as with a server, minus the server: the algorithm list is the one
+    earthengine-api ships, and computePixels is the fake."""
+    import ee
+    from ee import apitestcase
+
+    monkeypatch.setattr(ee.data, "getAlgorithms", apitestcase.GetAlgorithms)
+    monkeypatch.setattr(ee.data, "_install_cloud_api_resource", lambda: None)
+    monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})
+    fake = FakeComputePixels()
+    monkeypatch.setattr("watergee.gee.download.ee_fetch", fake)
+    yield fake
+    ee.Reset()
+
+
+@pytest.fixture
+def grid(tmp_path):
+    path = tmp_path / "grid.gpkg"
+    write_grid(cells_over(parse_bbox("10.0,50.0,10.2,50.1"), 0.135), path, 0.135)
+    return path
+
+
+def _args(grid, out, key):
+    return ["-vv", "gee", "download", "--grid", str(grid), "--out", str(out),
+            "--set", f"gee.service_account={ACCOUNT}", "--set", f"gee.key_file={key}",
+            "--set", "gee.project=water-project", "--set", "gee.cell_pixels=64"]  # fmt: skip
+
+
+def test_download_command_with_a_service_account_never_shows_the_key(
+    no_server, key_file, grid, tmp_path
+):
+    key, pem = key_file
+    out = tmp_path / "tiles"
+    result = runner.invoke(app, _args(grid, out, key))
+    assert result.exit_code == 0, result.output
+    assert "4 downloaded, 0 already complete, 0 failed; 4 requests" in result.output
+    assert (out / "tiles.txt").read_text().count("features/") == 4
+    secret_lines = [line for line in pem.splitlines() if "PRIVATE KEY" not in line]
+    shown = result.output + (out / ".watergee" / "gee" / "failed.txt").read_text()
+    assert not any(line in shown for line in secret_lines)
+    assert "5ec7e7c0ffee5ec7e7" not in shown
+    again = runner.invoke(app, _args(grid, out, key))
+    assert again.exit_code == 0 and "0 downloaded, 4 already complete" in again.output
+
+
+def test_a_failed_cell_exits_1_and_is_listed(no_server, key_file, grid, tmp_path):
+    key, _ = key_file
+    from watergee.core.config import GeeSettings
+    from watergee.gee.download import cell_grids
+    from watergee.gee.grid import read_grid
+
+    first = cell_grids(read_grid(grid), GeeSettings(cell_pixels=64))[0]
+    no_server.refuse[(round(first.west * 1e6), round(first.north * 1e6))] = [400]
+    out = tmp_path / "tiles"
+    result = runner.invoke(app, _args(grid, out, key))
+    assert result.exit_code == 1
+    assert f"watergee: error: {first.id}: Image.load: Image asset 'x' not found." in result.output
+    assert (out / ".watergee/gee/failed.txt").read_text().startswith(first.id + "\t")
+
+
+def test_a_key_of_another_account_is_named_without_its_content(key_file, grid, tmp_path):
+    key, pem = key_file
+    args = _args(grid, tmp_path / "t", key)
+    args[args.index(f"gee.service_account={ACCOUNT}")] = "gee.service_account=other@x.com"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert f"{key}: key belongs to {ACCOUNT}, not to gee.service_account other@x.com" in (
+        result.output
+    )
+    assert pem.splitlines()[1] not in result.output
+
+
+def test_no_project_is_a_usage_error(grid, tmp_path, monkeypatch):
+    monkeypatch.delenv("EE_PROJECT", raising=False)
+    result = runner.invoke(app, ["gee", "download", "--grid", str(grid), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no Earth Engine project: set gee.project or EE_PROJECT" in result.output
+
+
+def test_composite_command_writes_the_expression_without_credentials(grid, tmp_path):
+    out = tmp_path / "composite.json"
+    result = runner.invoke(app, ["gee", "composite", "--grid", str(grid), "--out", str(out),
+                                 "--set", "gee.sensor=sentinel2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "sentinel2 median composite, months 6-8 of 2021, over 4 cells" in result.output
+    assert "COPERNICUS/S2_SR_HARMONIZED" in out.read_text()
