@@ -108,7 +108,7 @@ def _other_value(section: type, name: str, value):
     if isinstance(value, bool):
         candidates = [not value]
     elif isinstance(value, int):
-        candidates += [value + 16, value + 1]
+        candidates += [value + 16, value + 1, value // 2]
     elif isinstance(value, float):
         candidates += [value / 2, value + 0.5]
     elif isinstance(value, list):
@@ -116,7 +116,7 @@ def _other_value(section: type, name: str, value):
     elif isinstance(value, dict):
         candidates += [{1: 2}, {1: "water"}, {"GPU": 1.0}]
     elif isinstance(value, tuple):
-        candidates += [(2.0, 98.0)]
+        candidates += [(2.0, 98.0), (7, 9)]
     elif isinstance(value, str):
         candidates += [value + "x"]
     candidates += [-1000.0, 3, 64, [6], Path("/elsewhere/x.tif"), "somewhere"]
@@ -166,6 +166,8 @@ def test_knobs_are_the_documented_ones():
         "classify.memory_mb", "classify.window", "classify.batch_size", "classify.work",
         "sample.work", "sample.shard_size", "sample.required", "sample.class_names",
         "denoise.work", "product.work", "train.samples",
+        "gee.project", "gee.service_account", "gee.key_file", "gee.high_volume",
+        "gee.concurrency", "gee.retries", "gee.backoff", "gee.request_bytes",
     }  # fmt: skip
     assert all(is_knob(cls, n) for s, cls, n in _every_field() if s == "cluster")
 
