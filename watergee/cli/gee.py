@@ -172,3 +172,63 @@ def download(
     if report.failed:
         typer.echo(f"failed cells: {failed_list}", err=True)
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("predict")
+@exits
+def predict(
+    folder: Annotated[
+        Path, typer.Argument(help="Model folder (a pixel CNN on the composite's eight features).")
+    ],
+    grid: Grid,
+    to: Annotated[str, typer.Option("--to", help="asset, drive or storage.")] = "asset",
+    dest: Annotated[
+        str,
+        typer.Option(
+            "--dest",
+            help="Asset id (projects/P/assets/NAME), Drive folder, or Cloud Storage bucket.",
+        ),
+    ] = "",
+    name: Annotated[str, typer.Option("--name", help="Task and file name.")] = "water",
+    probabilities: Annotated[
+        bool, typer.Option("--probabilities", help="Also export the class probabilities (float32).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build and print the task, offline; start nothing.")
+    ] = False,
+    config: Config = None,
+    set_: Sets = None,
+) -> None:
+    """Classify the season's composite over the grid's cells in Earth Engine with the exported
+    network and start an export task (class band pyramided by mode)."""
+    import contextlib
+    import json
+
+    from watergee.cli.options import fail
+    from watergee.gee.export import operation_count
+    from watergee.gee.grid import read_grid
+    from watergee.gee.predict import export_task, lattice_transform, prediction
+    from watergee.gee.session import connect, offline
+
+    if to not in ("asset", "drive", "storage"):
+        raise fail(f"--to {to}: choose asset, drive or storage")
+    if not dest and not dry_run:
+        raise fail("--dest is needed: the asset id, Drive folder or bucket to export to")
+    opts = _settings(config, set_).gee
+    cells = read_grid(grid)
+    with offline() if dry_run else contextlib.nullcontext():
+        if not dry_run:
+            connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
+        region = _region(cells)
+        image = prediction(folder, opts, region, probabilities)
+        west = min(c[1][0] for c in cells)
+        north = max(c[1][3] for c in cells)
+        task = export_task(image, to, dest or "DEST", name, region,  # type: ignore[arg-type]
+                           lattice_transform(opts, west, north))  # fmt: skip
+        summary = {k: v for k, v in task.config.items() if k != "expression"}
+        typer.echo(f"{name}: {operation_count(image)} operations over {len(cells)} cells, to {to}")
+        typer.echo(json.dumps(summary, indent=1))
+        if dry_run:
+            return
+        task.start()
+    typer.echo(f"started task {task.id}; follow it with `earthengine task info {task.id}`")
