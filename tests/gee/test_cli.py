@@ -119,3 +119,19 @@ def test_composite_command_writes_the_expression_without_credentials(grid, tmp_p
     assert result.exit_code == 0, result.output
     assert "sentinel2 median composite, months 6-8 of 2021, over 4 cells" in result.output
     assert "COPERNICUS/S2_SR_HARMONIZED" in out.read_text()
+
+
+@pytest.mark.slow
+def test_downloaded_cells_are_ordinary_tiles_for_denoise(no_server, key_file, grid, tmp_path):
+    key, _ = key_file
+    cells = tmp_path / "cells"
+    assert runner.invoke(app, _args(grid, cells, key)).exit_code == 0
+    result = runner.invoke(app, [
+        "denoise", "--tiles", str(cells / "tiles.txt"), "--labels", str(cells / "labels"),
+        "--out", str(tmp_path / "work"), "--set", "cluster.processes=false",
+        "--set", "denoise.bands=[blue,green,red,nir,swir1,MNDWI,LINE,DEM/4000]",
+        "--set", "denoise.indices=[]", "--set", "denoise.rounds=1", "--set", "denoise.epochs=1",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "4 tiles: 4 done, 0 skipped, 0 failed" in result.output
+    assert len(list((tmp_path / "work").rglob("*_water_denoised.tif"))) == 4
