@@ -232,3 +232,33 @@ def predict(
             return
         task.start()
     typer.echo(f"started task {task.id}; follow it with `earthengine task info {task.id}`")
+
+
+@app.command("selftest")
+@exits
+def selftest(
+    folder: Annotated[Path, typer.Argument(help="Model folder (a pixel CNN).")],
+    at: Annotated[str, typer.Option("--at", help="lon,lat of a small test block.")],
+    config: Config = None,
+    set_: Sets = None,
+) -> None:
+    """Run the exported network in Earth Engine on a 64 x 64 block of real pixels and the
+    local model on the same features; print the largest difference (needs credentials)."""
+    from watergee.cli.options import fail
+    from watergee.gee.selftest import selftest as run_selftest
+    from watergee.gee.session import connect
+
+    try:
+        lon, lat = (float(v) for v in at.split(","))
+    except ValueError:
+        raise fail(f"--at {at}: give lon,lat in degrees") from None
+    opts = _settings(config, set_).gee
+    connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
+    report = run_selftest(folder, opts, lon, lat)
+    typer.echo(f"block at {report.west:.6f}, {report.north:.6f}: largest difference "
+               f"{report.max_difference:.3g} over {report.pixels} pixels")  # fmt: skip
+    if not report.ok:
+        why = "no pixel with a full valid field" if report.pixels == 0 else "differs"
+        typer.echo(f"watergee: error: selftest failed: the server's result {why}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    typer.echo("the server computes the exported network as the local model does")

@@ -1,0 +1,86 @@
+"""`watergee gee selftest`: the exported network on the server against the local Keras model on
+the very same pixels.
+
+One computePixels request returns, over a small block of the download lattice, the composite's
+features and the network's probabilities computed in Earth Engine; the Keras model then runs on
+those features here. Agreement to 1e-4 shows that the server's semantics of every operation the
+export uses match ours, the orientation of neighbourhood arrays included.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from watergee.core.config import GeeSettings
+from watergee.gee.composite import FEATURE_BANDS, features
+from watergee.gee.download import CellGrid, Fetch, ee_fetch, request
+from watergee.gee.model_export import TOLERANCE, model_image
+from watergee.io.raster import Window
+from watergee.models.artifact import load_keras_model
+
+SIDE = 64
+MASK = "network_valid"
+
+
+@dataclass
+class SelftestReport:
+    max_difference: float
+    pixels: int
+    west: float
+    north: float
+
+    @property
+    def ok(self) -> bool:
+        return self.pixels > 0 and self.max_difference <= TOLERANCE
+
+
+def block_at(settings: GeeSettings, lon: float, lat: float, side: int = SIDE) -> CellGrid:
+    """A side x side block of the download lattice centred near (lon, lat)."""
+    pixel = settings.cell / settings.cell_pixels
+    col = math.floor((lon + 180.0) / pixel) - side // 2
+    row = math.floor((90.0 - lat) / pixel) - side // 2
+    return CellGrid("selftest", -180.0 + col * pixel, 90.0 - row * pixel, pixel, side)
+
+
+def selftest(
+    folder: Path,
+    settings: GeeSettings,
+    lon: float,
+    lat: float,
+    fetch: Fetch | None = None,
+) -> SelftestReport:
+    import ee
+
+    block = block_at(settings, lon, lat)
+    extent = block.side * block.pixel
+    region = ee.Geometry.Rectangle(
+        [block.west, block.north - extent, block.west + extent, block.north]
+    )
+    composite = features(settings, region).select(list(FEATURE_BANDS))
+    probability, metadata, _ = model_image(folder, composite)
+    names = [f"probability_{c.id}" for c in metadata.classes]
+    valid = probability.mask().reduce(ee.Reducer.min()).rename(MASK)
+    image = composite.unmask(0).addBands(probability.unmask(0)).addBands(valid).toFloat()
+    params = request(image, block, Window(0, 0, block.side, block.side))
+    params["bandIds"] = [*FEATURE_BANDS, *names, MASK]
+    answer = (fetch or ee_fetch)(params)
+    values = np.stack([np.asarray(answer[b], np.float64) for b in FEATURE_BANDS])
+    served = np.stack([np.asarray(answer[n], np.float64) for n in names], axis=-1)
+    mask = np.asarray(answer[MASK]) > 0
+    _, model = load_keras_model(folder)
+    x = np.moveaxis(values, 0, -1)
+    if metadata.normalization is not None:
+        x = (x - np.asarray(metadata.normalization["mean"])) / np.asarray(
+            metadata.normalization["std"]
+        )
+    local = model.predict(x[None].astype(np.float32), verbose=0)[0]
+    halo = metadata.receptive_field // 2
+    inner = mask[halo:-halo, halo:-halo]
+    if not inner.any():
+        return SelftestReport(0.0, 0, block.west, block.north)
+    difference = np.abs(served[halo:-halo, halo:-halo][inner] - local[inner])
+    return SelftestReport(float(difference.max()), int(inner.sum()), block.west, block.north)
