@@ -29,7 +29,13 @@ def api_error(status: int):
     code, message = REASONS[status]
     response = httplib2.Response({"status": status})
     body = json.dumps({"error": {"code": status, "message": message, "status": code}})
-    return ee.data._translate_cloud_exception(HttpError(response, body.encode()))
+    try:  # as the client does: translated while the HTTP error is being handled
+        raise HttpError(response, body.encode())
+    except HttpError as http_error:
+        try:
+            raise ee.data._translate_cloud_exception(http_error)
+        except ee.EEException as translated:
+            return translated
 
 
 def world(band: str, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:

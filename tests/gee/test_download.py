@@ -44,7 +44,7 @@ def run_download(out: Path, grid: Path, fetch, settings=SETTINGS, sleep=time.sle
         region = ee.Geometry.Rectangle([10.0, 50.0, 10.3, 50.2])
         report = download(cells, download_image(settings, region), out, settings,
                           OutputSettings(), fetch=fetch, sleep=sleep)  # fmt: skip
-        write_tile_list(out, cells)
+        write_tile_list(out, cells, report.failed)
     return report
 
 
@@ -68,9 +68,14 @@ def test_a_cell_is_split_into_the_fewest_blocks_that_fit_one_request():
 
 
 def test_refusals_are_classified_as_the_client_reports_them():
+    import ee
+
     assert transient(api_error(429)) and transient(api_error(503))
     assert not transient(api_error(400))
     assert transient(ConnectionError("reset")) and not transient(ValueError("x"))
+    # with the HTTP status gone, the message decides; a computation time-out is not retried
+    assert transient(ee.EEException("Too many concurrent aggregations."))
+    assert not transient(ee.EEException("Computation timed out."))
 
 
 def _read(path):
@@ -132,6 +137,7 @@ def test_a_cell_the_service_refuses_fails_alone(tmp_path, grid):
     assert set(report.failed) == {bad.id} and "not found" in report.failed[bad.id]
     assert len(report.done) == 8
     assert not (tmp_path / "out" / "features" / f"{bad.id}.tif").exists()
+    assert f"features/{bad.id}.tif" not in (tmp_path / "out" / "tiles.txt").read_text()
 
 
 def test_a_download_killed_mid_run_resumes_to_identical_files(tmp_path, grid):

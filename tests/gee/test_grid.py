@@ -109,3 +109,16 @@ def test_write_grid_round_trips(tmp_path):
     cells = cells_over(parse_bbox("-0.2,-0.2,0.2,0.2"), 0.135)
     write_grid(cells, tmp_path / "g.geojson", 0.135)
     assert [i for i, _ in read_grid(tmp_path / "g.geojson")] == _ids(cells)
+
+
+def test_lattice_lines_that_floats_miss_do_not_add_touching_cells():
+    assert len(cells_over(parse_bbox("10,50,11,51"), 0.1)) == 100
+    assert len(cells_over(parse_bbox("-180,-90,180,90"), 10)) == 18 * 36
+
+
+def test_a_grid_of_another_cell_size_is_refused(tmp_path):
+    path = tmp_path / "g.gpkg"
+    write_grid(cells_over(parse_bbox("10,50,10.4,50.4"), 0.2), path, 0.2)
+    with pytest.raises(TileInputError, match=r"is 0\.2 deg, the settings say gee\.cell 0\.135"):
+        read_grid(path, 0.135)
+    assert len(read_grid(path, 0.2)) == 4

@@ -109,7 +109,7 @@ def composite(
     from watergee.gee.session import offline
 
     settings = _settings(config, set_).gee
-    cells = read_grid(grid)
+    cells = read_grid(grid, settings.cell)
     with offline():
         import ee
 
@@ -136,14 +136,14 @@ def download(
     Writes OUT/features/ID.tif, OUT/labels/ID.tif and OUT/tiles.txt for the tile stages."""
     from watergee.core.atomic import atomic_path
     from watergee.gee.composite import download_image
-    from watergee.gee.download import cell_grids, write_tile_list
+    from watergee.gee.download import cell_grids, expression_digest, write_tile_list
     from watergee.gee.download import download as fetch_cells
     from watergee.gee.grid import read_grid
     from watergee.gee.session import connect
 
     settings = _settings(config, set_)
     opts = settings.gee
-    cells = read_grid(grid)
+    cells = read_grid(grid, opts.cell)
     project = connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
     import ee
 
@@ -158,8 +158,11 @@ def download(
         typer.echo(f"[{finished[0]}/{len(grids)}] {cell} {state}", err=True)
 
     image = download_image(opts, _region(cells))
-    report = fetch_cells(grids, image, out, opts, settings.output, progress=progress)
-    tile_list = write_tile_list(out, grids)
+    # what a cell holds depends on the composite settings, not on how big the grid is
+    digest = expression_digest(download_image(opts, ee.Geometry.Point([0.0, 0.0])))
+    report = fetch_cells(grids, image, out, opts, settings.output, digest=digest,
+                         progress=progress)  # fmt: skip
+    tile_list = write_tile_list(out, grids, report.failed)
     failed_list = out / ".watergee" / "gee" / "failed.txt"
     with atomic_path(failed_list) as tmp:
         tmp.write_text("".join(f"{cell}\t{why}\n" for cell, why in report.failed.items()))
@@ -215,7 +218,7 @@ def predict(
     if not dest and not dry_run:
         raise fail("--dest is needed: the asset id, Drive folder or bucket to export to")
     opts = _settings(config, set_).gee
-    cells = read_grid(grid)
+    cells = read_grid(grid, opts.cell)
     with offline() if dry_run else contextlib.nullcontext():
         if not dry_run:
             connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
@@ -224,7 +227,7 @@ def predict(
         west = min(c[1][0] for c in cells)
         north = max(c[1][3] for c in cells)
         task = export_task(image, to, dest or "DEST", name, region,  # type: ignore[arg-type]
-                           lattice_transform(opts, west, north))  # fmt: skip
+                           lattice_transform(opts, west, north), probabilities)  # fmt: skip
         summary = {k: v for k, v in task.config.items() if k != "expression"}
         typer.echo(f"{name}: {operation_count(image)} operations over {len(cells)} cells, to {to}")
         typer.echo(json.dumps(summary, indent=1))

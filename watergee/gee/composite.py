@@ -82,11 +82,21 @@ def scenes(settings: GeeSettings, region: Any) -> Any:
         scene = landsat_scene
     else:
         collection, scene = ee.ImageCollection(SENTINEL2), sentinel2_scene
-    years = [ee.Filter.calendarRange(y, y, "year") for y in sorted(set(settings.years))]
-    season = ee.Filter.calendarRange(settings.months[0], settings.months[1], "month")
-    chosen = collection.filterBounds(region).filter(season)
-    chosen = chosen.filter(years[0] if len(years) == 1 else ee.Filter.Or(*years))
+    seasons = [
+        ee.Filter.date(*season_dates(y, *settings.months)) for y in sorted(set(settings.years))
+    ]
+    chosen = collection.filterBounds(region)
+    chosen = chosen.filter(seasons[0] if len(seasons) == 1 else ee.Filter.Or(*seasons))
     return chosen.map(scene)
+
+
+def season_dates(year: int, first: int, last: int) -> tuple[str, str]:
+    """[start, end) of the season that begins in `year`: from the first day of month `first`
+    to the end of month `last`, in the next year when the season wraps the new year (12, 2:
+    December of `year` to February of the next)."""
+    end_year = year + 1 if last < first else year
+    end_year, end_month = (end_year + 1, 1) if last == 12 else (end_year, last + 1)
+    return f"{year:04d}-{first:02d}-01", f"{end_year:04d}-{end_month:02d}-01"
 
 
 def line_band(mndwi: Any) -> Any:
@@ -118,6 +128,8 @@ def download_image(settings: GeeSettings, region: Any) -> Any:
     (0 where invalid), the label (255 where unknown) and `valid` (1 where every feature is)."""
     ee = _ee()
     values = features(settings, region)
-    valid = values.mask().reduce(ee.Reducer.min()).gt(0).rename(VALID)
+    # LINE reads MNDWI two pixels away: valid only where all of those pixels are
+    line_context = values.select("MNDWI").mask().focalMin(2, "square", "pixels")
+    valid = values.mask().reduce(ee.Reducer.min()).min(line_context).gt(0).rename(VALID)
     label = noisy_label(settings, region).unmask(255)
     return values.unmask(0).addBands(label).addBands(valid).toFloat()

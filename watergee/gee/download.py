@@ -18,8 +18,8 @@ import logging
 import math
 import random
 import re
-import time
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +42,12 @@ MAX_BANDS = 1024
 BANDS = (*FEATURE_BANDS, LABEL, VALID)
 VALUE_BYTES = 4  # every band is requested as float32
 WATER, LAND, UNKNOWN = 1, 0, 255
-#: Messages of refusals worth retrying: quota and rate (429), server trouble (5xx), time-outs.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+#: Messages of refusals worth retrying, where no HTTP status is left: quota and rate (429),
+#: server trouble (5xx).
 TRANSIENT = re.compile(
     r"too many|quota|rate limit|concurren|unavailable|internal error|backend error|"
-    r"deadline|timed out|timeout|try again|temporarily|\b(429|500|502|503|504)\b",
+    r"try again|temporarily|\b(429|500|502|503|504)\b",
     re.IGNORECASE,
 )
 
@@ -115,41 +117,51 @@ def request(expression: Any, cell: CellGrid, block: Window) -> dict[str, Any]:
 
 
 def transient(error: BaseException) -> bool:
-    """Whether a failed request is worth another try."""
+    """Whether a failed request is worth another try: by the HTTP status where the client
+    kept it (it raises its EEException while handling the HTTP error), else by the message."""
     if isinstance(error, (ConnectionError, TimeoutError)):
         return True
-    try:
-        import ee
+    status = getattr(getattr(error.__context__, "resp", None), "status", None)
+    if status is not None:
+        return int(status) in RETRY_STATUSES
+    import ee
 
-        if isinstance(error, ee.EEException):
-            return bool(TRANSIENT.search(str(error)))
-    except ImportError:  # pragma: no cover - earthengine-api is a dependency
-        pass
+    if isinstance(error, ee.EEException):
+        return bool(TRANSIENT.search(str(error)))
     return isinstance(error, OSError)
 
 
 @dataclass
 class Retrying:
-    """Calls `fetch`, retrying transient refusals with exponential backoff and full jitter."""
+    """Calls `fetch`, retrying transient refusals with exponential backoff (each wait drawn
+    between half and one and a half times 2^attempt x backoff, at most 64 s). `stop` ends
+    every wait and retry at once (an interrupted download must not linger)."""
 
     fetch: Fetch
     retries: int
     backoff: float
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None
     rng: random.Random = field(default_factory=random.Random)
     retried: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, params: dict[str, Any]) -> np.ndarray:
         for attempt in range(self.retries + 1):
+            if self.stop.is_set():
+                raise EarthEngineError("download stopped")
             try:
                 return self.fetch(params)
             except Exception as exc:
-                if attempt == self.retries or not transient(exc):
+                if attempt == self.retries or not transient(exc) or self.stop.is_set():
                     raise
-                wait_s = min(64.0, self.backoff * 2**attempt) * self.rng.uniform(0.5, 1.5)
-                self.retried += 1
-                log.debug("request refused (%s); retry %d in %.1f s", exc, attempt + 1, wait_s)
-                self.sleep(wait_s)
+                with self.lock:
+                    wait_s = min(64.0, self.backoff * 2**attempt) * self.rng.uniform(0.5, 1.5)
+                    self.retried += 1
+                if self.sleep is not None:
+                    self.sleep(wait_s)
+                else:
+                    self.stop.wait(wait_s)
         raise AssertionError("unreachable")
 
 
@@ -247,12 +259,15 @@ def download(
     settings: GeeSettings,
     output: OutputSettings,
     fetch: Fetch | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
+    digest: str | None = None,
     progress: Callable[[str, str], None] | None = None,
 ) -> DownloadReport:
-    """Download every cell not already complete; returns what was done, skipped and failed."""
+    """Download every cell not already complete; returns what was done, skipped and failed.
+    `digest` names what the cells hold (default: the expression's own digest); it must not
+    change when the grid grows, or every finished cell would look stale."""
     report = DownloadReport(cells=len(cells))
-    digest = expression_digest(expression)
+    digest = digest or expression_digest(expression)
     pending = []
     for cell in cells:
         if is_complete(out, cell, digest):
@@ -319,6 +334,7 @@ def download(
                 for future in finished:
                     settle(future, *flying.pop(future))
         except BaseException:
+            caller.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     report.retried = caller.retried
@@ -329,11 +345,12 @@ def _reason(exc: BaseException) -> str:
     return str(exc) if str(exc) else type(exc).__name__
 
 
-def write_tile_list(out: Path, cells: list[CellGrid]) -> Path:
-    """`tiles.txt`: every cell's features file, one per line, for the tile stages."""
+def write_tile_list(out: Path, cells: list[CellGrid], failed: Iterable[str] = ()) -> Path:
+    """`tiles.txt`: the features file of every cell that is on disk, for the tile stages."""
     path = out / "tiles.txt"
+    left_out = set(failed)
     lines = ["# Earth Engine cells: features per cell; noisy labels in labels/"]
-    lines += [f"features/{cell.id}.tif" for cell in cells]
+    lines += [f"features/{cell.id}.tif" for cell in cells if cell.id not in left_out]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path

@@ -108,14 +108,26 @@ def cells_over(area: ogr.Geometry, cell: float) -> list[Cell]:
     if not cell > 0 or cell > 90:
         raise TileInputError(f"cell size {cell} deg: must be > 0 and <= 90")
     west, east, south, north = area.GetEnvelope()
-    top, bottom = int((90.0 - north) // cell), int((90.0 - south) // cell)
-    left, right = int((west + 180.0) // cell), int((east + 180.0) // cell)
+    last_row, last_col = math.ceil(180.0 / cell) - 1, math.ceil(360.0 / cell) - 1
+    top, bottom = int((90.0 - north) // cell), min(int((90.0 - south) // cell), last_row)
+    left, right = int((west + 180.0) // cell), min(int((east + 180.0) // cell), last_col)
+    #: An overlap smaller than this (square degrees) is rounding, not area: a cell whose edge
+    #: lies on the boundary, computed from a lattice line that floats cannot hit exactly.
+    tolerance = 1e-9 * cell * cell
+    polygonal = area.GetDimension() == 2
     found: list[Cell] = []
+
+    def meets(box: ogr.Geometry) -> bool:
+        if not area.Intersects(box):
+            return False
+        if not polygonal:
+            return not area.Touches(box)
+        return area.Intersection(box).GetArea() > tolerance
 
     def visit(r0: int, r1: int, c0: int, c1: int) -> None:  # inclusive ranges
         corner_nw, corner_se = Cell(r0, c0, cell).bounds, Cell(r1, c1, cell).bounds
         box = _box(corner_nw[0], corner_se[1], corner_se[2], corner_nw[3])
-        if not area.Intersects(box) or area.Touches(box):
+        if not meets(box):
             return
         if (r0 == r1 and c0 == c1) or area.Contains(box):
             found.extend(Cell(r, c, cell) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1))
@@ -158,16 +170,25 @@ def write_grid(cells: list[Cell], path: Path, cell: float) -> Path:
     return path
 
 
-def read_grid(path: Path) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """(id, (west, south, east, north)) of every cell in a grid file written by `write_grid`."""
+def read_grid(
+    path: Path, cell: float | None = None
+) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """(id, (west, south, east, north)) of every cell in a grid file written by `write_grid`;
+    with `cell`, the file's cells must be of that size (the pixel grids are built from it)."""
     source, layer = open_layer(path)
     definition = layer.GetLayerDefn()
     names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
-    if "id" not in names:
-        raise TileInputError(f"{path}: no attribute 'id' (not a watergee grid)")
+    if "id" not in names or "cell_deg" not in names:
+        raise TileInputError(f"{path}: no attributes 'id' and 'cell_deg' (not a watergee grid)")
     cells = []
     for feature in layer:
+        size = feature.GetField("cell_deg")
+        if cell is not None and not math.isclose(size, cell, rel_tol=1e-12):
+            raise TileInputError(f"{path}: cell {feature.GetField('id')} is {size:g} deg, the "
+                                 f"settings say gee.cell {cell:g}")  # fmt: skip
         west, east, south, north = feature.GetGeometryRef().GetEnvelope()
         cells.append((feature.GetField("id"), (west, south, east, north)))
     del source
+    if not cells:
+        raise TileInputError(f"{path}: the grid has no cells")
     return cells

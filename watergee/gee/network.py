@@ -96,7 +96,8 @@ def read_network(model: Any, where: str) -> list[Step]:
                         channels=sum(s.channels for s in sources))  # fmt: skip
         elif kind in ("Activation", "ReLU", "Softmax"):
             function = {"ReLU": "relu", "Softmax": "softmax"}.get(kind) or _activation(layer, at)
-            if kind == "ReLU" and (layer.max_value is not None or float(layer.negative_slope)):
+            if kind == "ReLU" and (layer.max_value is not None or float(layer.negative_slope)
+                                   or float(layer.threshold)):  # fmt: skip
                 raise ModelError(f"{at}: only the plain relu can be exported")
             step = Step(layer.name, "activation", (sources[0].name,), sources[0].halo,
                         activation=function, channels=sources[0].channels)  # fmt: skip

@@ -45,8 +45,11 @@ def export_task(
     name: str,
     region: Any,
     transform: list[float],
+    mixed_types: bool = False,
 ) -> Any:
-    """An unstarted export task; `target` is the asset id, Drive folder or bucket."""
+    """An unstarted export task; `target` is the asset id, Drive folder or bucket. A GeoTIFF
+    holds one data type, so with `mixed_types` (class codes beside probabilities) a file
+    export writes every band as float32."""
     import ee
 
     common = {"image": image, "description": name, "region": region, "crs": "EPSG:4326",

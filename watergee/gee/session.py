@@ -65,14 +65,14 @@ def connect(
     import ee
 
     project = project_id(project)
-    credentials = None
+    credentials: Any = "persistent"  # what `earthengine authenticate` stored
     if service_account or key_file:
         if not (service_account and key_file):
             raise EarthEngineError("gee.service_account and gee.key_file go together")
         credentials = service_account_credentials(service_account, key_file)
     url = HIGH_VOLUME_URL if high_volume else None
     try:
-        ee.Initialize(credentials, project=project, opt_url=url)
+        ee.Initialize(credentials, url=url, project=project)
     except ee.EEException as exc:
         raise EarthEngineError(f"Earth Engine refused project {project}: {exc}") from None
     except Exception as exc:  # auth and transport errors come from several libraries
