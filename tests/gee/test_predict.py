@@ -45,3 +45,17 @@ def test_predict_refuses_a_model_of_other_channels(tmp_path):
     result = runner.invoke(app, ["gee", "predict", str(folder), "--grid", str(grid), "--dry-run"])
     assert result.exit_code == 2
     assert "model channels blue, green, red, nir, swir1, MNDWI, LINE, NDVI" in result.output
+
+
+def test_the_export_is_on_the_download_lattice(ee_offline):
+    from watergee.core.config import GeeSettings
+    from watergee.gee.predict import export_task, lattice_transform
+
+    ee = ee_offline
+    transform = lattice_transform(GeeSettings(), 9.945, 50.31)
+    assert transform == [0.135 / 512, 0.0, 9.945, 0.0, -0.135 / 512, 50.31]
+    region = ee.Geometry.Rectangle([9.945, 50.04, 10.215, 50.31])
+    task = export_task(ee.Image("x").rename("class"), "storage", "bucket", "w", region, transform)
+    text = json.dumps(ee.serializer.encode(task.config["expression"], for_cloud_api=True))
+    assert json.dumps({"constantValue": transform}) in text and '"EPSG:4326"' in text
+    assert task.config["fileExportOptions"]["cloudStorageDestination"]["bucket"] == "bucket"

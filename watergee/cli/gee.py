@@ -80,15 +80,17 @@ def _settings(config: Path | None, sets: list[str] | None):
     return load_settings(config, list(sets or []))
 
 
+def _bounds(cells: list) -> tuple[float, float, float, float]:
+    """(west, south, east, north) around every cell."""
+    west, south, east, north = zip(*(bounds for _, bounds in cells), strict=True)
+    return min(west), min(south), max(east), max(north)
+
+
 def _region(cells: list):
     """The rectangle around every cell, to restrict the scenes searched."""
     import ee
 
-    west = min(c[1][0] for c in cells)
-    south = min(c[1][1] for c in cells)
-    east = max(c[1][2] for c in cells)
-    north = max(c[1][3] for c in cells)
-    return ee.Geometry.Rectangle([west, south, east, north], "EPSG:4326", False)
+    return ee.Geometry.Rectangle(list(_bounds(cells)), "EPSG:4326", False)
 
 
 @app.command("composite")
@@ -224,8 +226,7 @@ def predict(
             connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
         region = _region(cells)
         image = prediction(folder, opts, region, probabilities)
-        west = min(c[1][0] for c in cells)
-        north = max(c[1][3] for c in cells)
+        west, _, _, north = _bounds(cells)
         task = export_task(image, to, dest or "DEST", name, region,  # type: ignore[arg-type]
                            lattice_transform(opts, west, north), probabilities)  # fmt: skip
         summary = {k: v for k, v in task.config.items() if k != "expression"}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import random
 import re
@@ -33,8 +32,6 @@ from watergee.core.records import read_record, write_json_atomic
 from watergee.gee.composite import FEATURE_BANDS, FEATURE_CHANNELS, LABEL, VALID
 from watergee.gee.session import EarthEngineError
 from watergee.io.raster import BandSpec, Grid, Window, create_geotiff, spatial_reference
-
-log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 48 * 1024 * 1024
 MAX_SIDE = 32768
@@ -299,10 +296,9 @@ def download(
             if progress:
                 progress(cell.id, "failed")
             return
-        buffer = buffers.setdefault(
-            cell.id, np.zeros((len(BANDS), cell.side, cell.side), np.float32)
-        )
-        buffer[:, block.slices[0], block.slices[1]] = planes
+        if cell.id not in buffers:  # made on a cell's first block only
+            buffers[cell.id] = np.zeros((len(BANDS), cell.side, cell.side), np.float32)
+        buffers[cell.id][:, block.slices[0], block.slices[1]] = planes
         left[cell.id] -= 1
         if left[cell.id] == 0:
             try:

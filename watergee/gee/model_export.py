@@ -34,17 +34,38 @@ class ExportReport:
     expression: str
 
 
-def model_image(folder: Path, features: Any) -> tuple[Any, ModelMetadata, list[Step]]:
-    """The probabilities image of the model in `folder` over `features` (its channels in
-    order); its bands are named probability_<class id>."""
+@dataclass(frozen=True)
+class Network:
+    """A model artifact read once: its metadata, the Keras model and its exportable steps."""
+
+    metadata: ModelMetadata
+    model: Any
+    steps: list[Step]
+
+    @property
+    def bands(self) -> list[str]:
+        """Names of the probability bands, one per class."""
+        return [f"probability_{c.id}" for c in self.metadata.classes]
+
+    def image(self, features: Any) -> Any:
+        """The probabilities over `features` (the model's channels in order)."""
+        image, _ = network_image(self.steps, features, self.metadata.normalization)
+        return image.rename(self.bands)
+
+
+def load_network(folder: Path) -> Network:
     metadata, model = load_keras_model(folder)
     if metadata.kind not in ("pixelcnn",):
         raise ModelError(f"{folder}: a {metadata.kind} model cannot be exported to Earth Engine "
                          "(only the pixel CNN is made of exportable layers)")  # fmt: skip
-    steps = read_network(model, str(folder))
-    image, _ = network_image(steps, features, metadata.normalization)
-    names = [f"probability_{c.id}" for c in metadata.classes]
-    return image.rename(names), metadata, steps
+    return Network(metadata, model, read_network(model, str(folder)))
+
+
+def model_image(folder: Path, features: Any) -> tuple[Any, ModelMetadata, list[Step]]:
+    """The probabilities image of the model in `folder` over `features` (its channels in
+    order); its bands are named probability_<class id>."""
+    network = load_network(folder)
+    return network.image(features), network.metadata, network.steps
 
 
 def local_difference(
@@ -83,22 +104,21 @@ def export_model(folder: Path) -> ExportReport:
     """Build the expression, check it locally, write it under `folder/earthengine/`."""
     import ee
 
-    probabilities, metadata, steps = model_image(folder, ee.Image(FEATURES_ID))
-    classes = [c.id for c in metadata.classes]
+    network = load_network(folder)
+    probabilities = network.image(ee.Image(FEATURES_ID))
+    classes = [c.id for c in network.metadata.classes]
     image = probabilities.addBands(classified(probabilities, classes))
     encoded = ee.serializer.encode(image, for_cloud_api=True)
-    _, model = load_keras_model(folder)
-    worst, pixels = local_difference(model, metadata, encoded)
+    worst, pixels = local_difference(network.model, network.metadata, encoded)
     if not worst <= TOLERANCE:
         raise ModelError(f"{folder}: the Earth Engine expression differs from the model by "
                          f"{worst:.3g} (> {TOLERANCE}) on local evaluation")  # fmt: skip
     target = folder / FOLDER / "expression.json"
-    target.parent.mkdir(exist_ok=True)
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(encoded) + "\n")
-    names = [f"probability_{c}" for c in classes] + ["class"]
-    report = ExportReport(str(folder), operation_count(image), pairwise_convolutions(steps),
-                          worst, pixels, names, str(target))  # fmt: skip
+    report = ExportReport(str(folder), operation_count(image),
+                          pairwise_convolutions(network.steps), worst, pixels,
+                          [*network.bands, "class"], str(target))  # fmt: skip
     with atomic_path(folder / FOLDER / "export.json") as tmp:
         tmp.write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report

@@ -18,9 +18,9 @@ import numpy as np
 from watergee.core.config import GeeSettings
 from watergee.gee.composite import FEATURE_BANDS, features
 from watergee.gee.download import CellGrid, Fetch, ee_fetch, request
-from watergee.gee.model_export import TOLERANCE, model_image
+from watergee.gee.model_export import TOLERANCE, load_network
 from watergee.io.raster import Window
-from watergee.models.artifact import load_keras_model
+from watergee.models.predictor import Predictor
 
 SIDE = 64
 MASK = "network_valid"
@@ -61,26 +61,22 @@ def selftest(
         [block.west, block.north - extent, block.west + extent, block.north]
     )
     composite = features(settings, region).select(list(FEATURE_BANDS))
-    probability, metadata, _ = model_image(folder, composite)
-    names = [f"probability_{c.id}" for c in metadata.classes]
+    network = load_network(folder)
+    probability = network.image(composite)
     valid = probability.mask().reduce(ee.Reducer.min()).rename(MASK)
     image = composite.unmask(0).addBands(probability.unmask(0)).addBands(valid).toFloat()
     params = request(image, block, Window(0, 0, block.side, block.side))
-    params["bandIds"] = [*FEATURE_BANDS, *names, MASK]
+    params["bandIds"] = [*FEATURE_BANDS, *network.bands, MASK]
     answer = (fetch or ee_fetch)(params)
-    values = np.stack([np.asarray(answer[b], np.float64) for b in FEATURE_BANDS])
-    served = np.stack([np.asarray(answer[n], np.float64) for n in names], axis=-1)
+    values = np.stack([np.asarray(answer[b], np.float32) for b in FEATURE_BANDS])
+    served = np.stack([np.asarray(answer[n], np.float64) for n in network.bands], axis=-1)
     mask = np.asarray(answer[MASK]) > 0
-    _, model = load_keras_model(folder)
-    x = np.moveaxis(values, 0, -1)
-    if metadata.normalization is not None:
-        x = (x - np.asarray(metadata.normalization["mean"])) / np.asarray(
-            metadata.normalization["std"]
-        )
-    local = model.predict(x[None].astype(np.float32), verbose=0)[0]
-    halo = metadata.receptive_field // 2
-    inner = mask[halo:-halo, halo:-halo]
-    if not inner.any():
+    predictor = Predictor(network.metadata, network.model)  # as `watergee classify` computes
+    halo = predictor.halo
+    inner = block.side - 2 * halo
+    local = predictor.window(values, inner, inner)
+    valid_inner = mask[halo:-halo, halo:-halo]
+    if not valid_inner.any():
         return SelftestReport(0.0, 0, block.west, block.north)
-    difference = np.abs(served[halo:-halo, halo:-halo][inner] - local[inner])
-    return SelftestReport(float(difference.max()), int(inner.sum()), block.west, block.north)
+    difference = np.abs(served[halo:-halo, halo:-halo][valid_inner] - local[valid_inner])
+    return SelftestReport(float(difference.max()), int(valid_inner.sum()), block.west, block.north)
