@@ -168,6 +168,7 @@ def test_knobs_are_the_documented_ones():
         "denoise.work", "product.work", "train.samples",
         "gee.project", "gee.service_account", "gee.key_file", "gee.high_volume",
         "gee.concurrency", "gee.retries", "gee.backoff", "gee.request_bytes",
+        "gee.grid", "gee.name", "gee.model",
     }  # fmt: skip
     assert all(is_knob(cls, n) for s, cls, n in _every_field() if s == "cluster")
 

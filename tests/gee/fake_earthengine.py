@@ -42,8 +42,8 @@ def world(band: str, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """The value every request should find at these pixel centres."""
     if band == "valid":
         return (~((lon > 10.05) & (lon < 10.06) & (lat > 50.1))).astype(np.float32)
-    if band == "label":
-        return (np.sin(lon * 300) + np.cos(lat * 200) > 0.5).astype(np.float32)
+    if band == "label":  # water where MNDWI is high, as a QA water flag would say
+        return (world("MNDWI", lon, lat) > 1.0).astype(np.float32)
     k = sum(map(ord, band)) % 7 + 1
     return (np.sin(lon * 40 * k) * np.cos(lat * 30) + k / 10).astype(np.float32)
 

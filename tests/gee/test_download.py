@@ -129,6 +129,18 @@ def test_a_rerun_skips_complete_cells_and_redoes_a_damaged_one(tmp_path, grid):
     assert fake.calls == 4
 
 
+def test_a_cell_damaged_in_place_at_the_same_size_is_downloaded_again(tmp_path, grid):
+    out = tmp_path / "out"
+    run_download(out, grid, FakeComputePixels())
+    victim = sorted((out / "features").glob("*.tif"))[1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    time.sleep(0.01)
+    victim.write_bytes(bytes(data))
+    report = run_download(out, grid, FakeComputePixels())
+    assert report.done == [victim.stem] and len(report.skipped) == 8
+
+
 def test_a_cell_the_service_refuses_fails_alone(tmp_path, grid):
     cells = cell_grids(read_grid(grid), SETTINGS)
     bad = cells[3]

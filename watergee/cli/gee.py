@@ -80,19 +80,6 @@ def _settings(config: Path | None, sets: list[str] | None):
     return load_settings(config, list(sets or []))
 
 
-def _bounds(cells: list) -> tuple[float, float, float, float]:
-    """(west, south, east, north) around every cell."""
-    west, south, east, north = zip(*(bounds for _, bounds in cells), strict=True)
-    return min(west), min(south), max(east), max(north)
-
-
-def _region(cells: list):
-    """The rectangle around every cell, to restrict the scenes searched."""
-    import ee
-
-    return ee.Geometry.Rectangle(list(_bounds(cells)), "EPSG:4326", False)
-
-
 @app.command("composite")
 @exits
 def composite(
@@ -106,8 +93,8 @@ def composite(
     import json
 
     from watergee.core.atomic import atomic_path
-    from watergee.gee.composite import download_image
-    from watergee.gee.grid import read_grid
+    from watergee.gee.composite import download_image, region
+    from watergee.gee.grid import grid_bounds, read_grid
     from watergee.gee.session import offline
 
     settings = _settings(config, set_).gee
@@ -115,7 +102,7 @@ def composite(
     with offline():
         import ee
 
-        image = download_image(settings, _region(cells))
+        image = download_image(settings, region(grid_bounds(cells)))
         encoded = ee.serializer.encode(image, for_cloud_api=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(encoded, indent=1) + "\n")
@@ -136,46 +123,29 @@ def download(
     """Fetch every cell's features and noisy water label with computePixels, within the
     service's limits; cells already on disk and whole are skipped, so a re-run resumes.
     Writes OUT/features/ID.tif, OUT/labels/ID.tif and OUT/tiles.txt for the tile stages."""
-    from watergee.core.atomic import atomic_path
-    from watergee.gee.composite import download_image
-    from watergee.gee.download import cell_grids, expression_digest, write_tile_list
-    from watergee.gee.download import download as fetch_cells
-    from watergee.gee.grid import read_grid
-    from watergee.gee.session import connect
+    from watergee.gee.stages import download_grid, failed_list
 
     settings = _settings(config, set_)
-    opts = settings.gee
-    cells = read_grid(grid, opts.cell)
-    project = connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
-    import ee
+    finished, total = [0], [0]
 
-    ee.data.setMaxRetries(0)  # retries follow gee.retries and gee.backoff instead
-    grids = cell_grids(cells, opts)
-    typer.echo(f"{len(grids)} cells from project {project}, "
-               f"{opts.concurrency} requests at a time", err=True)  # fmt: skip
-    finished = [0]
+    def announce(project: str, cells: int) -> None:
+        total[0] = cells
+        typer.echo(f"{cells} cells from project {project}, "
+                   f"{settings.gee.concurrency} requests at a time", err=True)  # fmt: skip
 
     def progress(cell: str, state: str) -> None:
         finished[0] += 1
-        typer.echo(f"[{finished[0]}/{len(grids)}] {cell} {state}", err=True)
+        typer.echo(f"[{finished[0]}/{total[0]}] {cell} {state}", err=True)
 
-    image = download_image(opts, _region(cells))
-    # what a cell holds depends on the composite settings, not on how big the grid is
-    digest = expression_digest(download_image(opts, ee.Geometry.Point([0.0, 0.0])))
-    report = fetch_cells(grids, image, out, opts, settings.output, digest=digest,
-                         progress=progress)  # fmt: skip
-    tile_list = write_tile_list(out, grids, report.failed)
-    failed_list = out / ".watergee" / "gee" / "failed.txt"
-    with atomic_path(failed_list) as tmp:
-        tmp.write_text("".join(f"{cell}\t{why}\n" for cell, why in report.failed.items()))
+    report = download_grid(grid, out, settings, progress, announce)
     typer.echo(f"{len(report.done)} downloaded, {len(report.skipped)} already complete, "
                f"{len(report.failed)} failed; {report.requests} requests, "
                f"{report.retried} retried")  # fmt: skip
-    typer.echo(f"tile list: {tile_list}")
+    typer.echo(f"tile list: {report.tile_list}")
     for cell, why in report.failed.items():
         typer.echo(f"watergee: error: {cell}: {why}", err=True)
     if report.failed:
-        typer.echo(f"failed cells: {failed_list}", err=True)
+        typer.echo(f"failed cells: {failed_list(out)}", err=True)
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -210,8 +180,9 @@ def predict(
     import json
 
     from watergee.cli.options import fail
+    from watergee.gee.composite import region
     from watergee.gee.export import operation_count
-    from watergee.gee.grid import read_grid
+    from watergee.gee.grid import grid_bounds, read_grid
     from watergee.gee.predict import export_task, lattice_transform, prediction
     from watergee.gee.session import connect, offline
 
@@ -224,10 +195,11 @@ def predict(
     with offline() if dry_run else contextlib.nullcontext():
         if not dry_run:
             connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
-        region = _region(cells)
-        image = prediction(folder, opts, region, probabilities)
-        west, _, _, north = _bounds(cells)
-        task = export_task(image, to, dest or "DEST", name, region,  # type: ignore[arg-type]
+        bounds = grid_bounds(cells)
+        area = region(bounds)
+        image = prediction(folder, opts, area, probabilities)
+        west, _, _, north = bounds
+        task = export_task(image, to, dest or "DEST", name, area,  # type: ignore[arg-type]
                            lattice_transform(opts, west, north), probabilities)  # fmt: skip
         summary = {k: v for k, v in task.config.items() if k != "expression"}
         typer.echo(f"{name}: {operation_count(image)} operations over {len(cells)} cells, to {to}")

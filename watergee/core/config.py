@@ -560,6 +560,15 @@ class GeeSettings(Section):
     high_volume: bool = knob(
         False, description="Use the high-volume endpoint (for many small automated requests)."
     )
+    grid: AbsolutePath | None = knob(
+        None, description="Cell grid (from `watergee gee grid`) that the gee-download step fetches."
+    )
+    name: str = knob("cells", min_length=1, description="Name of a download: its record and log.")
+    model: AbsolutePath | None = knob(
+        None,
+        description="Model folder the gee-export step turns into an Earth Engine expression "
+        "(`watergee run`: the model trained last).",
+    )
     sensor: Literal["landsat", "sentinel2"] = Field(
         "landsat",
         description="landsat: Landsat 8/9 Collection 2 Level 2 (water_gee); sentinel2: "

@@ -112,6 +112,21 @@ def denoise_report(out: Path, tile: Tile) -> Path:
     return tile_dir(out, tile) / f"{tile.id}_denoise.json"
 
 
+def denoised_list(out: Path) -> Path:
+    """The corrected labels of a denoise run, one per tile: the next stage's --labels."""
+    return out / "denoised.txt"
+
+
+def downloaded_tiles(out: Path) -> Path:
+    """The tile list of the cells an Earth Engine download holds (features/<id>.tif)."""
+    return out / "tiles.txt"
+
+
+def downloaded_labels(out: Path) -> Path:
+    """The folder of the cells' noisy water labels (labels/<id>.tif)."""
+    return out / "labels"
+
+
 def record(out: Path, tile: Tile, stage: str) -> Path:
     return tile_dir(out, tile) / STATE_DIR / f"{stage}.json"
 

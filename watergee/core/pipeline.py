@@ -8,6 +8,10 @@ one's inputs:
     OUT/samples/          sample
     OUT/models/<kind>/    train (classify then uses the model trained last)
     OUT/products/<name>/  merge, what the product stages after it make of the mosaic, evaluate
+    OUT/cells/            gee-download: the Earth Engine cells, the tile list of the steps after
+
+A pipeline whose first step is gee-download needs no tile list: the download writes it. Its
+noisy labels are what denoise reads, and denoise's corrected labels what sample reads.
 
 A step that names its own `tiles` is a side branch (reference rasters clipped and merged like
 the maps, say): it changes nothing that the steps after it read. A tile that failed at one
@@ -44,6 +48,10 @@ from watergee.core.tiles import Tile
 
 #: Keys a step takes besides its stage's options.
 STEP_KEYS = ("tiles", "out", "set", "label")
+#: Steps that make the tile list (and labels) of the steps after them.
+SOURCES = ("gee-download",)
+#: Steps whose command reads no settings (no --config, no --set).
+SETTINGLESS = ("gee-export",)
 #: Statuses that let the steps after a unit run.
 THROUGH = ("done", "skipped")
 ReadTiles = Callable[[Path], list[Tile]]
@@ -69,7 +77,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    tiles: Path
+    tiles: Path | None  # None: the first step makes the list
     out: Path
     steps: tuple[Step, ...]
 
@@ -162,6 +170,10 @@ def _command(
         folder = out / units[0].id
         return [*args, "--samples", str(settings.train.samples), "--model",
                 settings.train.model, "--out", str(folder)]  # fmt: skip
+    if stage.name == "gee-download":
+        return ["watergee", "gee", "download", "--grid", str(units[0].source), "--out", str(out)]
+    if stage.name == "gee-export":
+        return ["watergee", "gee", "export-model", str(units[0].source)]
     if tiles is not None and not stage.source:
         args += ["--tiles", str(tiles)]
     args += ["--out", str(out)]
@@ -182,9 +194,10 @@ def _command(
 class _Chain:
     """What the next step reads: the tile list, the class-map layer, the model, the samples."""
 
-    def __init__(self, tiles: Path, out: Path) -> None:
+    def __init__(self, tiles: Path | None, out: Path) -> None:
         self.tiles = tiles
         self.folders = {name: out / name for name in ("tiles", "samples", "models", "products")}
+        self.labels: Path | None = None  # what denoise and sample read, once a step made them
         self.layer = "classes"
         self.model: Path | None = None
         self.samples = self.folders["samples"]
@@ -207,13 +220,18 @@ def plan_pipeline(
             raise ConfigError(f"{config}: no output folder (--out, or '{PIPELINE_KEY}.out')")
         out = Path(str(section["out"]))
     out = out.expanduser().absolute()
-    if tiles is None:
-        if not section.get("tiles"):
-            raise ConfigError(f"{config}: no tile list (--tiles, or '{PIPELINE_KEY}.tiles')")
+    first, _ = _step_entry(section["steps"][0], f"{config}: {PIPELINE_KEY}.steps[1]")
+    if tiles is None and section.get("tiles"):
         tiles = _expand(section["tiles"], out)
-    tiles = tiles.expanduser().absolute()
-    if read_tiles is not None:
-        read_tiles(tiles)  # a bad list fails here, naming its line
+    if tiles is None and first.name not in SOURCES:
+        raise ConfigError(f"{config}: no tile list (--tiles, or '{PIPELINE_KEY}.tiles')")
+    if tiles is not None and first.name in SOURCES:
+        raise ConfigError(f"{config}: the first step, {first.name}, makes the tile list; "
+                          f"give no --tiles or '{PIPELINE_KEY}.tiles'")  # fmt: skip
+    if tiles is not None:
+        tiles = tiles.expanduser().absolute()
+        if read_tiles is not None:
+            read_tiles(tiles)  # a bad list fails here, naming its line
     chain, steps = _Chain(tiles, out), []
     labels: dict[str, int] = {}
     for number, entry in enumerate(section["steps"], start=1):
@@ -270,6 +288,8 @@ def _plan_step(
     if stage.name == "sample":
         out = _expand(own_out, out_root) if own_out else chain.folders["samples"]
         values.setdefault("sample.work", chain.folders["tiles"])
+        if chain.labels is not None:
+            values.setdefault("sample.labels", chain.labels)
     elif stage.name == "train":
         values.setdefault("train.samples", chain.samples)
         kind = own.train.model
@@ -285,6 +305,18 @@ def _plan_step(
                 _products(chain), chain.mosaic, own.product.mode, chain.layer
             )
         units, tiles = (Tile(own.evaluate.name, values["evaluate.classified"]),), None
+    elif stage.name == "gee-download":
+        if "gee.grid" not in values:
+            raise ConfigError(f"{where} (gee-download): needs 'grid' (from `watergee gee grid`)")
+        out = _expand(own_out, out_root) if own_out else out_root / "cells"
+        units, tiles = (Tile(own.gee.name, values["gee.grid"]),), None
+    elif stage.name == "gee-export":
+        if "gee.model" not in values:
+            if chain.model is None:
+                raise ConfigError(f"{where} (gee-export): needs 'model' (no train step before it)")
+            values["gee.model"] = chain.model
+        model = Path(values["gee.model"])
+        out, units, tiles = model.parent, (Tile(model.name, model),), None
     elif stage.unit != "tile":  # merge: one mosaic of the whole list
         out = _expand(own_out, out_root) if own_out else _products(chain)
         values.setdefault("product.work", chain.folders["tiles"])
@@ -302,6 +334,8 @@ def _plan_step(
                 values.setdefault("product.input", chain.layer)
         if stage.name == "classify" and chain.model is not None:
             values.setdefault("classify.model", chain.model)
+        if stage.name == "denoise" and chain.labels is not None:
+            values.setdefault("denoise.labels", chain.labels)
     settings = settings_now()
     if stage.name == "classify" and settings.classify.model is None:
         raise ConfigError(f"{where} (classify): needs 'model' (no train step before it)")
@@ -309,9 +343,10 @@ def _plan_step(
         _advance(chain, stage, settings, out, units)
     chosen = set(values) - set(base_values)
     command = [*_command(stage, tiles, out, settings, units, chosen)]
-    command += ["--config", str(config.absolute())]
-    for item in [*overrides, *sets]:
-        command += ["--set", item]
+    if stage.name not in SETTINGLESS:
+        command += ["--config", str(config.absolute())]
+        for item in [*overrides, *sets]:
+            command += ["--set", item]
     label = str(label or stage.record_name(settings))
     return Step(number, label, stage, settings, out, tiles, units, tuple(command), side)
 
@@ -324,6 +359,11 @@ def _advance(chain: _Chain, stage: Stage, settings: Settings, out: Path, units: 
         chain.samples = out
     elif stage.name == "train":
         chain.model = out / units[0].id
+    elif stage.name == "gee-download":
+        chain.tiles = layout.downloaded_tiles(out)
+        chain.labels = layout.downloaded_labels(out)
+    elif stage.name == "denoise":
+        chain.labels = layout.denoised_list(out)
     elif stage.name == "merge":
         name = units[0].id
         chain.mosaic = Tile(name, layout.mosaic(out, units[0]))
@@ -335,14 +375,16 @@ def _advance(chain: _Chain, stage: Stage, settings: Settings, out: Path, units: 
 class SharedClient:
     """One cluster for every step: opened when a step first has work, closed at the end."""
 
-    def __init__(self, connect: Connect, tasks: int) -> None:
+    def __init__(self, connect: Connect, tasks: int | None) -> None:
         self._connect, self._tasks = connect, tasks
         self._stack = contextlib.ExitStack()
         self._client: Any = None
 
     def __call__(self, tasks: int) -> contextlib.AbstractContextManager[Any]:
         if self._client is None:
-            self._client = self._stack.enter_context(self._connect(max(tasks, self._tasks)))
+            # an unknown tile list (made by a step) may need every worker
+            wanted = None if self._tasks is None else max(tasks, self._tasks)
+            self._client = self._stack.enter_context(self._connect(wanted))  # type: ignore[arg-type]
         return contextlib.nullcontext(self._client)
 
     def close(self) -> None:
@@ -364,7 +406,7 @@ def run_pipeline(
     """Run the plan's steps in order on one cluster (started when a step first has work)."""
     started = time.perf_counter()
     report = PipelineReport(secrets.token_hex(4), list(plan.steps))
-    shared = SharedClient(connect, len(read_tiles(plan.tiles)))
+    shared = SharedClient(connect, len(read_tiles(plan.tiles)) if plan.tiles else None)
     blocked: set[str] = set()  # units that did not come through a step
     whole = True  # every unit came through every step so far
     try:

@@ -161,6 +161,7 @@ STAGES: dict[str, Stage] = {
             ("output", "denoise"),
             "Correct each tile's noisy water labels (QA water bit, SCL water, OSM) by "
             "self-training.",
+            help="OUT/denoised.txt lists the corrected labels, for `sample --labels`.",
             options=(
                 _labels(
                     "denoise",
@@ -170,6 +171,7 @@ STAGES: dict[str, Stage] = {
             ),
             upstream=(("combine", None),),
             work="denoise.work",
+            finish="watergee.io.labels:write_denoised_list",
             resources=GPU,
         ),
         Stage(
@@ -308,6 +310,36 @@ STAGES: dict[str, Stage] = {
             unit="evaluate.name",
             source="classified",
             variant="evaluate.sample_design",
+        ),
+        Stage(
+            "gee-download",
+            "watergee.gee.stages:gee_download",
+            ("output", "gee"),
+            "Earth Engine: every grid cell's features and noisy water label, as tiles.",
+            help="`watergee gee download` as a step of `watergee run`: one task keeps the "
+            "project's request quota for the whole grid. Writes OUT/features/ID.tif, "
+            "OUT/labels/ID.tif and OUT/tiles.txt.",
+            options=(
+                Option(
+                    "grid", "gee.grid", Path, "Cell grid (from `watergee gee grid`).", required=True
+                ),
+            ),
+            unit="gee.name",
+            source="grid",
+            command=False,
+        ),
+        Stage(
+            "gee-export",
+            "watergee.gee.stages:gee_export",
+            (),
+            "Earth Engine: the trained pixel CNN as one image expression, checked against Keras.",
+            help="`watergee gee export-model` as a step of `watergee run`.",
+            options=(
+                Option("model", "gee.model", Path, "Model folder (a pixel CNN).", required=True),
+            ),
+            unit="gee.model",
+            source="model",
+            command=False,
         ),
     )
 }

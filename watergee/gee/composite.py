@@ -56,6 +56,11 @@ def _ee():
     return ee
 
 
+def region(bounds: tuple[float, float, float, float]) -> Any:
+    """The rectangle (west, south, east, north) in degrees, to restrict the scenes searched."""
+    return _ee().Geometry.Rectangle(list(bounds), "EPSG:4326", False)
+
+
 def landsat_scene(image: Any) -> Any:
     """One Landsat scene: reflectance and the water flag, masked to clear observations."""
     qa = image.select("QA_PIXEL")

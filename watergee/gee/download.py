@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from watergee.core import layout
 from watergee.core.atomic import atomic_path, remove_partials
 from watergee.core.config import GeeSettings, OutputSettings
-from watergee.core.records import read_record, write_json_atomic
+from watergee.core.records import changed_file, fingerprint, read_record, write_json_atomic
 from watergee.gee.composite import FEATURE_BANDS, FEATURE_CHANNELS, LABEL, VALID
 from watergee.gee.session import EarthEngineError
 from watergee.io.raster import BandSpec, Grid, Window, create_geotiff, spatial_reference
@@ -194,7 +195,7 @@ class DownloadReport:
 
 def paths(out: Path, cell_id: str) -> tuple[Path, Path, Path]:
     """(features, labels, record) of a cell."""
-    return (out / "features" / f"{cell_id}.tif", out / "labels" / f"{cell_id}.tif",
+    return (out / "features" / f"{cell_id}.tif", layout.downloaded_labels(out) / f"{cell_id}.tif",
             out / ".watergee" / "gee" / f"{cell_id}.json")  # fmt: skip
 
 
@@ -211,20 +212,15 @@ def _identity(cell: CellGrid, digest: str) -> dict[str, Any]:
 
 
 def is_complete(out: Path, cell: CellGrid, digest: str) -> bool:
-    """The cell's files are there, whole, and made from this expression on this grid."""
-    features, labels, record_path = paths(out, cell.id)
-    record = read_record(record_path)
+    """The cell's files are there, unchanged since written (size and modification time), and
+    made from this expression on this grid."""
+    record = read_record(paths(out, cell.id)[2])
     if record is None or record.get("identity") != _identity(cell, digest):
         return False
-    sizes = record.get("sizes", {})
-    for path in (features, labels):
-        if not path.is_file() or path.stat().st_size != sizes.get(_key(path)):
-            return False
-    return True
-
-
-def _key(path: Path) -> str:
-    return f"{path.parent.name}/{path.name}"
+    files = record.get("files")
+    if not isinstance(files, list) or len(files) != 2:
+        return False
+    return all(changed_file(entry, out) is None for entry in files)
 
 
 def _write_cell(out: Path, cell: CellGrid, planes: np.ndarray, digest: str,
@@ -245,8 +241,8 @@ def _write_cell(out: Path, cell: CellGrid, planes: np.ndarray, digest: str,
     with create_geotiff(labels_path, grid, [BandSpec("noisy water label")], np.uint8, UNKNOWN,
                         output, colours=colours) as w:  # fmt: skip
         w.write(whole, codes)
-    sizes = {_key(p): p.stat().st_size for p in (features_path, labels_path)}
-    write_json_atomic(record_path, {"identity": _identity(cell, digest), "sizes": sizes})
+    files = [fingerprint(p, out) for p in (features_path, labels_path)]
+    write_json_atomic(record_path, {"identity": _identity(cell, digest), "files": files})
 
 
 def download(
@@ -343,7 +339,7 @@ def _reason(exc: BaseException) -> str:
 
 def write_tile_list(out: Path, cells: list[CellGrid], failed: Iterable[str] = ()) -> Path:
     """`tiles.txt`: the features file of every cell that is on disk, for the tile stages."""
-    path = out / "tiles.txt"
+    path = layout.downloaded_tiles(out)
     left_out = set(failed)
     lines = ["# Earth Engine cells: features per cell; noisy labels in labels/"]
     lines += [f"features/{cell.id}.tif" for cell in cells if cell.id not in left_out]

@@ -192,3 +192,11 @@ def read_grid(
     if not cells:
         raise TileInputError(f"{path}: the grid has no cells")
     return cells
+
+
+def grid_bounds(
+    cells: list[tuple[str, tuple[float, float, float, float]]],
+) -> tuple[float, float, float, float]:
+    """(west, south, east, north) around every cell of `read_grid`."""
+    west, south, east, north = zip(*(bounds for _, bounds in cells), strict=True)
+    return min(west), min(south), max(east), max(north)

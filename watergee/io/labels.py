@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from watergee.core import layout
+from watergee.core.atomic import atomic_path
 from watergee.core.errors import TileInputError
+from watergee.core.records import portable
 from watergee.core.tiles import Tile, read_tile_list
+
+if TYPE_CHECKING:
+    from watergee.core.runner import Outcome
 
 _MGRS = re.compile(r"T\d{2}[A-Z]{3}")
 _RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".jp2", ".img"}
@@ -31,3 +39,16 @@ def label_raster_for(tile: Tile, labels: Path | None) -> Path:
             names = ", ".join(p.name for p in matches)
             raise TileInputError(f"{labels}: several label rasters for tile {tile.id} ({names})")
     raise TileInputError(f"{labels}: no label raster named after tile {tile.id}")
+
+
+def write_denoised_list(results: Sequence[tuple[Tile, Outcome]], settings: Any,
+                        out: Path) -> list[Path]:  # fmt: skip
+    """OUT/denoised.txt: the corrected label raster of every tile that came through a denoise
+    run, one per line; it is what `sample --labels` (and `watergee run`) reads next."""
+    kept = sorted((t for t, o in results if o.status in ("done", "skipped")), key=lambda t: t.id)
+    target = layout.denoised_list(out)
+    lines = ["# corrected water labels (1 water, 0 not water, 255 no data), one per tile"]
+    lines += [portable(layout.denoised(out, tile), out) for tile in kept]
+    with atomic_path(target) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return [target]
