@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from osgeo import gdal
 
 from watergee.io.raster import Window, band_descriptions, band_index, read_window, resolve_band
@@ -67,11 +68,26 @@ class FeatureReader:
 
 
 def extract_patches(
-    reader: FeatureReader, rows: np.ndarray, cols: np.ndarray, size: int
+    reader: FeatureReader, rows: np.ndarray, cols: np.ndarray, size: int, block: int = 512
 ) -> np.ndarray:
-    """Patches (n, size, size, channels) with each sample pixel at offset size // 2."""
+    """Patches (n, size, size, channels) with each sample pixel at offset size // 2.
+
+    The raster is read block by block, each block once with the patches' reach around it, and
+    every patch centred in a block is cut from that read: the values are those of a read of
+    the patch alone (indices included, computed on the same pixels), at a fraction of the
+    reads."""
     out = np.empty((len(rows), size, size, len(reader.names)), np.float32)
-    for i in np.argsort(rows * (1 << 20) + cols):  # raster order: GDAL's block cache is reused
-        window = Window(int(cols[i]) - size // 2, int(rows[i]) - size // 2, size, size)
-        out[i] = np.moveaxis(reader.read(window), 0, -1)
+    half = size // 2
+    keys = (rows // block) * (1 << 20) + cols // block
+    order = np.argsort(keys, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(keys[order]) != 0])
+    for first, last in zip(starts, [*starts[1:], len(order)], strict=True):
+        chosen = order[first:last]
+        top, left = int(rows[chosen[0]] // block) * block, int(cols[chosen[0]] // block) * block
+        height = int(rows[chosen].max()) - top + 1
+        width = int(cols[chosen].max()) - left + 1
+        data = reader.read(Window(left - half, top - half, width + size - 1, height + size - 1))
+        windows = sliding_window_view(data, (size, size), axis=(1, 2))  # (C, h, w, size, size)
+        cut = windows[:, rows[chosen] - top, cols[chosen] - left]  # (C, n, size, size)
+        out[chosen] = np.moveaxis(cut, 0, -1)
     return out

@@ -33,6 +33,7 @@ from watergee.io.raster import (
     read_codes,
 )
 from watergee.metrics import RunningMoments
+from watergee.models.fitting import fit_arrays
 from watergee.models.inference import Predict, predict_windows
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.models.predictor import compiled_forward
@@ -40,6 +41,8 @@ from watergee.models.runtime import tensorflow
 from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255
+#: Fewest training steps per epoch.
+STEPS = 40
 log = logging.getLogger(__name__)
 
 
@@ -95,13 +98,15 @@ def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: 
     std = patches.reshape(-1, patches.shape[-1]).std(0)
     std = np.where(std > 0, std, 1).astype(np.float32)
     model = build_pixelcnn(patches.shape[-1], 2)
-    model.compile(
-        optimizer=keras.optimizers.Adam(opts.learning_rate), loss="categorical_crossentropy"
-    )
     # Output channel 0 is water, as in water_gee.
     target = np.eye(2, dtype=np.float32)[(classes == LAND).astype(int)][:, None, None, :]
-    model.fit((patches - mean) / std, target, batch_size=opts.batch_size, epochs=opts.epochs,
-              shuffle=True, verbose=0)  # fmt: skip
+    # a small sample set still gets STEPS updates per epoch, at a rate scaled to its batch
+    batch = int(np.clip(len(patches) // STEPS, min(64, opts.batch_size), opts.batch_size))
+    rate = opts.learning_rate * float(np.sqrt(batch / opts.batch_size))
+    losses = fit_arrays(model, (patches - mean) / std, target, epochs=opts.epochs,
+                        batch_size=batch, learning_rate=rate, seed=seed,
+                        settle=opts.settle)  # fmt: skip
+    log.debug("round trained for %d epochs, loss %.4f", len(losses), losses[-1])
     return model, mean.astype(np.float32), std
 
 
