@@ -29,3 +29,5 @@ def test_block_reads_cut_the_same_patches_as_single_reads(tmp_path, size):
         alone = reader.read(Window(int(col) - half, int(row) - half, size, size))
         np.testing.assert_array_equal(patches[i], np.moveaxis(alone, 0, -1))
     assert np.isnan(patches).any() and np.isfinite(patches).any()
+    none = extract_patches(reader, rows[:0], cols[:0], size)
+    assert none.shape == (0, size, size, 4)

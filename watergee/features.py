@@ -77,6 +77,8 @@ def extract_patches(
     the patch alone (indices included, computed on the same pixels), at a fraction of the
     reads."""
     out = np.empty((len(rows), size, size, len(reader.names)), np.float32)
+    if not len(rows):
+        return out
     half = size // 2
     keys = (rows // block) * (1 << 20) + cols // block
     order = np.argsort(keys, kind="stable")
