@@ -77,6 +77,33 @@ def test_export_with_no_model_before_it_is_refused_before_anything_runs(tmp_path
     assert "(gee-export): needs 'model' (no train step before it)" in result.output
 
 
+def test_the_grid_may_come_from_the_settings(grid, tmp_path, key_file):
+    config = yaml.safe_load(CONFIG.read_text())
+    config["pipeline"]["steps"][0] = "gee-download"
+    config["gee"]["grid"] = str(grid)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["run", "--config", str(path), "--out", str(tmp_path), "--plan"])
+    assert result.exit_code == 0, result.output
+    assert f"watergee gee download --grid {grid} " in result.output
+
+
+def test_a_failed_download_blocks_every_later_step(no_server, key_file, grid, tmp_path):
+    from watergee.core.config import GeeSettings
+    from watergee.gee.download import cell_grids
+    from watergee.gee.grid import read_grid
+
+    first = cell_grids(read_grid(grid), GeeSettings(cell_pixels=64))[0]
+    no_server.refuse[(round(first.west * 1e6), round(first.north * 1e6))] = [400]
+    out = tmp_path / "run"
+    result = runner.invoke(app, _args(grid, out, key_file[0]))
+    assert result.exit_code == 1, result.output
+    assert f"1 of 4 cells failed (first {first.id}: Image.load" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("cells "))
+    assert row.split() == ["cells", "FAIL", "block", "block", "block", "block"]
+    assert not (out / "tiles").exists() and not (out / "models").exists()
+
+
 @pytest.mark.slow
 def test_the_earth_engine_pipeline_runs_end_to_end_and_resumes(no_server, key_file, grid,
                                                                tmp_path):  # fmt: skip
@@ -98,4 +125,6 @@ def test_the_earth_engine_pipeline_runs_end_to_end_and_resumes(no_server, key_fi
     again = runner.invoke(app, _args(grid, out, key_file[0]))
     assert again.exit_code == 0, again.output
     assert no_server.calls == 4  # nothing fetched again
-    assert "5 to run" not in again.output and "pipeline complete" in again.output
+    assert "pipeline complete" in again.output
+    rows = [line.split() for line in again.output.splitlines() if line.startswith(("r0", "cells"))]
+    assert len(rows) == 5 and all(cell in ("skip", ".") for row in rows for cell in row[1:])

@@ -306,16 +306,15 @@ def _plan_step(
             )
         units, tiles = (Tile(own.evaluate.name, values["evaluate.classified"]),), None
     elif stage.name == "gee-download":
-        if "gee.grid" not in values:
+        if own.gee.grid is None:
             raise ConfigError(f"{where} (gee-download): needs 'grid' (from `watergee gee grid`)")
         out = _expand(own_out, out_root) if own_out else out_root / "cells"
-        units, tiles = (Tile(own.gee.name, values["gee.grid"]),), None
+        units, tiles = (Tile(own.gee.name, own.gee.grid),), None
     elif stage.name == "gee-export":
-        if "gee.model" not in values:
-            if chain.model is None:
-                raise ConfigError(f"{where} (gee-export): needs 'model' (no train step before it)")
-            values["gee.model"] = chain.model
-        model = Path(values["gee.model"])
+        model = values.get("gee.model") or chain.model or own.gee.model
+        if model is None:
+            raise ConfigError(f"{where} (gee-export): needs 'model' (no train step before it)")
+        values["gee.model"] = model = Path(model)
         out, units, tiles = model.parent, (Tile(model.name, model),), None
     elif stage.unit != "tile":  # merge: one mosaic of the whole list
         out = _expand(own_out, out_root) if own_out else _products(chain)
@@ -409,8 +408,14 @@ def run_pipeline(
     shared = SharedClient(connect, len(read_tiles(plan.tiles)) if plan.tiles else None)
     blocked: set[str] = set()  # units that did not come through a step
     whole = True  # every unit came through every step so far
+    lost_source: str | None = None  # a step that makes the tile list failed: nothing follows
     try:
         for step in plan.steps:
+            if lost_source is not None:  # the tile list these steps read was never made
+                report.set(lost_source, step, "blocked")
+                if announce is not None:
+                    announce(step, 0, 1)
+                continue
             units = step.unit_list(read_tiles)
             if step.stage.unit == "tile":
                 todo = [u for u in units if u.id not in blocked]
@@ -441,6 +446,8 @@ def run_pipeline(
                 if outcome.status not in THROUGH:
                     blocked.add(outcome.tile)
                     whole = False
+                    if step.stage.name in SOURCES:
+                        lost_source = outcome.tile
             whole = whole and result.finish_error is None
             if report.interrupted is not None:
                 break

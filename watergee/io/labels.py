@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from watergee.core import layout
 from watergee.core.atomic import atomic_path
-from watergee.core.errors import TileInputError
+from watergee.core.errors import TileInputError, TileListError
 from watergee.core.records import portable
 from watergee.core.tiles import Tile, read_tile_list
 
@@ -44,11 +44,22 @@ def label_raster_for(tile: Tile, labels: Path | None) -> Path:
 def write_denoised_list(results: Sequence[tuple[Tile, Outcome]], settings: Any,
                         out: Path) -> list[Path]:  # fmt: skip
     """OUT/denoised.txt: the corrected label raster of every tile that came through a denoise
-    run, one per line; it is what `sample --labels` (and `watergee run`) reads next."""
-    kept = sorted((t for t, o in results if o.status in ("done", "skipped")), key=lambda t: t.id)
+    run, one per line; it is what `sample --labels` (and `watergee run`) reads next. Tiles
+    listed by an earlier run stay while their raster is there and they did not fail now, so
+    re-running only the failed tiles keeps the others."""
     target = layout.denoised_list(out)
+    ran = {tile.id: outcome.status for tile, outcome in results}
+    kept = {t.id: layout.denoised(out, t) for t, o in results if o.status in ("done", "skipped")}
+    try:
+        earlier = read_tile_list(target) if target.is_file() else []
+    except TileListError:  # empty (every tile failed before): nothing to keep
+        earlier = []
+    for tile in earlier:
+        stem = tile.source.name.removesuffix("_water_denoised.tif")
+        if stem not in ran and tile.source.is_file():
+            kept[stem] = tile.source
     lines = ["# corrected water labels (1 water, 0 not water, 255 no data), one per tile"]
-    lines += [portable(layout.denoised(out, tile), out) for tile in kept]
+    lines += [portable(kept[key], out) for key in sorted(kept)]
     with atomic_path(target) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return [target]

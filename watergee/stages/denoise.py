@@ -100,7 +100,8 @@ def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: 
     model = build_pixelcnn(patches.shape[-1], 2)
     # Output channel 0 is water, as in water_gee.
     target = np.eye(2, dtype=np.float32)[(classes == LAND).astype(int)][:, None, None, :]
-    # a small sample set still gets STEPS updates per epoch, at a rate scaled to its batch
+    # a small sample set gets STEPS updates per epoch (batches of 64 at least), at a rate
+    # scaled to its batch
     batch = int(np.clip(len(patches) // STEPS, min(64, opts.batch_size), opts.batch_size))
     rate = opts.learning_rate * float(np.sqrt(batch / opts.batch_size))
     losses = fit_arrays(model, (patches - mean) / std, target, epochs=opts.epochs,
