@@ -46,14 +46,11 @@ def first_fit(patches: np.ndarray, classes: np.ndarray, opts: Any, seed: int):
     import keras
 
     keras.utils.set_random_seed(seed)
-    mean = patches.reshape(-1, patches.shape[-1]).mean(0)
-    std = patches.reshape(-1, patches.shape[-1]).std(0)
-    std = np.where(std > 0, std, 1).astype(np.float32)
+    x, target, mean, std = denoise_stage.training_arrays(patches, classes)
     model = build_pixelcnn(patches.shape[-1], 2)
     model.compile(optimizer=keras.optimizers.Adam(0.001), loss="categorical_crossentropy")
-    target = np.eye(2, dtype=np.float32)[(classes == 0).astype(int)][:, None, None, :]
-    model.fit((patches - mean) / std, target, batch_size=64, epochs=20, shuffle=True, verbose=0)
-    return model, mean.astype(np.float32), std
+    model.fit(x, target, batch_size=64, epochs=20, shuffle=True, verbose=0)
+    return model, mean, std
 
 
 def synthetic(work: Path) -> tuple[Any, Path, dict[str, np.ndarray]]:

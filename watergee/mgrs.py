@@ -119,11 +119,6 @@ def zone_of(lon: np.ndarray) -> np.ndarray:
     return (np.floor((np.asarray(lon, float) + 180.0) / 6.0).astype(int) % 60) + 1
 
 
-def band_of(lat: np.ndarray) -> np.ndarray:
-    index = np.clip(np.floor((np.asarray(lat, float) + 80.0) / 8.0).astype(int), 0, 19)
-    return np.array(list(BAND_LETTERS))[index]
-
-
 def square_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """The key (zone and square letters, e.g. '33UU') of the 100 km square that owns each
     point under the owner rule. Latitude bands do not split squares: a square that straddles

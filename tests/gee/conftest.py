@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.gee.fake_earthengine import FakeComputePixels
+from watergee.gee.grid import cells_over, parse_bbox, write_grid
 
 ACCOUNT = "mapper@water-project.iam.gserviceaccount.com"
 
@@ -52,3 +53,11 @@ def no_server(monkeypatch):
     monkeypatch.setattr("watergee.gee.download.ee_fetch", fake)
     yield fake
     ee.Reset()
+
+
+@pytest.fixture
+def grid(tmp_path):
+    """Four cells of 0.135 deg (test_download overrides it with a larger area)."""
+    path = tmp_path / "grid.gpkg"
+    write_grid(cells_over(parse_bbox("10.0,50.0,10.2,50.1"), 0.135), path, 0.135)
+    return path

@@ -10,18 +10,10 @@ from typer.testing import CliRunner
 
 from tests.gee.conftest import ACCOUNT
 from watergee.cli.main import app
-from watergee.gee.grid import cells_over, parse_bbox, write_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "earthengine-landsat.yaml"
 runner = CliRunner()
-
-
-@pytest.fixture
-def grid(tmp_path):
-    path = tmp_path / "grid.gpkg"
-    write_grid(cells_over(parse_bbox("10.0,50.0,10.2,50.1"), 0.135), path, 0.135)
-    return path
 
 
 def _config(grid: Path) -> Path:

@@ -89,26 +89,33 @@ def _window_predictor(model, mean: np.ndarray, std: np.ndarray) -> Predict:
     return lambda x, rows, cols: forward((np.moveaxis(x, 0, -1)[None] - mean) / std)[0]
 
 
+def training_arrays(
+    patches: np.ndarray, classes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(standardised patches, one-hot targets, channel mean, channel sd) of a round's samples;
+    output channel 0 is water, as in water_gee."""
+    mean = patches.reshape(-1, patches.shape[-1]).mean(0).astype(np.float32)
+    std = patches.reshape(-1, patches.shape[-1]).std(0)
+    std = np.where(std > 0, std, 1).astype(np.float32)
+    target = np.eye(2, dtype=np.float32)[(classes == LAND).astype(int)][:, None, None, :]
+    return (patches - mean) / std, target, mean, std
+
+
 def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: int):
     tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
-    mean = patches.reshape(-1, patches.shape[-1]).mean(0)
-    std = patches.reshape(-1, patches.shape[-1]).std(0)
-    std = np.where(std > 0, std, 1).astype(np.float32)
+    x, target, mean, std = training_arrays(patches, classes)
     model = build_pixelcnn(patches.shape[-1], 2)
-    # Output channel 0 is water, as in water_gee.
-    target = np.eye(2, dtype=np.float32)[(classes == LAND).astype(int)][:, None, None, :]
     # a small sample set gets STEPS updates per epoch (batches of 64 at least), at a rate
     # scaled to its batch
     batch = int(np.clip(len(patches) // STEPS, min(64, opts.batch_size), opts.batch_size))
     rate = opts.learning_rate * float(np.sqrt(batch / opts.batch_size))
-    losses = fit_arrays(model, (patches - mean) / std, target, epochs=opts.epochs,
-                        batch_size=batch, learning_rate=rate, seed=seed,
-                        settle=opts.settle)  # fmt: skip
+    losses = fit_arrays(model, x, target, epochs=opts.epochs, batch_size=batch,
+                        learning_rate=rate, seed=seed, settle=opts.settle)  # fmt: skip
     log.debug("round trained for %d epochs, loss %.4f", len(losses), losses[-1])
-    return model, mean.astype(np.float32), std
+    return model, mean, std
 
 
 def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
