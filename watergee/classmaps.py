@@ -11,6 +11,7 @@ from osgeo import gdal
 from watergee.core import layout
 from watergee.core.config import Settings, TransferSettings
 from watergee.core.errors import ConfigError, TileInputError
+from watergee.core.text import read_text
 from watergee.core.tiles import Tile
 from watergee.io.raster import ClassStyle, open_raster
 
@@ -55,9 +56,10 @@ def read_table(opts: TransferSettings) -> TransferSettings:
     import yaml
     from pydantic import ValidationError
 
+    text = read_text(opts.table_file, ConfigError, "transfer table")
     try:
-        data = yaml.safe_load(opts.table_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{opts.table_file}: cannot read transfer table ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{opts.table_file}: expected a mapping with 'table'")

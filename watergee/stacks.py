@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from osgeo import gdal
 
 from watergee.core.config import Settings
 from watergee.core.tiles import Tile
 from watergee.io.bandstack import virtual_stack
-from watergee.io.raster import BandSpec, raster_grid
+from watergee.io.raster import BandSpec, note, overview_sample, raster_grid
 from watergee.sentinel2 import BAND_NAMES, STACK_ORDER, Scaling, band_files, read_scaling
 
 
@@ -35,3 +36,31 @@ def band_stack(tile: Tile, settings: Settings) -> tuple[gdal.Dataset, list[Path]
     specs, scaling = stack_specs(tile, settings)
     stack = virtual_stack(paths, grid, settings.resample.method, specs, settings.sentinel2.nodata)
     return stack, [*paths, *([scaling.metadata] if scaling.metadata else [])]
+
+
+#: Bounds of plausible top-of-atmosphere or surface reflectance over a whole tile: beyond
+#: them the product's scale or offset was almost surely not the one used.
+HIGH_P99, LOW_MEDIAN = 1.5, 0.001
+
+
+def check_scaling(ds: gdal.Dataset, scaling: Scaling, origin: Path) -> str | None:
+    """A warning (also noted for the tile's record) when the stack's reflectance cannot be
+    right: 99th percentile above 1.5 (a x1000 product read as x10000 is the other way round:
+    a median below 0.001), e.g. a wrong quantification or a missing -1000 offset."""
+    sample = overview_sample(ds, range(1, ds.RasterCount + 1), max_side=256)
+    values = sample[np.isfinite(sample)]
+    if values.size == 0:
+        return None
+    p99, median = float(np.percentile(values, 99)), float(np.median(values))
+    if p99 <= HIGH_P99 and median >= LOW_MEDIAN:
+        return None
+    offsets = sorted(set(scaling.offsets.values())) or [0.0]
+    offset = ", ".join(f"{o:g}" for o in offsets)
+    warning = (
+        f"{origin}: reflectance looks mis-scaled (99th percentile {p99:.3g}, median "
+        f"{median:.3g}) with (DN + {offset}) / {scaling.quantification:g} from "
+        f"{scaling.source}; set sentinel2.quantification / sentinel2.offset if the product "
+        "uses another scale"
+    )
+    note("warnings", warning)
+    return warning

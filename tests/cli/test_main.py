@@ -261,8 +261,8 @@ def test_option_values_reach_the_settings_as_typed(demo_scene, tmp_path):
         args = ["sample", "-t", str(demo_scene), "-o", str(tmp_path / "s"), "--work", str(out),
                 "--labels", str(labels), *INPROC]  # fmt: skip
         result = runner.invoke(app, args)
-        assert result.exit_code == 1, result.output
-        assert f"{labels}: " in result.output  # the tiles fail naming the very path given
+        assert result.exit_code == 2, result.output
+        assert f"{labels}: not found (sample.labels)" in result.output  # the very path given
 
 
 def test_a_relative_output_folder_is_made_absolute(demo_scene, tmp_path, monkeypatch):

@@ -253,6 +253,9 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     config: Config = None,
     set_: Sets = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the model already in --out.")
+    ] = False,
 ) -> None:
     """Train a model from a sample set and write a self-describing model folder."""
     from watergee.core.config import load_settings
@@ -262,6 +265,8 @@ def train(
     if model not in kinds:
         raise fail(f"--model {model}: choose one of {', '.join(kinds)}")
     settings = load_settings(config, list(set_ or []))
+    if not force and out.is_dir() and any(out.iterdir()):
+        raise fail(f"{out}: folder is not empty, it may hold a model (--force replaces it)")
     metadata = train_model(samples, model, out, settings.train, report=typer.echo)
     validation = metadata.metrics.get("validation") or {}
     accuracy = validation.get("overall_accuracy")

@@ -29,6 +29,7 @@ from pydantic import (
 from watergee import __version__
 from watergee.core.atomic import atomic_path
 from watergee.core.errors import ConfigError
+from watergee.core.text import read_text
 
 ResampleMethod = Literal["near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"]
 IndexName = Literal["NDWI", "MNDWI", "NDVI", "LINE"]
@@ -56,7 +57,9 @@ class Section(BaseModel):
 
 
 class Sentinel2Settings(Section):
-    nodata: int = Field(0, description="DN that marks no data in Sentinel-2 band files.")
+    nodata: int = Field(
+        0, ge=0, le=65535, description="DN that marks no data in Sentinel-2 band files."
+    )
     quantification: float = Field(
         10000.0, gt=0, description="Reflectance = (DN + offset) / quantification."
     )
@@ -124,6 +127,8 @@ class IndicesSettings(Section):
 BandRef = str | int
 #: Paths are made absolute where the run is resolved: workers may run elsewhere (Slurm).
 AbsolutePath = Annotated[Path, AfterValidator(lambda p: p.expanduser().resolve())]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+ClassCode = Annotated[int, Field(ge=0, le=254)]
 
 
 class SuperpixelSettings(Section):
@@ -234,7 +239,7 @@ class SampleSettings(Section):
     validation: float = Field(
         0.2, ge=0, lt=1, description="Share of samples held out for validation."
     )
-    seed: int = Field(0, description="Seed of every random choice: same seed, same samples.")
+    seed: Seed = Field(0, description="Seed of every random choice: same seed, same samples.")
     shard_size: int = knob(4096, ge=1, description="Samples per shard file.")
     water_class: int | None = Field(
         None,
@@ -243,7 +248,10 @@ class SampleSettings(Section):
         "lakes in the background classes.",
     )
     water_guard: float = Field(
-        0.2, description="MNDWI above which a non-water sample is taken for unmapped water."
+        0.2,
+        ge=-1,
+        le=1,
+        description="MNDWI above which a non-water sample is taken for unmapped water.",
     )
 
     def class_of(self, code: int) -> int | None:
@@ -253,6 +261,14 @@ class SampleSettings(Section):
         if not self.classes:
             return code
         return self.classes[code]
+
+    @field_validator("quota")
+    @classmethod
+    def _quota_not_negative(cls, quota: int | dict[int, int]) -> int | dict[int, int]:
+        counts = quota.values() if isinstance(quota, dict) else [quota]
+        if any(c < 0 for c in counts):
+            raise ValueError("samples per class must be 0 or more")
+        return quota
 
     def quota_of(self, class_id: int) -> int:
         return self.quota if isinstance(self.quota, int) else self.quota.get(class_id, 0)
@@ -278,7 +294,7 @@ class TrainSettings(Section):
         "samples, so rare classes such as water count as much as common ones.",
     )
     shuffle_buffer: int = Field(20000, ge=1, description="Samples in the shuffle buffer.")
-    seed: int = Field(0, description="Seed of weights, shuffling and forests.")
+    seed: Seed = Field(0, description="Seed of weights, shuffling and forests.")
     mixed_precision: bool = Field(False, description="float16 compute on a GPU (CNNs).")
     features: Literal["centre", "patch-stats"] = Field(
         "centre",
@@ -370,7 +386,7 @@ class DenoiseSettings(Section):
         description="A round's training stops once an epoch lowers the loss by less than this "
         "share of the epoch before (0: always train every epoch).",
     )
-    seed: int = Field(0, description="Seed of sampling and training.")
+    seed: Seed = Field(0, description="Seed of sampling and training.")
 
 
 class ClassifySettings(Section):
@@ -488,7 +504,7 @@ class SieveSettings(Section):
 
 
 class ExtractSettings(Section):
-    class_id: int | None = Field(None, description="The class to extract (e.g. 12: water).")
+    class_id: ClassCode | None = Field(None, description="The class to extract (e.g. 12: water).")
     value: Literal["one", "code"] = Field(
         "one", description="Value of the class's pixels: 1, or the class code itself; others 0."
     )
@@ -558,7 +574,7 @@ class EvaluateSettings(Section):
     min_per_class: int = Field(
         50, ge=2, description="Fewest points of a rare class (sample_design); capped by its pixels."
     )
-    seed: int = Field(0, description="Seed of the sample design's draw.")
+    seed: Seed = Field(0, description="Seed of the sample design's draw.")
 
 
 ClusterKind = Literal["local", "scheduler", "slurm", "slurm-runner"]
@@ -694,7 +710,7 @@ class ClusterSettings(Section):
     gres: str | None = Field(
         None, description="The generic resource line instead of gpu:N, e.g. 'gpu:a100:1'."
     )
-    worker_resources: dict[str, float] = Field(
+    worker_resources: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict,
         description="Dask resources every worker offers in addition, e.g. {GPU: 1}.",
     )
@@ -831,7 +847,7 @@ def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown key '{key}'"
-    return f"'{key}': {error['msg']}"
+    return f"'{key}': {error['msg'].removeprefix('Value error, ')}"
 
 
 def _validate(data: dict[str, Any], origin: str) -> Settings:
@@ -843,10 +859,7 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    text = read_text(path, ConfigError, "config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

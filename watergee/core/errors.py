@@ -31,6 +31,10 @@ class UpstreamError(TileInputError):
     """A stage whose outputs this one reads last failed on the tile, or its outputs are stale."""
 
 
+class SharedInputError(WatergeeError, FileNotFoundError):
+    """A file that every tile of a run reads (model, labels, table) is missing: nothing runs."""
+
+
 class GridMismatchError(WatergeeError, ValueError):
     """Rasters that must share one pixel grid do not."""
 

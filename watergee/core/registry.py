@@ -42,7 +42,12 @@ _INPUT = Option(
 
 
 def _product_stage(
-    name: str, function: str, section: str, summary: str, options: tuple[Option, ...]
+    name: str,
+    function: str,
+    section: str,
+    summary: str,
+    options: tuple[Option, ...],
+    needs: tuple[str, ...] = (),
 ) -> Stage:
     """A stage that turns each tile's class map (or a mosaic listed as a tile) into a product."""
     return Stage(
@@ -52,6 +57,7 @@ def _product_stage(
         options=(*options, _INPUT, _PRODUCT_WORK),
         work="product.work",
         finish=CATALOG,
+        needs=needs,
     )  # fmt: skip
 
 
@@ -105,6 +111,7 @@ STAGES: dict[str, Stage] = {
             ),
             upstream=(("combine", None), ("superpixel", ("sample.mode", ("superpixel",)))),
             work="sample.work",
+            needs=("sample.labels",),
         ),
         Stage(
             "train",
@@ -154,6 +161,7 @@ STAGES: dict[str, Stage] = {
             variant="classify.mode",
             finish=CATALOG,
             resources=GPU,
+            needs=("classify.model",),
         ),
         Stage(
             "denoise",
@@ -173,6 +181,7 @@ STAGES: dict[str, Stage] = {
             work="denoise.work",
             finish="watergee.io.labels:write_denoised_list",
             resources=GPU,
+            needs=("denoise.labels",),
         ),
         Stage(
             "clip",
@@ -195,6 +204,7 @@ STAGES: dict[str, Stage] = {
             ),
             work="product.work",
             finish=CATALOG,
+            needs=("clip.aoi", "clip.footprints", "clip.mask"),
         ),
         Stage(
             "merge",
@@ -230,6 +240,7 @@ STAGES: dict[str, Stage] = {
                     "YAML file: {table: {12: 5}, default: null, names: {5: water}}.",
                 ),
             ),
+            needs=("transfer.table_file",),
         ),
         _product_stage(
             "extract",
@@ -310,6 +321,7 @@ STAGES: dict[str, Stage] = {
             unit="evaluate.name",
             source="classified",
             variant="evaluate.sample_design",
+            needs=("evaluate.reference",),
         ),
         Stage(
             "gee-download",
@@ -340,6 +352,7 @@ STAGES: dict[str, Stage] = {
             unit="gee.model",
             source="model",
             command=False,
+            needs=("gee.model",),
         ),
     )
 }

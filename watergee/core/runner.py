@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from watergee.core import layout, records
 from watergee.core.atomic import RUN_ID, sweep_partials
 from watergee.core.config import Settings, save_settings, section_hash
-from watergee.core.errors import OutputError, UpstreamError, WatergeeError
+from watergee.core.errors import OutputError, SharedInputError, UpstreamError, WatergeeError
 from watergee.core.locks import LockWaitCancelled, remove_run_locks, tile_lock
 from watergee.core.registry import STAGES
 from watergee.core.stage import Stage, resolve
@@ -206,8 +206,10 @@ def _run_locked(
         record = records.read_record(record_path)
         if not force and records.staleness(record, digest, out, origin) is None:
             return Outcome(tile.id, name, "skipped")
-        with resolve(TASK_ENVIRONMENT)(settings):
+        with resolve(TASK_ENVIRONMENT)(settings) as notes:
             result = stage.resolve()(tile, settings, out)
+        for warning in notes.get("warnings", ()):
+            log.warning("%s: %s", tile.id, warning)
         seconds = time.perf_counter() - started
         records.write_record(
             record_path,
@@ -216,7 +218,7 @@ def _run_locked(
             seconds=round(seconds, 3),
             inputs=[records.fingerprint(p, out) for p in result.inputs],
             outputs=[records.fingerprint(p, out) for p in result.outputs],
-            info=result.info,
+            info={**result.info, **notes},
         )
         log.info("%s: done in %.1f s", tile.id, seconds)
         return Outcome(tile.id, name, "done", seconds)
@@ -417,6 +419,10 @@ def run_stage(
             settle(tile, Outcome(tile.id, stage.record_name(settings), "skipped"))
         else:
             todo.append(tile)
+    if todo and (missing := stage.missing_input(settings)):
+        run_log.write(f"{stage.name}: {missing}")
+        run_log.close()
+        raise SharedInputError(missing)
     if todo:
         connect = (lambda _: contextlib.nullcontext(client)) if hasattr(client, "map") else client
         try:

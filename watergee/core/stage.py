@@ -80,6 +80,22 @@ class Stage:
     folder_tiles_only: bool = False
     #: Whether the command line gets a command made from this entry (train has its own).
     command: bool = True
+    #: Dotted settings naming a file or folder that every tile reads (a model, labels): one
+    #: missing fails the run before any work, rather than every tile alike. A model folder
+    #: ("*.model") must hold its model.json.
+    needs: tuple[str, ...] = ()
+
+    def missing_input(self, settings: Settings) -> str | None:
+        """Why an input every tile needs is not there, naming it and its setting; else None."""
+        for dotted in self.needs:
+            path = setting_value(settings, dotted)
+            if path is None:
+                continue
+            if not Path(path).exists():
+                return f"{path}: not found ({dotted})"
+            if dotted.endswith(".model") and not (Path(path) / "model.json").is_file():
+                return f"{path}: not a model folder, no model.json ({dotted})"
+        return None
 
     def resolve(self) -> StageFunction:
         return resolve(self.function)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from watergee.core.atomic import atomic_path
 from watergee.core.errors import TileListError
+from watergee.core.text import read_text
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,16 @@ def parse_tile_list(
         entry = raw.split("#", 1)[0].strip()
         if not entry:
             continue
+        last = entry.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        if last in ("", ".", ".."):
+            raise TileListError(
+                f"{origin}: line {number}: '{entry}' is not a tile (a folder or file of one tile)"
+            )
         path = Path(entry).expanduser()
         source = path if path.is_absolute() else (base / path)
         tile = Tile(name_of(source), Path(str(source)), number)
+        if tile.id in ("", ".", "..") or "/" in tile.id or "\\" in tile.id:
+            raise TileListError(f"{origin}: line {number}: '{entry}' gives no usable tile id")
         if tile.id in seen:
             first = seen[tile.id]
             raise TileListError(
@@ -58,10 +66,7 @@ def read_tile_list(path: Path, name_of: Callable[[Path], str] = plain_name) -> l
 
     A missing tile input is not an error here: it fails that tile alone when the stage runs.
     """
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TileListError(f"{path}: cannot read tile list ({exc.strerror or exc})") from None
+    text = read_text(path, TileListError, "tile list")
     return parse_tile_list(text, path.resolve().parent, str(path), name_of)
 
 

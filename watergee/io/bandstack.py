@@ -194,6 +194,36 @@ def virtual_stack(
     return vrt
 
 
+def stack_type(sources: Sequence[Path]) -> int:
+    """The GDAL type of a stack of `sources`: the widest of their types, provided every band
+    widens into it without loss (a Byte band in a UInt16 stack); a band that would be rounded
+    or clipped, or a float band among integer DN, is an error naming it and both types."""
+    types = {}
+    for path in sources:  # also fails early, naming the file, on missing or corrupt inputs
+        types[path] = open_raster(path).GetRasterBand(1).DataType
+    dtypes = {
+        path: np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(t)) for path, t in types.items()
+    }
+    kinds = {d.kind == "f" for d in dtypes.values()}
+    widest = max(dtypes.values(), key=lambda d: (d.kind == "f", d.itemsize, d.kind == "i"))
+    for path, dtype in dtypes.items():
+        if len(kinds) > 1 and dtype.kind == "f":
+            others = sorted(
+                {gdal.GetDataTypeName(types[p]) for p, d in dtypes.items() if d.kind != "f"}
+            )
+            raise TileInputError(
+                f"{path}: {gdal.GetDataTypeName(types[path])} band among {'/'.join(others)} "
+                "bands: stacking would round or clip it (write it as integer DN like the others)"
+            )
+        if not np.can_cast(dtype, widest, casting="safe"):
+            raise TileInputError(
+                f"{path}: {gdal.GetDataTypeName(types[path])} does not fit the stack's "
+                f"{gdal.GetDataTypeName(types[next(p for p in dtypes if dtypes[p] == widest)])} "
+                "without clipping"
+            )
+    return gdal_array.NumericTypeCodeToGDALTypeCode(widest)
+
+
 def stack_bands(
     sources: Sequence[Path],
     final: Path,
@@ -203,10 +233,8 @@ def stack_bands(
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Stack single-band rasters on one grid into one GeoTIFF, streamed by GDAL via a VRT."""
-    for path in sources:
-        open_raster(path)  # fail early, naming the file, on missing or corrupt inputs
+    data_type = stack_type(sources)
     vrt = gdal.BuildVRT("", [str(p) for p in sources], separate=True)
-    data_type = vrt.GetRasterBand(1).DataType
     describe_bands(vrt, specs, nodata)
     if metadata:
         vrt.SetMetadata(dict(metadata))
@@ -216,6 +244,7 @@ def stack_bands(
                 str(tmp),
                 vrt,
                 format="GTiff",
+                outputType=data_type,
                 creationOptions=creation_options(settings, data_type),
             )
         except RuntimeError as exc:

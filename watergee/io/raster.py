@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,15 +64,47 @@ def gdal_environment(settings: Settings) -> Iterator[None]:
             gdal.SetCacheMax(cache)
     single = _SHARED_POOL_UNSAFE and _tasks_share_process()
     previous_single = getattr(_THREAD, "single", False)
+    previous_notes = getattr(_THREAD, "notes", None)
     _THREAD.single = single
+    _THREAD.notes = notes = {}
     threads = gdal_threads(settings.output)
     previous = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
     gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", threads)
     try:
-        yield
+        yield notes
     finally:
         gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", previous)
         _THREAD.single = previous_single
+        _THREAD.notes = previous_notes
+
+
+def task_thread_initializer() -> Callable[[], None]:
+    """For a helper thread of the current task (a read-ahead): the task's GDAL threads and
+    notes carried over, as thread-local settings are not inherited."""
+    single, notes = getattr(_THREAD, "single", False), getattr(_THREAD, "notes", None)
+    threads = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
+
+    def initialise() -> None:
+        _THREAD.single, _THREAD.notes = single, notes
+        gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", threads)
+
+    return initialise
+
+
+def note(key: str, value: object, add: bool = False) -> None:
+    """Something the tile's record should hold (a count of invalid values, a warning): kept
+    for the task running in this thread, if any, and merged into its record's info."""
+    notes = getattr(_THREAD, "notes", None)
+    if notes is None:
+        return
+    if add:
+        notes[key] = notes.get(key, 0) + value
+    elif isinstance(value, str):
+        notes.setdefault(key, [])
+        if value not in notes[key]:
+            notes[key].append(value)
+    else:
+        notes[key] = value
 
 
 #: Before GDAL 3.7.3 the GeoTIFF driver's multithreaded encoder and decoder, sharing one pool
@@ -256,7 +288,11 @@ def grid_of(ds: gdal.Dataset) -> Grid:
 
 
 def raster_grid(path: Path) -> Grid:
-    return grid_of(open_raster(path))
+    """The grid of a band file, which must be georeferenced (a tile's pixels are placed by it)."""
+    ds = open_raster(path)
+    if ds.GetGeoTransform(can_return_null=True) is None or not ds.GetProjection():
+        raise TileInputError(f"{path}: no CRS / geotransform")
+    return grid_of(ds)
 
 
 def require_same_grid(paths: Sequence[Path]) -> Grid:
@@ -308,11 +344,15 @@ def read_band(ds: gdal.Dataset, index: int, *args: int, **kwargs: int) -> np.nda
 
 
 def _as_values(band: gdal.Band, data: np.ndarray, scaled: bool) -> np.ndarray:
-    """float32 with the band's nodata as NaN, optionally scaled to physical values."""
-    values = data.astype(np.float32)
+    """float32 with the band's nodata as NaN, optionally scaled to physical values. Values
+    that are not finite (NaN, +-inf) or do not fit float32 are no data too, never a value."""
+    with np.errstate(over="ignore"):
+        values = data.astype(np.float32)
     nodata = band.GetNoDataValue()
     if nodata is not None:
         values[data == nodata] = np.nan
+    if data.dtype.kind == "f":
+        values[~np.isfinite(values)] = np.nan
     if scaled:
         values *= np.float32(band.GetScale() or 1.0)
         values += np.float32(band.GetOffset() or 0.0)
@@ -357,9 +397,40 @@ def read_window(
             data = readers[b].read(rx0, ry0, rx1 - rx0, ry1 - ry0)
         else:
             data = read_band(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
+        if data.dtype.kind == "f":
+            inner = (window.row - ry0, window.col - rx0, window.height, window.width)
+            _count_invalid(data, ds.GetRasterBand(b).GetNoDataValue(), inner)
         values = _as_values(ds.GetRasterBand(b), data, scaled)
         out[k, ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = values
     return out
+
+
+def _count_invalid(
+    data: np.ndarray, nodata: float | None, inner: tuple[int, int, int, int]
+) -> None:
+    """Count, for the record, float values that are not finite or overflow float32 inside the
+    window proper (halos overlap their neighbours; windows tile the raster once)."""
+    row, col, height, width = inner
+    part = data[max(row, 0) : row + height, max(col, 0) : col + width]
+    with np.errstate(over="ignore"):
+        bad = ~np.isfinite(part.astype(np.float32))
+    if nodata is not None and not np.isfinite(nodata):
+        bad &= ~(np.isnan(part) if np.isnan(nodata) else part == nodata)
+    count = int(bad.sum())
+    if count:
+        note("invalid_values", count, add=True)
+
+
+def count_valid(path: Path, side: int = 2048) -> int:
+    """Pixels of band 1 that are not its nodata, read back window by window."""
+    ds = open_raster(path)
+    band = ds.GetRasterBand(1)
+    nodata = band.GetNoDataValue()
+    count = 0
+    for w in iter_windows(ds.RasterXSize, ds.RasterYSize, side):
+        data = read_band(ds, 1, w.col, w.row, w.width, w.height)
+        count += data.size if nodata is None else int((data != nodata).sum())
+    return count
 
 
 def read_codes(ds: gdal.Dataset, window: Window, band: int = 1) -> np.ndarray:

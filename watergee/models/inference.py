@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from watergee.features import FeatureReader
-from watergee.io.raster import Window, iter_windows
+from watergee.io.raster import Window, iter_windows, task_thread_initializer
 from watergee.sampling import patch_fits
 
 #: (features (channels, rows + 2 halo, cols + 2 halo) without no data, rows, cols) ->
@@ -35,7 +35,7 @@ def predict_windows(
     def load(window: Window) -> np.ndarray:
         return reader.read(window, halo=halo)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1, initializer=task_thread_initializer()) as pool:
         pending = pool.submit(load, windows[0]) if windows else None
         for i, window in enumerate(windows):
             features = pending.result()

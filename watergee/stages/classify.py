@@ -8,20 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from osgeo import gdal
 
 from watergee.core import layout
 from watergee.core.config import ClassifySettings, Settings
-from watergee.core.errors import MissingBandError, ModelError
+from watergee.core.errors import MissingBandError, ModelError, OutputError, TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.features import FeatureReader, extract_patches
 from watergee.io.raster import (
     BandSpec,
     Window,
+    count_valid,
     create_geotiff,
     grid_of,
     iter_windows,
     open_raster,
+    overview_sample,
     read_codes,
     write_quicklook,
 )
@@ -100,6 +103,21 @@ def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
     return colours
 
 
+def check_written(target: Path, classified: int, stack: gdal.Dataset, source: Path) -> None:
+    """Never a finished class map that is wrong: its valid pixels, read back, must be those
+    classified, and a stack with data must give some (no data everywhere is a failed read)."""
+    if classified == 0 and np.isfinite(overview_sample(stack, [1], max_side=256)).any():
+        target.unlink(missing_ok=True)
+        raise TileInputError(f"{source}: has data, but no pixel could be classified")
+    written = count_valid(target)
+    if written != classified:
+        target.unlink(missing_ok=True)
+        raise OutputError(
+            f"{target}: holds {written} classified pixels, {classified} were computed "
+            "(written wrongly, removed)"
+        )
+
+
 def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.classify
     work = opts.work or out
@@ -148,11 +166,13 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     class_band = BandSpec("class", metadata={f"CLASS_{k}": v for k, v in names.items()})
     probability_path = layout.probabilities(out, tile, opts.mode)
     probability_specs = [BandSpec(f"p_{c.name or c.id}") for c in predictor.metadata.classes]
+    classified = 0  # pixels given a class: the file written must hold exactly these
     with create_geotiff(target, grid, [class_band], np.uint8, NODATA, settings.output, metadata,
                         colours=_colour_table(predictor), overviews=True) as writer:  # fmt: skip
         if opts.probabilities == "none":
             for window, labels, _, valid in painted:
                 writer.write(window, np.where(valid, labels, NODATA).astype(np.uint8))
+                classified += int(valid.sum())
         else:
             dtype = np.uint8 if opts.probabilities == "uint8" else np.float32
             nodata = NODATA if dtype is np.uint8 else float("nan")
@@ -160,6 +180,7 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
                                 settings.output, metadata) as prob_writer:  # fmt: skip
                 for window, labels, probabilities, valid in painted:
                     writer.write(window, np.where(valid, labels, NODATA).astype(np.uint8))
+                    classified += int(valid.sum())
                     planes = np.moveaxis(probabilities, -1, 0)
                     if dtype is np.uint8:
                         planes = np.where(valid, np.rint(planes * 250), NODATA).astype(np.uint8)
@@ -167,6 +188,7 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
                         planes = np.where(valid, planes, np.nan).astype(np.float32)
                     prob_writer.write(window, planes)
             outputs.append(probability_path)
+    check_written(target, classified, ds, source)
     if opts.quicklook:
         look = layout.quicklook(out, tile, opts.mode)
         write_quicklook(target, look)

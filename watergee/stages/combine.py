@@ -11,9 +11,9 @@ from watergee.core.errors import MissingBandError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.bandstack import stack_bands
-from watergee.io.raster import require_same_grid
+from watergee.io.raster import open_raster, require_same_grid
 from watergee.sentinel2 import BANDS_10M, STACK_ORDER, band_files
-from watergee.stacks import stack_specs
+from watergee.stacks import check_scaling, stack_specs
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def combine(tile: Tile, settings: Settings, out: Path) -> StageResult:
             "SCALING_SOURCE": scaling.source,
         },
     )
+    check_scaling(open_raster(target), scaling, target)
     log.info("%s: 10-band stack written (scaling %s)", tile.id, scaling.source)
     read = [*inputs, *([scaling.metadata] if scaling.metadata else [])]
     return StageResult(read, [target], {"scaling": scaling.source})
