@@ -9,9 +9,8 @@ import numpy as np
 from osgeo import gdal
 
 from watergee.core import layout
-from watergee.core.config import Settings, TransferSettings
+from watergee.core.config import Settings, TransferSettings, read_yaml
 from watergee.core.errors import ConfigError, TileInputError
-from watergee.core.text import read_text
 from watergee.core.tiles import Tile
 from watergee.io.raster import ClassStyle, open_raster
 
@@ -53,16 +52,9 @@ def read_table(opts: TransferSettings) -> TransferSettings:
     """The transfer settings with the table file's entries applied."""
     if opts.table_file is None:
         return opts
-    import yaml
     from pydantic import ValidationError
 
-    text = read_text(opts.table_file, ConfigError, "transfer table")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{opts.table_file}: cannot read transfer table ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{opts.table_file}: expected a mapping with 'table'")
+    data = read_yaml(opts.table_file, "transfer table")
     try:
         return opts.model_copy(
             update=dict(

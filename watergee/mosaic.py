@@ -24,7 +24,7 @@ from watergee.core.errors import TileInputError
 from watergee.io.raster import Grid, Window, gdal_reason, grid_of, open_raster
 
 
-def _srs(wkt_or_code: str, origin: str = "") -> osr.SpatialReference:
+def spatial_reference_of(wkt_or_code: str, origin: str = "") -> osr.SpatialReference:
     srs = osr.SpatialReference()
     try:
         srs.SetFromUserInput(wkt_or_code)
@@ -53,7 +53,7 @@ class Source:
 def open_sources(paths: Sequence[Path], names: Sequence[str], crs: str) -> list[Source]:
     """The class maps with their footprints in `crs` (edges densified, so curved footprints
     are bounded) and their MGRS keys where their tile names have one."""
-    target = _srs(crs, f"merge.crs {crs}")
+    target = spatial_reference_of(crs, f"merge.crs {crs}")
     sources = []
     for path, name in zip(paths, names, strict=True):
         if not path.exists():
@@ -70,7 +70,7 @@ def open_sources(paths: Sequence[Path], names: Sequence[str], crs: str) -> list[
             np.column_stack([west + (east - west) * steps, np.full(33, north)]),
             np.column_stack([np.full(33, west), south + (north - south) * steps]),
         ])  # fmt: skip
-        to_target = _transform(_srs(grid.crs_wkt), target)
+        to_target = _transform(spatial_reference_of(grid.crs_wkt), target)
         moved = np.array(to_target.TransformPoints(ring))[:, :2]
         bounds = (*moved.min(0), *moved.max(0))
         centre_point = to_target.TransformPoint((west + east) / 2, (south + north) / 2)
@@ -98,8 +98,8 @@ def target_grid(sources: Sequence[Source], crs: str, resolution: float) -> Grid:
     east = math.ceil(max(s.bounds[2] for s in sources) / resolution) * resolution
     north = math.ceil(max(s.bounds[3] for s in sources) / resolution) * resolution
     width, height = round((east - west) / resolution), round((north - south) / resolution)
-    return Grid(_srs(crs).ExportToWkt(), (west, resolution, 0.0, north, 0.0, -resolution),
-                width, height)  # fmt: skip
+    wkt = spatial_reference_of(crs).ExportToWkt()
+    return Grid(wkt, (west, resolution, 0.0, north, 0.0, -resolution), width, height)
 
 
 def _window_bounds(grid: Grid, window: Window) -> tuple[float, float, float, float]:
@@ -121,7 +121,9 @@ class Mosaicker:
     def __init__(self, sources: Sequence[Source], grid: Grid) -> None:
         self.sources = list(sources)
         self.grid = grid
-        self.to_geographic = _transform(_srs(grid.crs_wkt), _srs("EPSG:4326"))
+        self.to_geographic = _transform(
+            spatial_reference_of(grid.crs_wkt), spatial_reference_of("EPSG:4326")
+        )
         self.index = {s.key: i for i, s in enumerate(self.sources) if s.key is not None}
 
     def _owners(self, xs: np.ndarray, ys: np.ndarray, candidates: list[int]) -> np.ndarray:

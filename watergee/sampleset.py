@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,24 @@ def write_shards(folder: Path, split: str, arrays: dict[str, np.ndarray], size: 
     return paths
 
 
+#: What every shard holds: patches (samples, rows, cols, channels) and their class codes.
+SHARD_ARRAYS = ("X", "y")
+
+
 def read_shard(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    """One shard's arrays; a damaged or foreign file is an error naming it."""
+    try:
+        with np.load(path) as data:
+            shard = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise TileInputError(f"{path}: not a readable sample shard ({reason})") from None
+    missing = [key for key in SHARD_ARRAYS if key not in shard]
+    if missing:
+        raise TileInputError(f"{path}: not a sample shard (no array {', '.join(missing)})")
+    if len(shard["X"]) != len(shard["y"]):
+        raise TileInputError(f"{path}: {len(shard['X'])} patches but {len(shard['y'])} classes")
+    return shard
 
 
 def _add(total: dict[str, int], part: dict[str, int]) -> None:

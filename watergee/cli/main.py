@@ -19,6 +19,7 @@ from watergee.cli.options import (
     ClusterKind,
     Config,
     Force,
+    OneLineErrors,
     Out,
     Scheduler,
     Sets,
@@ -43,6 +44,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 
 

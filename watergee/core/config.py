@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -129,6 +130,38 @@ BandRef = str | int
 AbsolutePath = Annotated[Path, AfterValidator(lambda p: p.expanduser().resolve())]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 ClassCode = Annotated[int, Field(ge=0, le=254)]
+
+
+def _matching(pattern: str, what: str):
+    """A validator of strings in a format other programs parse later (Slurm, Dask): a typo is
+    caught here, naming the format, not in a job that never starts."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value.strip()):
+            raise ValueError(f"{value!r} is not {what}")
+        return value.strip()
+
+    return AfterValidator(check)
+
+
+SlurmTime = Annotated[
+    str,
+    _matching(
+        r"\d+|\d+:\d{1,2}(:\d{1,2})?|\d+-\d+(:\d{1,2}){0,2}",
+        "a Slurm time (minutes, HH:MM:SS or D-HH:MM:SS)",
+    ),
+]
+Duration = Annotated[
+    str,
+    _matching(
+        r"\d+(\.\d+)?\s*(ms|s|m|h|d|seconds?|minutes?|hours?|days?)",
+        "a duration such as 55m, 2h or 90s",
+    ),
+]
+ByteSize = Annotated[
+    str, _matching(r"\d+(\.\d+)?\s*([kKMGTP]i?B|B)?", "a size such as 16GB or 500MiB")
+]
 
 
 class SuperpixelSettings(Section):
@@ -699,8 +732,8 @@ class ClusterSettings(Section):
     account: str | None = Field(None, description="Slurm account charged (-A).")
     job_cores: int = Field(1, ge=1, description="Cores per worker job (--cpus-per-task).")
     job_processes: int = Field(1, ge=1, description="Dask worker processes per job.")
-    job_memory: str = Field("4GB", description="Memory per worker job, e.g. '16GB' (--mem).")
-    walltime: str = Field("01:00:00", description="Walltime per worker job (-t HH:MM:SS).")
+    job_memory: ByteSize = Field("4GB", description="Memory per worker job, e.g. '16GB' (--mem).")
+    walltime: SlurmTime = Field("01:00:00", description="Walltime per worker job (-t HH:MM:SS).")
     gpus: int = Field(
         0,
         ge=0,
@@ -742,12 +775,12 @@ class ClusterSettings(Section):
     apptainer: str = Field("apptainer", description="The apptainer (or singularity) command.")
     min_jobs: int = Field(0, ge=0, description="Adaptive scaling: fewest worker jobs.")
     max_jobs: int = Field(4, ge=1, description="Adaptive scaling: most worker jobs.")
-    lifetime: str | None = Field(
+    lifetime: Duration | None = Field(
         "55m",
         description="Workers leave after this long and are replaced (set below the walltime, "
         "so that Slurm never kills a worker mid-tile); null: never.",
     )
-    lifetime_stagger: str = Field("4m", description="Random spread of the lifetimes.")
+    lifetime_stagger: Duration = Field("4m", description="Random spread of the lifetimes.")
     allowed_failures: int = Field(
         3, ge=0, description="Times a tile is retried on another worker after losing one."
     )
@@ -858,8 +891,9 @@ def _validate(data: dict[str, Any], origin: str) -> Settings:
         raise ConfigError(f"{origin}: {problems}") from None
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    text = read_text(path, ConfigError, "config")
+def read_yaml(path: Path, what: str = "config") -> dict[str, Any]:
+    """A YAML mapping from a file; errors name the file and the line."""
+    text = read_text(path, ConfigError, what)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -870,7 +904,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections")
+        raise ConfigError(f"{path}: top level must be a mapping (of keys and values)")
     return data
 
 

@@ -48,6 +48,7 @@ def _product_stage(
     summary: str,
     options: tuple[Option, ...],
     needs: tuple[str, ...] = (),
+    check: str | None = None,
 ) -> Stage:
     """A stage that turns each tile's class map (or a mosaic listed as a tile) into a product."""
     return Stage(
@@ -58,6 +59,7 @@ def _product_stage(
         work="product.work",
         finish=CATALOG,
         needs=needs,
+        check=check,
     )  # fmt: skip
 
 
@@ -111,7 +113,8 @@ STAGES: dict[str, Stage] = {
             ),
             upstream=(("combine", None), ("superpixel", ("sample.mode", ("superpixel",)))),
             work="sample.work",
-            needs=("sample.labels",),
+            needs=("sample.labels", "sample.points"),
+            check="watergee.stages.sample:check",
         ),
         Stage(
             "train",
@@ -162,6 +165,7 @@ STAGES: dict[str, Stage] = {
             finish=CATALOG,
             resources=GPU,
             needs=("classify.model",),
+            check="watergee.stages.classify:check",
         ),
         Stage(
             "denoise",
@@ -182,6 +186,7 @@ STAGES: dict[str, Stage] = {
             finish="watergee.io.labels:write_denoised_list",
             resources=GPU,
             needs=("denoise.labels",),
+            check="watergee.stages.denoise:check",
         ),
         Stage(
             "clip",
@@ -205,6 +210,7 @@ STAGES: dict[str, Stage] = {
             work="product.work",
             finish=CATALOG,
             needs=("clip.aoi", "clip.footprints", "clip.mask"),
+            check="watergee.stages.clip:check",
         ),
         Stage(
             "merge",
@@ -225,6 +231,7 @@ STAGES: dict[str, Stage] = {
             work="product.work",
             unit="merge.name",
             finish=CATALOG,
+            check="watergee.stages.merge:check",
         ),
         _product_stage(
             "label-transfer",
@@ -241,6 +248,7 @@ STAGES: dict[str, Stage] = {
                 ),
             ),
             needs=("transfer.table_file",),
+            check="watergee.stages.transfer:check",
         ),
         _product_stage(
             "extract",
@@ -321,7 +329,8 @@ STAGES: dict[str, Stage] = {
             unit="evaluate.name",
             source="classified",
             variant="evaluate.sample_design",
-            needs=("evaluate.reference",),
+            needs=("evaluate.reference", "evaluate.classified"),
+            check="watergee.stages.evaluate:check",
         ),
         Stage(
             "gee-download",
@@ -353,6 +362,7 @@ STAGES: dict[str, Stage] = {
             source="model",
             command=False,
             needs=("gee.model",),
+            check="watergee.gee.stages:check_export",
         ),
     )
 }

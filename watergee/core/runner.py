@@ -446,7 +446,7 @@ def run_stage(
             run_log.write(f"finish failed: {report.finish_error}\n{traceback.format_exc()}")
     report.seconds = time.perf_counter() - started
     failed = [t for t, o in zip(tiles, report.outcomes, strict=True) if o.status == "failed"]
-    if failed:
+    if failed and stage.unit == "tile":  # a run's one unit is no tile to list again
         report.failed_list = str(
             write_failed_list(failed, layout.runs_dir(out) / f"{base}-failed.txt")
         )

@@ -84,6 +84,9 @@ class Stage:
     #: missing fails the run before any work, rather than every tile alike. A model folder
     #: ("*.model") must hold its model.json.
     needs: tuple[str, ...] = ()
+    #: "module:function(settings)" run once in the driver before any tile: it reads those
+    #: shared inputs (a table, a boundary, a model's metadata) and raises on a bad one.
+    check: str | None = None
 
     def missing_input(self, settings: Settings) -> str | None:
         """Why an input every tile needs is not there, naming it and its setting; else None."""
@@ -95,6 +98,13 @@ class Stage:
                 return f"{path}: not found ({dotted})"
             if dotted.endswith(".model") and not (Path(path) / "model.json").is_file():
                 return f"{path}: not a model folder, no model.json ({dotted})"
+        if self.check is not None:
+            from watergee.core.errors import WatergeeError
+
+            try:
+                resolve(self.check)(settings)
+            except WatergeeError as exc:
+                return str(exc)
         return None
 
     def resolve(self) -> StageFunction:

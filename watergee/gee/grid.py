@@ -62,6 +62,13 @@ def parse_bbox(text: str) -> ogr.Geometry | None:
     """`west,south,east,north` in degrees as a polygon; None when `text` is not four numbers."""
     parts = text.split(",")
     if len(parts) != 4:
+        looks_numeric = len(parts) > 1 and all(
+            p.strip().lstrip("+-").replace(".", "", 1).isdigit() for p in parts
+        )
+        if looks_numeric:
+            raise TileInputError(
+                f"{text}: a bounding box needs four numbers west,south,east,north in degrees"
+            )
         return None
     try:
         west, south, east, north = (float(p) for p in parts)

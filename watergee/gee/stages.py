@@ -28,7 +28,7 @@ from watergee.gee.download import (
 from watergee.gee.grid import grid_bounds, read_grid
 from watergee.gee.model_export import FOLDER, export_model
 from watergee.gee.session import EarthEngineError, connect, offline
-from watergee.models.artifact import METADATA, read_metadata
+from watergee.models.artifact import METADATA, check_model_folder, read_metadata
 
 log = logging.getLogger(__name__)
 #: Announces a download: the project and the number of cells.
@@ -91,6 +91,12 @@ def gee_download(unit: Tile, settings: Settings, out: Path) -> StageResult:
     return StageResult([unit.source], [*sorted(outputs), report.tile_list],  # type: ignore[list-item]
                        {"cells": report.cells, "downloaded": len(report.done),
                         "requests": report.requests, "retried": report.retried})  # fmt: skip
+
+
+def check_export(settings: Settings) -> None:
+    """The model folder to export, checked before anything runs."""
+    if settings.gee.model is not None:
+        check_model_folder(settings.gee.model)
 
 
 def gee_export(unit: Tile, settings: Settings, out: Path) -> StageResult:

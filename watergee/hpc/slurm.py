@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +97,29 @@ def job_script(settings: ClusterSettings, folder: Path) -> str:
     return job.job_script()
 
 
+def check_submission(settings: ClusterSettings, folder: Path, timeout: float = 60.0) -> None:
+    """Ask Slurm whether it would accept a worker job (`sbatch --test-only`: nothing is
+    submitted). A host without Slurm, an unreachable controller, an unknown partition or
+    account fail here, once and named, instead of workers that never come."""
+    script = folder / f"test-only-{os.getpid()}.sh"
+    script.write_text(job_script(settings, folder))
+    try:
+        done = subprocess.run(
+            ["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=timeout
+        )
+    except FileNotFoundError:
+        raise ClusterError("sbatch not found: this host is not a Slurm submit host") from None
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"sbatch --test-only gave no answer in {timeout:.0f} s") from None
+    finally:
+        script.unlink(missing_ok=True)
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        raise ClusterError(
+            f"Slurm would not accept a worker job ({lines[-1] if lines else done.returncode})"
+        )
+
+
 def job_count(settings: ClusterSettings, tasks: int | None) -> int:
     """Most worker jobs worth submitting: never more than the tasks need."""
     if not tasks:
@@ -112,6 +137,7 @@ def slurm_cluster(
     from dask_jobqueue import SLURMCluster
 
     folder.mkdir(parents=True, exist_ok=True)
+    check_submission(settings, folder)
     certificates = (
         run_certificates(folder / f"certificates-{run}")
         if settings.tls

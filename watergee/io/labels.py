@@ -41,6 +41,15 @@ def label_raster_for(tile: Tile, labels: Path | None) -> Path:
     raise TileInputError(f"{labels}: no label raster named after tile {tile.id}")
 
 
+def check_labels(labels: Path | None) -> None:
+    """A single label raster given for every tile must open (a folder or list is resolved per
+    tile)."""
+    if labels is not None and labels.is_file() and labels.suffix.lower() != ".txt":
+        from watergee.io.raster import open_raster
+
+        open_raster(labels)
+
+
 def write_denoised_list(results: Sequence[tuple[Tile, Outcome]], settings: Any,
                         out: Path) -> list[Path]:  # fmt: skip
     """OUT/denoised.txt: the corrected label raster of every tile that came through a denoise

@@ -401,6 +401,9 @@ def read_window(
             inner = (window.row - ry0, window.col - rx0, window.height, window.width)
             _count_invalid(data, ds.GetRasterBand(b).GetNoDataValue(), inner)
         values = _as_values(ds.GetRasterBand(b), data, scaled)
+        outside = _outside(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
+        if outside is not None:
+            values[outside] = np.nan
         out[k, ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = values
     return out
 
@@ -433,6 +436,18 @@ def count_valid(path: Path, side: int = 2048) -> int:
     return count
 
 
+def _outside(ds: gdal.Dataset, band: int, *args: int) -> np.ndarray | None:
+    """Where a warped raster (`on_grid`) has no source pixel, from its alpha band."""
+    flags = ds.GetRasterBand(band).GetMaskFlags()
+    if not flags & gdal.GMF_ALPHA or not flags & gdal.GMF_PER_DATASET:
+        return None
+    alpha = ds.GetRasterBand(band).GetMaskBand()
+    try:
+        return alpha.ReadAsArray(*args) == 0
+    except RuntimeError as exc:
+        raise TileInputError(f"{ds.GetDescription()}: read failed ({gdal_reason(exc)})") from None
+
+
 def read_codes(ds: gdal.Dataset, window: Window, band: int = 1) -> np.ndarray:
     """Integer codes of one band in `window` (label rasters); nodata and outside are -1."""
     out = np.full((window.height, window.width), -1, dtype=np.int64)
@@ -445,6 +460,9 @@ def read_codes(ds: gdal.Dataset, window: Window, band: int = 1) -> np.ndarray:
     nodata = ds.GetRasterBand(band).GetNoDataValue()
     if nodata is not None:
         codes[data == nodata] = -1
+    outside = _outside(ds, band, window.col, window.row, x1 - window.col, y1 - window.row)
+    if outside is not None:
+        codes[outside] = -1
     out[: codes.shape[0], : codes.shape[1]] = codes
     return out
 
@@ -489,9 +507,15 @@ def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
     if not own.crs_wkt:
         raise GridMismatchError(f"{path}: has no CRS, cannot be aligned to the tile grid")
     a, b = own.bounds, grid.bounds
-    if own.same_crs(grid) and (a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3]):
+    if not own.same_crs(grid):
+        try:
+            a = cached_transformer(own.crs_wkt, grid.crs_wkt).TransformBounds(*a, 21)
+        except RuntimeError:
+            a = b  # bounds that cannot be transformed (a pole): let the warp decide
+    if a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3]:
         raise GridMismatchError(f"{path}: does not overlap the tile ({a} vs {b})")
-    return warp("", ds, path, grid, "near", format="VRT"), True
+    # an alpha band marks what lies outside `path`: never read as code 0 or value 0
+    return warp("", ds, path, grid, "near", format="VRT", dstAlpha=True), True
 
 
 def creation_options(settings: OutputSettings, dtype: int) -> list[str]:

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-from osgeo import ogr, osr
+from osgeo import gdal, ogr, osr
 
 from watergee.core.atomic import atomic_path
 from watergee.core.errors import OutputError, TileInputError
 from watergee.io.raster import transformer
 
 ogr.UseExceptions()
-
-if TYPE_CHECKING:
-    from osgeo import gdal
 
 
 def _field_type(values: np.ndarray) -> int:
@@ -74,15 +70,22 @@ def read_points(
     srs = layer.GetSpatialRef()
     xs, ys = [], []
     values: dict[str, list] = {attribute: [] for attribute in attributes}
-    for feature in layer:
-        geometry = feature.GetGeometryRef()
-        if geometry is None:
-            continue
-        point = geometry.Centroid() if geometry.GetGeometryType() != ogr.wkbPoint else geometry
-        xs.append(point.GetX())
-        ys.append(point.GetY())
-        for attribute in attributes:
-            values[attribute].append(feature.GetField(attribute))
+    number = 0
+    try:
+        for number, feature in enumerate(layer, start=1):
+            geometry = feature.GetGeometryRef()
+            if geometry is None or geometry.IsEmpty():
+                raise TileInputError(
+                    f"{path}: feature {number} has no geometry (a CSV needs x,y or WKT columns)"
+                )
+            point = geometry if geometry.GetGeometryType() == ogr.wkbPoint else geometry.Centroid()
+            xs.append(point.GetX())
+            ys.append(point.GetY())
+            for attribute in attributes:
+                values[attribute].append(feature.GetField(attribute))
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split()) or "unreadable geometry or attribute"
+        raise TileInputError(f"{path}: feature {number + 1}: {reason}") from None
     wkt = srs.ExportToWkt() if srs is not None else ""
     columns = {attribute: np.array(column) for attribute, column in values.items()}
     return wkt, np.array(xs), np.array(ys), columns
@@ -92,12 +95,23 @@ def open_layer(path: Path) -> tuple[ogr.DataSource, ogr.Layer]:
     """A vector file and its first layer (the layer lives only as long as the source)."""
     if not path.exists():
         raise TileInputError(f"{path}: file not found")
+    options = CSV_POINTS if path.suffix.lower() == ".csv" else []
     try:
-        source = ogr.Open(str(path))
-        layer = source.GetLayer(0)
-    except (RuntimeError, AttributeError) as exc:
+        source = gdal.OpenEx(str(path), gdal.OF_VECTOR, open_options=options)
+    except RuntimeError as exc:
         raise TileInputError(f"{path}: not a readable vector file ({exc})") from None
-    return source, layer
+    if source is None or source.GetLayerCount() == 0:
+        raise TileInputError(f"{path}: not a vector file GDAL can read (no layer)")
+    return source, source.GetLayer(0)
+
+
+#: A CSV of points: coordinates from x/y (lon/lat, easting/northing) or WKT columns.
+CSV_POINTS = [
+    "X_POSSIBLE_NAMES=x,lon,long,longitude,easting",
+    "Y_POSSIBLE_NAMES=y,lat,latitude,northing",
+    "GEOM_POSSIBLE_NAMES=wkt,geometry,geom",
+    "KEEP_GEOM_COLUMNS=NO",
+]
 
 
 def require_field(path: Path, layer: ogr.Layer, field: str) -> None:

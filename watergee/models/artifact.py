@@ -5,6 +5,7 @@ normalisation) so that no other file or setting is ever required to use it."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +75,32 @@ def read_metadata(folder: Path) -> ModelMetadata:
     return metadata
 
 
+def check_model_folder(folder: Path) -> ModelMetadata:
+    """What can be checked of a model folder without loading its model: metadata, and for a
+    Keras file the archive and its input channels against model.json. Cheap enough for the
+    driver, before any tile is given the folder."""
+    metadata = read_metadata(folder)
+    path = folder / metadata.file
+    if path.suffix != ".keras":
+        return metadata
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: not a readable Keras model ({exc})") from None
+    shapes = [
+        layer.get("config", {}).get("batch_shape")
+        for layer in config.get("config", {}).get("layers", [])
+        if layer.get("class_name") == "InputLayer"
+    ]
+    if shapes and shapes[0] and shapes[0][-1] not in (None, len(metadata.channels)):
+        raise ModelError(
+            f"{path}: weights expect {shapes[0][-1]} channels, {METADATA} lists "
+            f"{len(metadata.channels)}"
+        )
+    return metadata
+
+
 def check_channels(metadata: ModelMetadata, channels: list[str], source: str, model: str) -> None:
     """Refuse an input whose channels are not the model's, naming both."""
     if channels != metadata.channels:
@@ -101,7 +128,11 @@ def load_keras_model(folder: Path):
     tensorflow()
     import keras
 
+    path = folder / metadata.file
+    if not zipfile.is_zipfile(path) and path.suffix == ".keras":
+        raise ModelError(f"{path}: not a readable Keras model (not a .keras archive)")
     try:
-        return metadata, keras.models.load_model(folder / metadata.file, compile=False)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder / metadata.file}: cannot load Keras model ({exc})") from None
+        return metadata, keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many kinds on foreign or damaged files
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise ModelError(f"{path}: not a readable Keras model ({reason})") from None

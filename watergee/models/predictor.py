@@ -18,7 +18,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from watergee.models.artifact import ModelMetadata, load_keras_model, read_metadata
+from watergee.core.errors import ModelError
+from watergee.models.artifact import METADATA, ModelMetadata, load_keras_model, read_metadata
 from watergee.models.runtime import tensorflow
 
 DENSE_KINDS = ("pixelcnn", "dense-resnet")
@@ -150,13 +151,32 @@ class Predictor:
 
 def load_predictor(folder: Path, batch_size: int = 4096, threads: int = 0) -> Predictor:
     metadata = read_metadata(folder)
+    path, listed = folder / metadata.file, len(metadata.channels)
     if metadata.kind in (*DENSE_KINDS, "resnet"):
         _, model = load_keras_model(folder)
+        expected = model.inputs[0].shape[-1]
     else:
-        import joblib
-
-        model = joblib.load(folder / metadata.file)
+        model = _load_sklearn(path)
         for step in getattr(model, "steps", [(None, model)]):
             if hasattr(step[1], "n_jobs"):  # the predictor's threads decide, not the saved -1
                 step[1].n_jobs = None
+        per_channel = 3 if metadata.features.get("sklearn") == "patch-stats" else 1
+        inputs = getattr(model, "n_features_in_", None)
+        expected = inputs // per_channel if inputs is not None else listed
+    if expected != listed:
+        raise ModelError(f"{path}: weights expect {expected} channels, {METADATA} lists {listed}")
     return Predictor(metadata, model, batch_size, threads)
+
+
+def _load_sklearn(path: Path) -> Any:
+    """A fitted scikit-learn model; anything that is not one is an error naming the file."""
+    import joblib
+
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling foreign bytes raises almost anything
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ModelError(f"{path}: not a readable scikit-learn model ({reason[:160]})") from None
+    if not hasattr(model, "predict"):
+        raise ModelError(f"{path}: not a scikit-learn model ({type(model).__name__})")
+    return model

@@ -30,7 +30,7 @@ from watergee.io.raster import (
 )
 from watergee.io.stac import write_item
 from watergee.io.vector import read_points
-from watergee.models.artifact import check_channels, read_metadata
+from watergee.models.artifact import check_channels, check_model_folder, read_metadata
 from watergee.models.inference import predict_windows
 from watergee.models.predictor import Predictor, load_predictor
 from watergee.spectral import INDEX_BANDS
@@ -101,6 +101,12 @@ def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
         water = "water" in info.name.lower() and "non" not in info.name.lower()
         colours[info.id] = WATER_COLOUR if water else PALETTE[i % len(PALETTE)]
     return colours
+
+
+def check(settings: Settings) -> None:
+    """The model folder every tile reads, checked before any tile runs (no model loaded)."""
+    if settings.classify.model is not None:
+        check_model_folder(settings.classify.model)
 
 
 def check_written(target: Path, classified: int, stack: gdal.Dataset, source: Path) -> None:

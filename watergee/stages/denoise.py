@@ -22,7 +22,7 @@ from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.denoising import agreement, spectrally_consistent
 from watergee.features import FeatureReader, extract_patches
-from watergee.io.labels import label_raster_for
+from watergee.io.labels import check_labels, label_raster_for
 from watergee.io.raster import (
     BandSpec,
     create_geotiff,
@@ -116,6 +116,11 @@ def _fit(patches: np.ndarray, classes: np.ndarray, opts: DenoiseSettings, seed: 
                         learning_rate=rate, seed=seed, settle=opts.settle)  # fmt: skip
     log.debug("round trained for %d epochs, loss %.4f", len(losses), losses[-1])
     return model, mean, std
+
+
+def check(settings: Settings) -> None:
+    """The one noisy label raster every tile reads, opened before any tile runs."""
+    check_labels(settings.denoise.labels)
 
 
 def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:

@@ -83,6 +83,13 @@ def _figure(
         write_figure(final, map_codes, codes, None, style.colours, style.names)
 
 
+def check(settings: Settings) -> None:
+    """The reference, opened (and its class field found) before the map is read."""
+    opts = settings.evaluate
+    if opts.reference is not None and not opts.sample_design:
+        open_reference(opts.reference, opts.field, opts.all_touched)
+
+
 def evaluate(run: Tile, settings: Settings, out: Path) -> StageResult:
     """`run.source` is the class map; `run.id` names the report."""
     if settings.evaluate.sample_design:

@@ -33,6 +33,9 @@ def extract(tile: Tile, settings: Settings, out: Path) -> StageResult:
         raise TileInputError("no class to extract (--class ID or extract.class_id)")
     source, ds, style = open_class_map(tile, settings, out)
     grid, nodata = grid_of(ds), nodata_of(style)
+    if style.names and opts.class_id not in style.names:
+        listed = ", ".join(f"{k} {v}" for k, v in sorted(style.names.items()))
+        raise TileInputError(f"{source}: has no class {opts.class_id} (its classes: {listed})")
     name = (style.band.metadata or {}).get(f"CLASS_{opts.class_id}", f"class {opts.class_id}")
     target = layout.product(out, tile, f"class{opts.class_id}")
     shown = 1 if opts.value == "one" else opts.class_id

@@ -13,10 +13,15 @@ from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile, write_tile_list
 from watergee.io.raster import ClassStyle, create_geotiff, iter_windows
 from watergee.io.stac import write_item
-from watergee.mosaic import Mosaicker, open_sources, target_grid
+from watergee.mosaic import Mosaicker, open_sources, spatial_reference_of, target_grid
 from watergee.sentinel2 import read_tiles
 
 log = logging.getLogger(__name__)
+
+
+def check(settings: Settings) -> None:
+    """The target CRS, known to GDAL, before any tile is read."""
+    spatial_reference_of(settings.merge.crs, "merge.crs")
 
 
 def merge(run: Tile, settings: Settings, out: Path) -> StageResult:

@@ -16,7 +16,7 @@ from watergee.core.records import write_json_atomic
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.features import FeatureReader, extract_patches
-from watergee.io.labels import label_raster_for
+from watergee.io.labels import check_labels, label_raster_for
 from watergee.io.raster import (
     Grid,
     Window,
@@ -30,7 +30,7 @@ from watergee.io.raster import (
     read_window,
     transformer,
 )
-from watergee.io.vector import read_points
+from watergee.io.vector import class_code, read_points
 from watergee.sampleset import write_shards
 from watergee.sampling import Candidates, code_lookup, patch_fits, pixel_keys, spaced
 from watergee.spectral import normalized_difference
@@ -38,10 +38,28 @@ from watergee.spectral import normalized_difference
 log = logging.getLogger(__name__)
 
 
+def check(settings: Settings) -> None:
+    """The labels or points every tile reads, opened once before any tile runs."""
+    opts = settings.sample
+    if opts.mode == "points":
+        if opts.points is None:
+            raise TileInputError("sample.points is not set (sample.mode: points)")
+        _, _, _, columns = read_points(opts.points, [opts.attribute])  # every geometry
+        point_classes(opts.points, columns[opts.attribute], opts.attribute)  # every class
+    else:
+        check_labels(opts.labels)
+
+
+def point_classes(path: Path, values: np.ndarray, attribute: str) -> np.ndarray:
+    """Integer class codes of points; a value that is none names its feature."""
+    codes = [class_code(path, v, k, attribute) for k, v in enumerate(values.tolist(), start=1)]
+    return np.array(codes, np.int64)
+
+
 def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int], int]:
     """Labelled points that fall on the tile, as {(row, col): code}."""
     wkt, xs, ys, columns = read_points(path, [attribute])
-    values = columns[attribute]
+    values = point_classes(path, columns[attribute], attribute)
     if len(xs) and wkt:
         moved = transformer(wkt, grid.crs_wkt).TransformPoints(np.column_stack([xs, ys]))
         xs, ys = np.array([p[0] for p in moved]), np.array([p[1] for p in moved])
@@ -50,7 +68,7 @@ def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int]
     inside = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
     codes: dict[tuple[int, int], int] = {}
     for r, c, v in zip(rows[inside], cols[inside], values[inside], strict=True):
-        codes[(int(r), int(c))] = int(v)
+        codes[(int(r), int(c))] = v
     return codes
 
 

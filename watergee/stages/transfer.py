@@ -20,6 +20,11 @@ from watergee.io.stac import write_item
 log = logging.getLogger(__name__)
 
 
+def check(settings: Settings) -> None:
+    """The transfer table, read before any tile runs."""
+    read_table(settings.transfer)
+
+
 def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = read_table(settings.transfer)
     if not opts.table and opts.default is None:
