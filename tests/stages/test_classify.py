@@ -198,6 +198,9 @@ def test_svm_writes_its_decision_as_probabilities(tmp_path):
     one_hot = (expected[:, None] == np.array([1, 2, 3])) * 250
     np.testing.assert_array_equal(np.moveaxis(probabilities, 0, -1)[valid], one_hot)
     assert (classes[~valid] == 255).all()
+    ds = open_raster(layout.probabilities(out, tile, "pixel"))  # GDAL gives 0-1, COG layout
+    assert ds.GetRasterBand(1).GetScale() == pytest.approx(1 / 250)
+    assert ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT") == "COG"
 
 
 def test_superpixel_mode_paints_one_class_per_segment(tmp_path):

@@ -171,7 +171,12 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     outputs = [target]
     class_band = BandSpec("class", metadata={f"CLASS_{k}": v for k, v in names.items()})
     probability_path = layout.probabilities(out, tile, opts.mode)
-    probability_specs = [BandSpec(f"p_{c.name or c.id}") for c in predictor.metadata.classes]
+    # uint8 probabilities are stored x250: GDAL's scale gives 0-1 back to every reader
+    scale = 1 / 250 if opts.probabilities == "uint8" else None
+    probability_specs = [
+        BandSpec(f"p_{c.name or c.id}", scale, 0.0 if scale else None)
+        for c in predictor.metadata.classes
+    ]
     classified = 0  # pixels given a class: the file written must hold exactly these
     with create_geotiff(target, grid, [class_band], np.uint8, NODATA, settings.output, metadata,
                         colours=_colour_table(predictor), overviews=True) as writer:  # fmt: skip
@@ -183,7 +188,8 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
             dtype = np.uint8 if opts.probabilities == "uint8" else np.float32
             nodata = NODATA if dtype is np.uint8 else float("nan")
             with create_geotiff(probability_path, grid, probability_specs, dtype, nodata,
-                                settings.output, metadata) as prob_writer:  # fmt: skip
+                                settings.output, metadata,
+                                overviews="AVERAGE") as prob_writer:  # fmt: skip
                 for window, labels, probabilities, valid in painted:
                     writer.write(window, np.where(valid, labels, NODATA).astype(np.uint8))
                     classified += int(valid.sum())
