@@ -118,7 +118,7 @@ def _other_value(section: type, name: str, value):
     elif isinstance(value, tuple):
         candidates += [(2.0, 98.0), (7, 9)]
     elif isinstance(value, str):
-        candidates += [value + "x"]
+        candidates += [value + "x", "2" + value]  # "2" + a size, time or duration is another
     candidates += [-1000.0, 3, 64, [6], Path("/elsewhere/x.tif"), "somewhere"]
     for candidate in candidates:
         try:
