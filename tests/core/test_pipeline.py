@@ -206,3 +206,20 @@ def test_the_demo_config_runs_end_to_end_and_a_rerun_redoes_nothing(tmp_path, mo
     assert again.exit_code == 0 and "pipeline complete" in again.output
     table = [line.split() for line in again.output.splitlines() if line.startswith("T33UU")]
     assert table and all(set(row[1:]) <= {"skip", "."} for row in table)
+
+
+def test_a_step_whose_shared_input_is_missing_fails_its_tiles_and_the_table_is_written(
+    demo_scene, tmp_path, client
+):
+    """The model is checked when its step starts: the steps before it stay done, the run
+    ends with exit 1 and its table, never a bare error."""
+    gone = tmp_path / "no-model"
+    config = _config(tmp_path, f"pipeline:\n  steps: [resample, {{classify: {{model: {gone}}}}}]\n")
+    plan = plan_pipeline(config, demo_scene, tmp_path / "run", read_tiles=read_tiles)
+    report = run_pipeline(plan, _connect(client), read_tiles)
+    header, *rows = table_rows(report)
+    assert header == ["unit", "1:resample", "2:classify-pixel"]
+    assert len(rows) == 2 and all(row[1:] == ["done", "failed"] for row in rows), rows
+    failures = report.reports[2].failures
+    assert {f.error for f in failures} == {f"{gone}: not found (classify.model)"}
+    assert Path(report.table_file).exists() and not report.ok

@@ -212,3 +212,49 @@ def test_tasks_sharing_a_process_read_and_write_single_threaded_on_an_unsafe_gda
     expected = "1" if int(gdal.VersionInfo()) < 3070300 else "ALL_CPUS"
     config, options = client.submit(_threads_in_task, pure=False).result()
     assert config == expected and f"NUM_THREADS={expected}" in options
+
+
+@pytest.mark.parametrize(
+    ("types", "expected"),
+    [
+        ((np.uint16, np.uint8), gdal.GDT_UInt16),
+        ((np.int16, np.uint16), gdal.GDT_Int32),  # neither holds the other: both fit Int32
+        ((np.float32, np.float64), gdal.GDT_Float64),
+        ((np.uint16, np.float32), None),  # a float among DN: refused
+    ],
+)
+def test_a_stack_takes_the_type_every_band_widens_into(tmp_path, types, expected):
+    from watergee.io.bandstack import stack_type
+    from watergee.io.raster import utm_grid, write_array
+
+    paths = []
+    for k, dtype in enumerate(types):
+        paths.append(tmp_path / f"b{k}.tif")
+        write_array(paths[-1], np.full((4, 4), 7, dtype), utm_grid(32633, (0.0, 0.0), 10, 4, 4))
+    if expected is None:
+        with pytest.raises(TileInputError, match=r"b1\.tif: Float32 band among UInt16 bands"):
+            stack_type(paths)
+    else:
+        assert stack_type(paths) == expected
+
+
+def test_a_geographic_raster_reaching_the_poles_is_aligned_not_refused(tmp_path):
+    from watergee.io.raster import (
+        Grid,
+        on_grid,
+        read_codes,
+        spatial_reference,
+        utm_grid,
+        write_array,
+    )
+
+    world = tmp_path / "world.tif"
+    wkt = spatial_reference("EPSG:4326").ExportToWkt()
+    write_array(
+        world,
+        np.full((180, 360), 3, np.uint8),
+        Grid(wkt, (-180.0, 1.0, 0.0, 90.0, 0.0, -1.0), 360, 180),
+    )
+    tile = utm_grid(32633, (300000.0, 5900000.0), 10, 20, 20)
+    ds, warped = on_grid(world, tile)
+    assert warped and (read_codes(ds, Window(0, 0, 20, 20)) == 3).all()

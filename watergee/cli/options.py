@@ -72,8 +72,7 @@ class OneLineErrors(TyperGroup):
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.TyperException as exc:  # Typer's (vendored) click errors derive from it
             context = getattr(exc, "ctx", None)
-            if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
-                typer.echo(context.get_help())
+            if type(exc).__name__ == "NoArgsIsHelpError":  # Typer printed the help already
                 sys.exit(EXIT_USAGE)
             where = context.command_path.partition(" ")[2] if context is not None else ""
             message = " ".join(exc.format_message().replace("Value error, ", "").split())
@@ -189,10 +188,15 @@ def print_summary(report: RunReport) -> None:
         typer.echo("failed:", err=True)
         for failure in report.failures:
             typer.echo(f"  {failure.tile}  {failure.stage}  {failure.error}", err=True)
-        typer.echo(f"failed tiles listed in {report.failed_list} (pass it as --tiles)", err=True)
+        if report.failed_list:
+            typer.echo(
+                f"failed tiles listed in {report.failed_list} (pass it as --tiles)", err=True
+            )
     if report.finish_error:
         typer.echo(f"{report.stage}: gathering results failed: {report.finish_error}", err=True)
-    if report.failures or report.finish_error or report.interrupted is not None:
+    if report.log_file and (
+        report.failures or report.finish_error or report.interrupted is not None
+    ):
         typer.echo(f"log: {report.log_file}", err=True)
 
 

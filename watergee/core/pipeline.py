@@ -33,12 +33,13 @@ from typing import Any
 from watergee.core import layout
 from watergee.core.atomic import atomic_path
 from watergee.core.config import PIPELINE_KEY, Settings, load_settings, read_yaml
-from watergee.core.errors import ConfigError
+from watergee.core.errors import ConfigError, SharedInputError
 from watergee.core.records import read_record
 from watergee.core.registry import STAGES
 from watergee.core.runner import (
     Connect,
     Interrupted,
+    Outcome,
     RunReport,
     conclude_interrupted,
     run_stage,
@@ -432,8 +433,13 @@ def run_pipeline(
                 continue
             context, on_outcome = progress(step, len(todo)) if progress else (None, None)
             with context or contextlib.nullcontext():
-                result = run_stage(step.stage, todo, step.settings, step.out, shared, force,
-                                   on_outcome=on_outcome)  # fmt: skip
+                try:
+                    result = run_stage(step.stage, todo, step.settings, step.out, shared,
+                                       force, on_outcome=on_outcome)  # fmt: skip
+                except SharedInputError as exc:  # what every unit of the step reads is bad
+                    name = step.stage.record_name(step.settings)
+                    result = RunReport(step.stage.name, report.run_id, "", "")
+                    result.outcomes = [Outcome(u.id, name, "failed", 0.0, str(exc)) for u in todo]
             if result.interrupted is not None:
                 shared.close()  # the workers go before their partial files do
                 result = conclude_interrupted(result, todo, step.out)

@@ -109,6 +109,8 @@ def check_submission(settings: ClusterSettings, folder: Path, timeout: float = 6
         )
     except FileNotFoundError:
         raise ClusterError("sbatch not found: this host is not a Slurm submit host") from None
+    except OSError as exc:
+        raise ClusterError(f"cannot run sbatch ({exc})") from None
     except subprocess.TimeoutExpired:
         raise ClusterError(f"sbatch --test-only gave no answer in {timeout:.0f} s") from None
     finally:

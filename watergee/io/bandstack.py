@@ -3,6 +3,7 @@ coarser bands, a virtual stack with nothing written, and a streamed GeoTIFF stac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +206,7 @@ def stack_type(sources: Sequence[Path]) -> int:
         path: np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(t)) for path, t in types.items()
     }
     kinds = {d.kind == "f" for d in dtypes.values()}
-    widest = max(dtypes.values(), key=lambda d: (d.kind == "f", d.itemsize, d.kind == "i"))
+    widest = functools.reduce(np.promote_types, dtypes.values())  # Int16 + UInt16: Int32
     for path, dtype in dtypes.items():
         if len(kinds) > 1 and dtype.kind == "f":
             others = sorted(
@@ -217,9 +218,8 @@ def stack_type(sources: Sequence[Path]) -> int:
             )
         if not np.can_cast(dtype, widest, casting="safe"):
             raise TileInputError(
-                f"{path}: {gdal.GetDataTypeName(types[path])} does not fit the stack's "
-                f"{gdal.GetDataTypeName(types[next(p for p in dtypes if dtypes[p] == widest)])} "
-                "without clipping"
+                f"{path}: {gdal.GetDataTypeName(types[path])} does not fit a "
+                f"{widest} stack without clipping"
             )
     return gdal_array.NumericTypeCodeToGDALTypeCode(widest)
 

@@ -508,10 +508,17 @@ def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
         raise GridMismatchError(f"{path}: has no CRS, cannot be aligned to the tile grid")
     a, b = own.bounds, grid.bounds
     if not own.same_crs(grid):
+        # geographic rasters may reach the poles or the antimeridian, where transformed
+        # bounds say nothing: the alpha band of the warp tells outside from inside there
+        geographic = spatial_reference(own.crs_wkt).IsGeographic()
         try:
-            a = cached_transformer(own.crs_wkt, grid.crs_wkt).TransformBounds(*a, 21)
+            a = (
+                b
+                if geographic
+                else cached_transformer(own.crs_wkt, grid.crs_wkt).TransformBounds(*a, 21)
+            )
         except RuntimeError:
-            a = b  # bounds that cannot be transformed (a pole): let the warp decide
+            a = b
     if a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3]:
         raise GridMismatchError(f"{path}: does not overlap the tile ({a} vs {b})")
     # an alpha band marks what lies outside `path`: never read as code 0 or value 0

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
 
 from watergee.core import layout
 from watergee.core.config import ClassifySettings, Settings
-from watergee.core.errors import MissingBandError, ModelError, OutputError, TileInputError
+from watergee.core.errors import MissingBandError, ModelError, OutputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.features import FeatureReader, extract_patches
@@ -24,7 +23,6 @@ from watergee.io.raster import (
     grid_of,
     iter_windows,
     open_raster,
-    overview_sample,
     read_codes,
     write_quicklook,
 )
@@ -109,19 +107,19 @@ def check(settings: Settings) -> None:
         check_model_folder(settings.classify.model)
 
 
-def check_written(target: Path, classified: int, stack: gdal.Dataset, source: Path) -> None:
+def check_written(targets: list[Path], classified: int, source: Path) -> None:
     """Never a finished class map that is wrong: its valid pixels, read back, must be those
-    classified, and a stack with data must give some (no data everywhere is a failed read)."""
-    if classified == 0 and np.isfinite(overview_sample(stack, [1], max_side=256)).any():
-        target.unlink(missing_ok=True)
-        raise TileInputError(f"{source}: has data, but no pixel could be classified")
-    written = count_valid(target)
+    classified; else it goes, with the probabilities written beside it."""
+    written = count_valid(targets[0])
     if written != classified:
-        target.unlink(missing_ok=True)
+        for path in targets:
+            path.unlink(missing_ok=True)
         raise OutputError(
-            f"{target}: holds {written} classified pixels, {classified} were computed "
+            f"{targets[0]}: holds {written} classified pixels, {classified} were computed "
             "(written wrongly, removed)"
         )
+    if classified == 0:
+        log.warning("%s: no pixel could be classified (no data within the model's reach)", source)
 
 
 def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
@@ -200,7 +198,7 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
                         planes = np.where(valid, planes, np.nan).astype(np.float32)
                     prob_writer.write(window, planes)
             outputs.append(probability_path)
-    check_written(target, classified, ds, source)
+    check_written(outputs, classified, source)
     if opts.quicklook:
         look = layout.quicklook(out, tile, opts.mode)
         write_quicklook(target, look)
