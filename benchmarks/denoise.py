@@ -27,9 +27,10 @@ import numpy as np
 
 from watergee.core.config import load_settings
 from watergee.demo import make_demo
-from watergee.io.raster import open_raster, raster_grid, write_array
+from watergee.io.raster import band_index, open_raster, raster_grid, write_array
 from watergee.metrics import detection_scores
 from watergee.sentinel2 import parse_tiles, read_tiles
+from watergee.spectral import normalized_difference
 from watergee.stages import denoise as denoise_stage
 from watergee.stages.combine import combine
 from watergee.stages.resample import resample
@@ -80,9 +81,8 @@ def havel(work: Path, real: Path) -> tuple[Any, Path, dict[str, np.ndarray]]:
     resample(tile, settings, work)
     stack = combine(tile, settings, work).outputs[0]
     ds = open_raster(stack)
-    green, swir = (ds.GetRasterBand(b).ReadAsArray().astype(np.float64) for b in (2, 9))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mndwi = (green - swir) / (green + swir)
+    green, swir = (ds.GetRasterBand(band_index(ds, b)).ReadAsArray() for b in ("B03", "B11"))
+    mndwi = normalized_difference(green, swir)
     labels = work / "mndwi_water.tif"
     write_array(labels, (mndwi > 0).astype(np.uint8), raster_grid(stack))
     reference = open_raster(root / "derived" / "ref_labels_10m.tif").ReadAsArray()

@@ -21,17 +21,7 @@ from osgeo import gdal, osr
 
 from watergee import mgrs
 from watergee.core.errors import TileInputError
-from watergee.io.raster import Grid, Window, gdal_reason, grid_of, open_raster
-
-
-def spatial_reference_of(wkt_or_code: str, origin: str = "") -> osr.SpatialReference:
-    srs = osr.SpatialReference()
-    try:
-        srs.SetFromUserInput(wkt_or_code)
-    except RuntimeError as exc:
-        raise TileInputError(f"{origin or wkt_or_code}: not a CRS GDAL knows ({exc})") from None
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
+from watergee.io.raster import Grid, Window, gdal_reason, grid_of, open_raster, spatial_reference
 
 
 def _transform(source: osr.SpatialReference, target: osr.SpatialReference):
@@ -53,7 +43,7 @@ class Source:
 def open_sources(paths: Sequence[Path], names: Sequence[str], crs: str) -> list[Source]:
     """The class maps with their footprints in `crs` (edges densified, so curved footprints
     are bounded) and their MGRS keys where their tile names have one."""
-    target = spatial_reference_of(crs, f"merge.crs {crs}")
+    target = spatial_reference(crs, f"merge.crs {crs}")
     sources = []
     for path, name in zip(paths, names, strict=True):
         if not path.exists():
@@ -70,7 +60,7 @@ def open_sources(paths: Sequence[Path], names: Sequence[str], crs: str) -> list[
             np.column_stack([west + (east - west) * steps, np.full(33, north)]),
             np.column_stack([np.full(33, west), south + (north - south) * steps]),
         ])  # fmt: skip
-        to_target = _transform(spatial_reference_of(grid.crs_wkt), target)
+        to_target = _transform(spatial_reference(grid.crs_wkt), target)
         moved = np.array(to_target.TransformPoints(ring))[:, :2]
         bounds = (*moved.min(0), *moved.max(0))
         centre_point = to_target.TransformPoint((west + east) / 2, (south + north) / 2)
@@ -98,7 +88,7 @@ def target_grid(sources: Sequence[Source], crs: str, resolution: float) -> Grid:
     east = math.ceil(max(s.bounds[2] for s in sources) / resolution) * resolution
     north = math.ceil(max(s.bounds[3] for s in sources) / resolution) * resolution
     width, height = round((east - west) / resolution), round((north - south) / resolution)
-    wkt = spatial_reference_of(crs).ExportToWkt()
+    wkt = spatial_reference(crs).ExportToWkt()
     return Grid(wkt, (west, resolution, 0.0, north, 0.0, -resolution), width, height)
 
 
@@ -122,7 +112,7 @@ class Mosaicker:
         self.sources = list(sources)
         self.grid = grid
         self.to_geographic = _transform(
-            spatial_reference_of(grid.crs_wkt), spatial_reference_of("EPSG:4326")
+            spatial_reference(grid.crs_wkt), spatial_reference("EPSG:4326")
         )
         self.index = {s.key: i for i, s in enumerate(self.sources) if s.key is not None}
 

@@ -145,8 +145,19 @@ class MaskRegion:
         return read_codes(self._on_grid[grid], window) > 0
 
 
+def require_clip_inputs(opts: ClipSettings) -> None:
+    """The clip settings name what the rule needs, and something to clip by."""
+    if opts.rule == "footprints" and opts.footprints is None:
+        raise TileInputError("clip.footprints is not set (clip.rule: footprints)")
+    if opts.rule == "mask" and opts.mask is None:
+        raise TileInputError("clip.mask is not set (clip.rule: mask)")
+    if opts.rule == "none" and opts.aoi is None:
+        raise TileInputError("nothing to clip by: clip.rule is none and no clip.aoi is given")
+
+
 def owned_regions(tile_id: str, opts: ClipSettings, origin: Path) -> list[Region]:
     """The regions a tile's pixels must lie in: the part it owns, and the boundary."""
+    require_clip_inputs(opts)
     regions: list[Region] = []
     if opts.rule == "mgrs":
         try:
@@ -156,15 +167,9 @@ def owned_regions(tile_id: str, opts: ClipSettings, origin: Path) -> list[Region
                 f"{origin}: {exc}; use clip.rule footprints or mask for other tiles"
             ) from None
     elif opts.rule == "footprints":
-        if opts.footprints is None:
-            raise TileInputError("clip.footprints is not set (clip.rule: footprints)")
         regions.append(PolygonRegion(PolygonMask(opts.footprints, opts.footprint_field, tile_id)))
     elif opts.rule == "mask":
-        if opts.mask is None:
-            raise TileInputError("clip.mask is not set (clip.rule: mask)")
         regions.append(MaskRegion(opts.mask))
     if opts.aoi is not None:
         regions.append(PolygonRegion(PolygonMask(opts.aoi)))
-    if not regions:
-        raise TileInputError("nothing to clip by: clip.rule is none and no clip.aoi is given")
     return regions

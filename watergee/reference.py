@@ -29,7 +29,7 @@ from watergee.io.raster import (
     read_codes,
     transformer,
 )
-from watergee.io.vector import PolygonMask, class_code, read_points
+from watergee.io.vector import PolygonMask, class_codes, read_points
 
 _VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".kml", ".gml", ".sqlite"}
 
@@ -153,9 +153,7 @@ class PointReference:
         labelled = np.array([value is not None for value in raw.tolist()], bool)
         self.unlabelled = int((~labelled).sum())
         self.xs, self.ys = self.xs[labelled], self.ys[labelled]
-        numbers = np.flatnonzero(labelled) + 1
-        pairs = zip(raw[labelled], numbers, strict=True)
-        self.values = np.array([class_code(path, v, int(k), field) for v, k in pairs], np.int64)
+        self.values = class_codes(path, raw[labelled], field, np.flatnonzero(labelled) + 1)
 
     def pixels(self, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) of each point on `grid`; outside the grid: -1."""

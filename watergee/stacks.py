@@ -43,24 +43,23 @@ def band_stack(tile: Tile, settings: Settings) -> tuple[gdal.Dataset, list[Path]
 HIGH_P99, LOW_MEDIAN = 1.5, 0.001
 
 
-def check_scaling(ds: gdal.Dataset, scaling: Scaling, origin: Path) -> str | None:
-    """A warning (also noted for the tile's record) when the stack's reflectance cannot be
+def check_scaling(ds: gdal.Dataset, scaling: Scaling, origin: Path) -> None:
+    """A warning in the log and the tile's record when the stack's reflectance cannot be
     right: 99th percentile above 1.5 (a x1000 product read as x10000 is the other way round:
     a median below 0.001), e.g. a wrong quantification or a missing -1000 offset."""
     sample = overview_sample(ds, range(1, ds.RasterCount + 1), max_side=256)
     values = sample[np.isfinite(sample)]
     if values.size == 0:
-        return None
+        return
     p99, median = float(np.percentile(values, 99)), float(np.median(values))
     if p99 <= HIGH_P99 and median >= LOW_MEDIAN:
-        return None
+        return
     offsets = sorted(set(scaling.offsets.values())) or [0.0]
     offset = ", ".join(f"{o:g}" for o in offsets)
-    warning = (
+    note(
+        "warnings",
         f"{origin}: reflectance looks mis-scaled (99th percentile {p99:.3g}, median "
         f"{median:.3g}) with (DN + {offset}) / {scaling.quantification:g} from "
         f"{scaling.source}; set sentinel2.quantification / sentinel2.offset if the product "
-        "uses another scale"
+        "uses another scale",
     )
-    note("warnings", warning)
-    return warning

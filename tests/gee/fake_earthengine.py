@@ -48,6 +48,11 @@ def world(band: str, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return (np.sin(lon * 40 * k) * np.cos(lat * 30) + k / 10).astype(np.float32)
 
 
+def corner(x: float, y: float) -> tuple[int, int]:
+    """A request's (or cell's first block's) north-west corner, as refusals are keyed."""
+    return round(x * 1e6), round(y * 1e6)
+
+
 class FakeComputePixels:
     def __init__(self, refuse: dict[tuple[int, int], list[int]] | None = None,
                  delay: float = 0.0) -> None:  # fmt: skip
@@ -59,6 +64,10 @@ class FakeComputePixels:
         self.calls = 0
         self.refused = 0
         self.violations: list[str] = []
+
+    def refuse_cell(self, cell, statuses: list[int]) -> None:
+        """Answer the first block of `cell` with these HTTP statuses, one per request."""
+        self.refuse[corner(cell.west, cell.north)] = list(statuses)
 
     def __call__(self, params: dict) -> np.ndarray:
         with self.lock:
@@ -80,7 +89,7 @@ class FakeComputePixels:
             self.violations.append(f"{width}x{height}x{len(bands)}")
             raise api_error(400)
         affine = grid["affineTransform"]
-        key = (round(affine["translateX"] * 1e6), round(affine["translateY"] * 1e6))
+        key = corner(affine["translateX"], affine["translateY"])
         with self.lock:
             statuses = self.refuse.get(key)
             status = statuses.pop(0) if statuses else None

@@ -41,7 +41,7 @@ def test_a_failed_cell_exits_1_and_is_listed(no_server, key_file, grid, tmp_path
     from watergee.gee.grid import read_grid
 
     first = cell_grids(read_grid(grid), GeeSettings(cell_pixels=64))[0]
-    no_server.refuse[(round(first.west * 1e6), round(first.north * 1e6))] = [400]
+    no_server.refuse_cell(first, [400])
     out = tmp_path / "tiles"
     result = runner.invoke(app, _args(grid, out, key))
     assert result.exit_code == 1

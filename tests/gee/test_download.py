@@ -87,9 +87,9 @@ def test_download_writes_each_cell_as_the_service_answers_it(tmp_path, grid):
     cells = cell_grids(read_grid(grid), SETTINGS)
     first = cells[0]
     # two refusals (quota, then server) on the first block of the first cell, one on another
-    refuse = {(round(first.west * 1e6), round(first.north * 1e6)): [429, 503],
-              (round(cells[4].west * 1e6), round(cells[4].north * 1e6)): [503]}  # fmt: skip
-    fake = FakeComputePixels(refuse)
+    fake = FakeComputePixels()
+    fake.refuse_cell(first, [429, 503])
+    fake.refuse_cell(cells[4], [503])
     waits = []
     report = run_download(tmp_path / "out", grid, fake, sleep=waits.append)
     assert not fake.violations and fake.most_flying <= SETTINGS.concurrency
@@ -144,7 +144,8 @@ def test_a_cell_damaged_in_place_at_the_same_size_is_downloaded_again(tmp_path, 
 def test_a_cell_the_service_refuses_fails_alone(tmp_path, grid):
     cells = cell_grids(read_grid(grid), SETTINGS)
     bad = cells[3]
-    fake = FakeComputePixels({(round(bad.west * 1e6), round(bad.north * 1e6)): [400]})
+    fake = FakeComputePixels()
+    fake.refuse_cell(bad, [400])
     report = run_download(tmp_path / "out", grid, fake)
     assert set(report.failed) == {bad.id} and "not found" in report.failed[bad.id]
     assert len(report.done) == 8

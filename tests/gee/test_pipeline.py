@@ -86,7 +86,7 @@ def test_a_failed_download_blocks_every_later_step(no_server, key_file, grid, tm
     from watergee.gee.grid import read_grid
 
     first = cell_grids(read_grid(grid), GeeSettings(cell_pixels=64))[0]
-    no_server.refuse[(round(first.west * 1e6), round(first.north * 1e6))] = [400]
+    no_server.refuse_cell(first, [400])
     out = tmp_path / "run"
     result = runner.invoke(app, _args(grid, out, key_file[0]))
     assert result.exit_code == 1, result.output

@@ -18,11 +18,12 @@ from watergee.models.pixelcnn import build_pixelcnn
 def _server(folder, half_turn=False):
     import ee
 
-    probability, metadata, _ = model_image(folder, ee.Image(FEATURES_ID))
+    probability, metadata = model_image(folder, ee.Image(FEATURES_ID))
     encoded = ee.serializer.encode(probability, for_cloud_api=True)
     names = [f"probability_{c.id}" for c in metadata.classes]
 
     def fetch(params):
+        assert params["bandIds"] == [*FEATURE_BANDS, *names, MASK]  # what selftest compares
         grid = params["grid"]
         w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
         a = grid["affineTransform"]

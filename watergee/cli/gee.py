@@ -194,7 +194,7 @@ def predict(
     cells = read_grid(grid, opts.cell)
     with offline() if dry_run else contextlib.nullcontext():
         if not dry_run:
-            connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
+            connect(opts)
         bounds = grid_bounds(cells)
         area = region(bounds)
         image = prediction(folder, opts, area, probabilities)
@@ -229,7 +229,7 @@ def selftest(
     except ValueError:
         raise fail(f"--at {at}: give lon,lat in degrees") from None
     opts = _settings(config, set_).gee
-    connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
+    connect(opts)
     report = run_selftest(folder, opts, lon, lat)
     typer.echo(f"block at {report.west:.6f}, {report.north:.6f}: largest difference "
                f"{report.max_difference:.3g} over {report.pixels} pixels")  # fmt: skip

@@ -122,6 +122,16 @@ def downloaded_tiles(out: Path) -> Path:
     return out / "tiles.txt"
 
 
+def downloaded_features(out: Path) -> Path:
+    """The folder of the cells' features (features/<id>.tif): the tiles of the steps after."""
+    return out / "features"
+
+
+def download_state(out: Path) -> Path:
+    """Where a download keeps each cell's record and its failed list."""
+    return out / STATE_DIR / "gee"
+
+
 def downloaded_labels(out: Path) -> Path:
     """The folder of the cells' noisy water labels (labels/<id>.tif)."""
     return out / "labels"

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from watergee.core.errors import WatergeeError
+
 if TYPE_CHECKING:
     from watergee.core.config import Settings
     from watergee.core.runner import Outcome
@@ -99,8 +101,6 @@ class Stage:
             if dotted.endswith(".model") and not (Path(path) / "model.json").is_file():
                 return f"{path}: not a model folder, no model.json ({dotted})"
         if self.check is not None:
-            from watergee.core.errors import WatergeeError
-
             try:
                 resolve(self.check)(settings)
             except WatergeeError as exc:

@@ -13,12 +13,13 @@ and files are intact is skipped on a re-run, so an interrupted download resumes 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import random
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,15 +172,18 @@ def ee_fetch(params: dict[str, Any]) -> np.ndarray:
     return ee.data.computePixels(params)
 
 
-def _planes(result: np.ndarray, block: Window, where: str) -> np.ndarray:
-    """(bands, rows, cols) float32 from computePixels' structured array."""
+def answer_planes(
+    result: np.ndarray, block: Window, where: str, bands: Sequence[str] = BANDS
+) -> np.ndarray:
+    """(bands, rows, cols) float32 from computePixels' structured array, checked to hold
+    `bands` at the block's size."""
     names = result.dtype.names or ()
-    missing = [b for b in BANDS if b not in names]
+    missing = [b for b in bands if b not in names]
     if missing or result.shape != (block.height, block.width):
         raise EarthEngineError(f"{where}: answer has shape {result.shape} and bands "
                                f"{list(names)}, expected {(block.height, block.width)} and "
-                               f"{list(BANDS)}")  # fmt: skip
-    return np.stack([np.asarray(result[b], np.float32) for b in BANDS])
+                               f"{list(bands)}")  # fmt: skip
+    return np.stack([np.asarray(result[b], np.float32) for b in bands])
 
 
 @dataclass
@@ -195,8 +199,9 @@ class DownloadReport:
 
 def paths(out: Path, cell_id: str) -> tuple[Path, Path, Path]:
     """(features, labels, record) of a cell."""
-    return (out / "features" / f"{cell_id}.tif", layout.downloaded_labels(out) / f"{cell_id}.tif",
-            out / ".watergee" / "gee" / f"{cell_id}.json")  # fmt: skip
+    return (layout.downloaded_features(out) / f"{cell_id}.tif",
+            layout.downloaded_labels(out) / f"{cell_id}.tif",
+            layout.download_state(out) / f"{cell_id}.json")  # fmt: skip
 
 
 def expression_digest(expression: Any) -> str:
@@ -236,7 +241,7 @@ def _write_cell(out: Path, cell: CellGrid, planes: np.ndarray, digest: str,
     whole = Window(0, 0, cell.side, cell.side)
     specs = [BandSpec(name) for name in FEATURE_CHANNELS]
     with create_geotiff(features_path, grid, specs, np.float32, float("nan"), output) as w:
-        w.write(whole, values.astype(np.float32))
+        w.write(whole, values)
     colours = {WATER: (30, 100, 220), LAND: (235, 225, 200)}
     with create_geotiff(labels_path, grid, [BandSpec("noisy water label")], np.uint8, UNKNOWN,
                         output, colours=colours) as w:  # fmt: skip
@@ -273,19 +278,13 @@ def download(
         for path in paths(out, cell.id)[:2]:
             remove_partials(path)
     buffers: dict[str, np.ndarray] = {}
-    left: dict[str, int] = {}
-    by_id = {cell.id: cell for cell in pending}
-
-    def jobs() -> Iterator[tuple[CellGrid, Window]]:
-        for cell in pending:
-            for block in blocks:
-                yield cell, block
+    left = {cell.id: len(blocks) for cell in pending}  # blocks still to come per cell
 
     def settle(future: Future, cell: CellGrid, block: Window) -> None:
         if cell.id in report.failed:
             return
         try:
-            planes = _planes(future.result(), block, cell.id)
+            planes = answer_planes(future.result(), block, cell.id)
         except Exception as exc:
             report.failed[cell.id] = _reason(exc)
             buffers.pop(cell.id, None)
@@ -298,7 +297,7 @@ def download(
         left[cell.id] -= 1
         if left[cell.id] == 0:
             try:
-                _write_cell(out, by_id[cell.id], buffers.pop(cell.id), digest, output)
+                _write_cell(out, cell, buffers.pop(cell.id), digest, output)
             except Exception as exc:
                 report.failed[cell.id] = _reason(exc)
                 if progress:
@@ -310,21 +309,22 @@ def download(
 
     with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="computePixels") as pool:
         flying: dict[Future, tuple[CellGrid, Window]] = {}
+
+        def drain(limit: int) -> None:
+            """Settle requests as they finish until fewer than `limit` are in flight."""
+            while len(flying) >= limit:
+                finished, _ = wait(flying, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    settle(future, *flying.pop(future))
+
         try:
-            for cell, block in jobs():
-                left.setdefault(cell.id, len(blocks))
-                while len(flying) >= settings.concurrency:
-                    finished, _ = wait(flying, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        settle(future, *flying.pop(future))
+            for cell, block in itertools.product(pending, blocks):
+                drain(settings.concurrency)
                 if cell.id in report.failed:
                     continue
                 flying[pool.submit(caller, request(expression, cell, block))] = (cell, block)
                 report.requests += 1
-            while flying:
-                finished, _ = wait(flying, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    settle(future, *flying.pop(future))
+            drain(1)
         except BaseException:
             caller.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -342,7 +342,7 @@ def write_tile_list(out: Path, cells: list[CellGrid], failed: Iterable[str] = ()
     path = layout.downloaded_tiles(out)
     left_out = set(failed)
     lines = ["# Earth Engine cells: features per cell; noisy labels in labels/"]
-    lines += [f"features/{cell.id}.tif" for cell in cells if cell.id not in left_out]
+    lines += [str(paths(out, c.id)[0].relative_to(out)) for c in cells if c.id not in left_out]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path

@@ -156,9 +156,11 @@ def write_grid(cells: list[Cell], path: Path, cell: float) -> Path:
     if driver_name is None:
         raise OutputError(f"{path}: unknown vector format (use .gpkg, .geojson, .fgb or .shp)")
     digits = id_digits(cell)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        source = ogr.GetDriverByName(driver_name).CreateDataSource(str(tmp))
+        try:
+            source = ogr.GetDriverByName(driver_name).CreateDataSource(str(tmp))
+        except RuntimeError as exc:
+            raise OutputError(f"{path}: cannot write grid ({exc})") from None
         layer = source.CreateLayer(LAYER, spatial_reference(WGS84), ogr.wkbPolygon)
         for name, kind in (("id", ogr.OFTString), ("row", ogr.OFTInteger),
                            ("col", ogr.OFTInteger), ("cell_deg", ogr.OFTReal)):  # fmt: skip
@@ -189,11 +191,14 @@ def read_grid(
         raise TileInputError(f"{path}: no attributes 'id' and 'cell_deg' (not a watergee grid)")
     cells = []
     for feature in layer:
-        size = feature.GetField("cell_deg")
+        size, geometry = feature.GetField("cell_deg"), feature.GetGeometryRef()
+        if size is None or geometry is None:
+            raise TileInputError(f"{path}: cell {feature.GetField('id')} has no size or "
+                                 "geometry (not a watergee grid)")  # fmt: skip
         if cell is not None and not math.isclose(size, cell, rel_tol=1e-12):
             raise TileInputError(f"{path}: cell {feature.GetField('id')} is {size:g} deg, the "
                                  f"settings say gee.cell {cell:g}")  # fmt: skip
-        west, east, south, north = feature.GetGeometryRef().GetEnvelope()
+        west, east, south, north = geometry.GetEnvelope()
         cells.append((feature.GetField("id"), (west, south, east, north)))
     del source
     if not cells:

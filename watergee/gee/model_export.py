@@ -61,11 +61,11 @@ def load_network(folder: Path) -> Network:
     return Network(metadata, model, read_network(model, str(folder)))
 
 
-def model_image(folder: Path, features: Any) -> tuple[Any, ModelMetadata, list[Step]]:
+def model_image(folder: Path, features: Any) -> tuple[Any, ModelMetadata]:
     """The probabilities image of the model in `folder` over `features` (its channels in
     order); its bands are named probability_<class id>."""
     network = load_network(folder)
-    return network.image(features), network.metadata, network.steps
+    return network.image(features), network.metadata
 
 
 def local_difference(

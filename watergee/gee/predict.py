@@ -24,7 +24,7 @@ MAX_PIXELS = 1e13
 def prediction(folder: Path, settings: GeeSettings, region: Any, probabilities: bool) -> Any:
     """The class band (and the probability bands) of the model over the composite."""
     composite = features(settings, region).select(list(FEATURE_BANDS))
-    probability, metadata, _ = model_image(folder, composite)
+    probability, metadata = model_image(folder, composite)
     if list(metadata.channels) != list(FEATURE_CHANNELS):
         raise ModelError(f"{folder}: model channels {', '.join(metadata.channels)}; the Earth "
                          f"Engine composite gives {', '.join(FEATURE_CHANNELS)}")  # fmt: skip
@@ -62,4 +62,6 @@ def export_task(
              "formatOptions": {"cloudOptimized": True}}  # fmt: skip
     if destination == "drive":
         return ee.batch.Export.image.toDrive(folder=target, **files, **common)
-    return ee.batch.Export.image.toCloudStorage(bucket=target, **files, **common)
+    if destination == "storage":
+        return ee.batch.Export.image.toCloudStorage(bucket=target, **files, **common)
+    raise ValueError(f"export destination {destination!r}: choose asset, drive or storage")

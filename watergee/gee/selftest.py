@@ -17,7 +17,7 @@ import numpy as np
 
 from watergee.core.config import GeeSettings
 from watergee.gee.composite import FEATURE_BANDS, features
-from watergee.gee.download import CellGrid, Fetch, ee_fetch, request
+from watergee.gee.download import CellGrid, Fetch, answer_planes, ee_fetch, request
 from watergee.gee.model_export import TOLERANCE, load_network
 from watergee.io.raster import Window
 from watergee.models.predictor import Predictor
@@ -68,9 +68,11 @@ def selftest(
     params = request(image, block, Window(0, 0, block.side, block.side))
     params["bandIds"] = [*FEATURE_BANDS, *network.bands, MASK]
     answer = (fetch or ee_fetch)(params)
-    values = np.stack([np.asarray(answer[b], np.float32) for b in FEATURE_BANDS])
-    served = np.stack([np.asarray(answer[n], np.float64) for n in network.bands], axis=-1)
-    mask = np.asarray(answer[MASK]) > 0
+    planes = answer_planes(answer, Window(0, 0, block.side, block.side), "selftest",
+                           params["bandIds"])  # fmt: skip
+    values, served = planes[: len(FEATURE_BANDS)], planes[len(FEATURE_BANDS) : -1]
+    served = np.moveaxis(served, 0, -1).astype(np.float64)
+    mask = planes[-1] > 0
     predictor = Predictor(network.metadata, network.model)  # as `watergee classify` computes
     halo = predictor.halo
     inner = block.side - 2 * halo

@@ -14,10 +14,13 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from watergee.core.errors import WatergeeError
+
+if TYPE_CHECKING:
+    from watergee.core.config import GeeSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +58,13 @@ def service_account_credentials(account: str, key_file: Path) -> Any:
                                f"({type(exc).__name__})") from None  # fmt: skip
 
 
-def connect(
-    project: str | None,
-    service_account: str | None = None,
-    key_file: Path | None = None,
-    high_volume: bool = False,
-) -> str:
-    """Initialise earthengine-api for `project`; returns the project id."""
+def connect(opts: GeeSettings) -> str:
+    """Initialise earthengine-api for the settings' project and credentials; returns the
+    project id."""
     import ee
 
-    project = project_id(project)
+    service_account, key_file, high_volume = opts.service_account, opts.key_file, opts.high_volume
+    project = project_id(opts.project)
     credentials: Any = "persistent"  # what `earthengine authenticate` stored
     if service_account or key_file:
         if not (service_account and key_file):

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from watergee.core import layout
 from watergee.core.atomic import atomic_path
 from watergee.core.config import Settings
 from watergee.core.stage import StageResult
@@ -37,7 +38,7 @@ Announce = Callable[[str, int], None]
 
 def failed_list(out: Path) -> Path:
     """The cells a download could not fetch, one `id<TAB>reason` per line."""
-    return out / ".watergee" / "gee" / "failed.txt"
+    return layout.download_state(out) / "failed.txt"
 
 
 def download_grid(
@@ -51,7 +52,7 @@ def download_grid(
     tile list of the cells on disk and the list of those that failed."""
     opts = settings.gee
     cells = read_grid(grid, opts.cell)
-    project = connect(opts.project, opts.service_account, opts.key_file, opts.high_volume)
+    project = connect(opts)
     import ee
 
     ee.data.setMaxRetries(0)  # retries follow gee.retries and gee.backoff instead

@@ -27,10 +27,14 @@ osr.UseExceptions()
 gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
 
 
-def spatial_reference(definition: str) -> osr.SpatialReference:
-    """A CRS from WKT or any definition GDAL knows (EPSG:3035), axes in x/y (lon/lat) order."""
+def spatial_reference(definition: str, origin: str = "") -> osr.SpatialReference:
+    """A CRS from WKT or any definition GDAL knows (EPSG:3035), axes in x/y (lon/lat) order;
+    one GDAL does not know is an error naming `origin` (a setting) or the definition."""
     srs = osr.SpatialReference()
-    srs.SetFromUserInput(definition)
+    try:
+        srs.SetFromUserInput(definition)
+    except RuntimeError as exc:
+        raise TileInputError(f"{origin or definition}: not a CRS GDAL knows ({exc})") from None
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     return srs
 
@@ -343,16 +347,26 @@ def read_band(ds: gdal.Dataset, index: int, *args: int, **kwargs: int) -> np.nda
         ) from None
 
 
-def _as_values(band: gdal.Band, data: np.ndarray, scaled: bool) -> np.ndarray:
+def _as_values(
+    band: gdal.Band, data: np.ndarray, scaled: bool, counted: tuple[slice, slice] | None = None
+) -> np.ndarray:
     """float32 with the band's nodata as NaN, optionally scaled to physical values. Values
-    that are not finite (NaN, +-inf) or do not fit float32 are no data too, never a value."""
+    that are not finite (NaN, +-inf) or do not fit float32 are no data too, never a value;
+    those inside `counted` (a window without its halo) are counted for the tile's record."""
     with np.errstate(over="ignore"):
         values = data.astype(np.float32)
     nodata = band.GetNoDataValue()
+    is_nodata = None
     if nodata is not None:
-        values[data == nodata] = np.nan
+        is_nodata = np.isnan(data) if np.isnan(nodata) else data == nodata
+        values[is_nodata] = np.nan
     if data.dtype.kind == "f":
-        values[~np.isfinite(values)] = np.nan
+        invalid = ~np.isfinite(values)
+        if is_nodata is not None:
+            invalid &= ~is_nodata
+        if counted is not None and (count := int(invalid[counted].sum())):
+            note("invalid_values", count, add=True)
+        values[invalid] = np.nan
     if scaled:
         values *= np.float32(band.GetScale() or 1.0)
         values += np.float32(band.GetOffset() or 0.0)
@@ -397,31 +411,15 @@ def read_window(
             data = readers[b].read(rx0, ry0, rx1 - rx0, ry1 - ry0)
         else:
             data = read_band(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
-        if data.dtype.kind == "f":
-            inner = (window.row - ry0, window.col - rx0, window.height, window.width)
-            _count_invalid(data, ds.GetRasterBand(b).GetNoDataValue(), inner)
-        values = _as_values(ds.GetRasterBand(b), data, scaled)
+        # the window proper, without its halo: windows tile the raster once
+        counted = (slice(max(window.row - ry0, 0), window.row - ry0 + window.height),
+                   slice(max(window.col - rx0, 0), window.col - rx0 + window.width))  # fmt: skip
+        values = _as_values(ds.GetRasterBand(b), data, scaled, counted)
         outside = _outside(ds, b, rx0, ry0, rx1 - rx0, ry1 - ry0)
         if outside is not None:
             values[outside] = np.nan
         out[k, ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0] = values
     return out
-
-
-def _count_invalid(
-    data: np.ndarray, nodata: float | None, inner: tuple[int, int, int, int]
-) -> None:
-    """Count, for the record, float values that are not finite or overflow float32 inside the
-    window proper (halos overlap their neighbours; windows tile the raster once)."""
-    row, col, height, width = inner
-    part = data[max(row, 0) : row + height, max(col, 0) : col + width]
-    with np.errstate(over="ignore"):
-        bad = ~np.isfinite(part.astype(np.float32))
-    if nodata is not None and not np.isfinite(nodata):
-        bad &= ~(np.isnan(part) if np.isnan(nodata) else part == nodata)
-    count = int(bad.sum())
-    if count:
-        note("invalid_values", count, add=True)
 
 
 def count_valid(path: Path, side: int = 2048) -> int:
@@ -509,16 +507,11 @@ def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
     a, b = own.bounds, grid.bounds
     if not own.same_crs(grid):
         # geographic rasters may reach the poles or the antimeridian, where transformed
-        # bounds say nothing: the alpha band of the warp tells outside from inside there
-        geographic = spatial_reference(own.crs_wkt).IsGeographic()
-        try:
-            a = (
-                b
-                if geographic
-                else cached_transformer(own.crs_wkt, grid.crs_wkt).TransformBounds(*a, 21)
-            )
-        except RuntimeError:
-            a = b
+        # bounds say nothing: there the warp's alpha band tells outside from inside
+        a = b
+        if not spatial_reference(own.crs_wkt).IsGeographic():
+            with contextlib.suppress(RuntimeError):
+                a = cached_transformer(own.crs_wkt, grid.crs_wkt).TransformBounds(*own.bounds, 21)
     if a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3]:
         raise GridMismatchError(f"{path}: does not overlap the tile ({a} vs {b})")
     # an alpha band marks what lies outside `path`: never read as code 0 or value 0

@@ -132,6 +132,15 @@ def class_code(path: Path, value: object, number: int, field: str) -> int:
     return int(code)
 
 
+def class_codes(
+    path: Path, values: np.ndarray, field: str, numbers: Sequence[int] | None = None
+) -> np.ndarray:
+    """`class_code` of every value; `numbers` are their features' (default 1, 2, ...)."""
+    numbers = range(1, len(values) + 1) if numbers is None else numbers
+    pairs = zip(values.tolist(), numbers, strict=True)
+    return np.array([class_code(path, v, int(k), field) for v, k in pairs], np.int64)
+
+
 class PolygonMask:
     """Polygons from a vector file, burnt onto any pixel grid window by window: a pixel is
     inside when its centre is (GDAL's rasterisation rule). Reprojected to the grid's CRS by

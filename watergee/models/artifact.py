@@ -93,12 +93,17 @@ def check_model_folder(folder: Path) -> ModelMetadata:
         for layer in config.get("config", {}).get("layers", [])
         if layer.get("class_name") == "InputLayer"
     ]
-    if shapes and shapes[0] and shapes[0][-1] not in (None, len(metadata.channels)):
-        raise ModelError(
-            f"{path}: weights expect {shapes[0][-1]} channels, {METADATA} lists "
-            f"{len(metadata.channels)}"
-        )
+    if shapes and shapes[0] and shapes[0][-1] is not None:
+        require_weights_fit(path, shapes[0][-1], metadata)
     return metadata
+
+
+def require_weights_fit(path: Path, channels: int, metadata: ModelMetadata) -> None:
+    """The fitted model in `path` takes `channels` inputs: they must be model.json's."""
+    if channels != len(metadata.channels):
+        raise ModelError(
+            f"{path}: weights expect {channels} channels, {METADATA} lists {len(metadata.channels)}"
+        )
 
 
 def check_channels(metadata: ModelMetadata, channels: list[str], source: str, model: str) -> None:

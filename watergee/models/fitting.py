@@ -9,7 +9,6 @@ times per tile, and most epochs after the first few change nothing that matters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ def fit_arrays(
     learning_rate: float,
     seed: int,
     settle: float = 0.0,
-    report: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train `model` on (x, y) with Adam and categorical cross-entropy, shuffled per epoch by
     `seed`; stop after `epochs`, or earlier when an epoch lowers the mean loss by less than
@@ -62,8 +60,6 @@ def fit_arrays(
             batch = order[start : start + batch_size]
             total += step(x[batch], y[batch])
         losses.append(float(total) / len(x))
-        if report is not None:
-            report(epoch + 1, losses[-1])
         if epoch and settle > 0 and losses[-2] - losses[-1] < settle * losses[-2]:
             break
     return losses

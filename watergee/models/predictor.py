@@ -19,7 +19,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from watergee.core.errors import ModelError
-from watergee.models.artifact import METADATA, ModelMetadata, load_keras_model, read_metadata
+from watergee.models.artifact import (
+    ModelMetadata,
+    load_keras_model,
+    read_metadata,
+    require_weights_fit,
+)
 from watergee.models.runtime import tensorflow
 
 DENSE_KINDS = ("pixelcnn", "dense-resnet")
@@ -151,20 +156,18 @@ class Predictor:
 
 def load_predictor(folder: Path, batch_size: int = 4096, threads: int = 0) -> Predictor:
     metadata = read_metadata(folder)
-    path, listed = folder / metadata.file, len(metadata.channels)
+    path = folder / metadata.file
     if metadata.kind in (*DENSE_KINDS, "resnet"):
         _, model = load_keras_model(folder)
-        expected = model.inputs[0].shape[-1]
+        require_weights_fit(path, model.inputs[0].shape[-1], metadata)
     else:
         model = _load_sklearn(path)
         for step in getattr(model, "steps", [(None, model)]):
             if hasattr(step[1], "n_jobs"):  # the predictor's threads decide, not the saved -1
                 step[1].n_jobs = None
         per_channel = 3 if metadata.features.get("sklearn") == "patch-stats" else 1
-        inputs = getattr(model, "n_features_in_", None)
-        expected = inputs // per_channel if inputs is not None else listed
-    if expected != listed:
-        raise ModelError(f"{path}: weights expect {expected} channels, {METADATA} lists {listed}")
+        if (inputs := getattr(model, "n_features_in_", None)) is not None:
+            require_weights_fit(path, inputs // per_channel, metadata)
     return Predictor(metadata, model, batch_size, threads)
 
 

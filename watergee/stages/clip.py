@@ -26,7 +26,7 @@ from watergee.io.raster import (
 )
 from watergee.io.stac import write_item
 from watergee.io.vector import open_layer, require_field
-from watergee.ownership import Bounds, owned_regions
+from watergee.ownership import Bounds, owned_regions, require_clip_inputs
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +63,14 @@ def sub_grid(grid: Grid, window: Window) -> Grid:
 def check(settings: Settings) -> None:
     """The boundary, footprints and mask every tile reads, opened before any tile runs."""
     opts = settings.clip
+    require_clip_inputs(opts)
     if opts.aoi is not None:
         open_layer(opts.aoi)
     if opts.rule == "footprints":
-        if opts.footprints is None:
-            raise TileInputError("clip.footprints is not set (clip.rule: footprints)")
         _source, layer = open_layer(opts.footprints)
         require_field(opts.footprints, layer, opts.footprint_field)
     if opts.rule == "mask":
-        if opts.mask is None:
-            raise TileInputError("clip.mask is not set (clip.rule: mask)")
         open_raster(opts.mask)
-    if opts.rule == "none" and opts.aoi is None:
-        raise TileInputError("nothing to clip by: clip.rule is none and no clip.aoi is given")
 
 
 def clip(tile: Tile, settings: Settings, out: Path) -> StageResult:

@@ -11,9 +11,9 @@ from watergee.core import layout
 from watergee.core.config import Settings
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile, write_tile_list
-from watergee.io.raster import ClassStyle, create_geotiff, iter_windows
+from watergee.io.raster import ClassStyle, create_geotiff, iter_windows, spatial_reference
 from watergee.io.stac import write_item
-from watergee.mosaic import Mosaicker, open_sources, spatial_reference_of, target_grid
+from watergee.mosaic import Mosaicker, open_sources, target_grid
 from watergee.sentinel2 import read_tiles
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def check(settings: Settings) -> None:
     """The target CRS, known to GDAL, before any tile is read."""
-    spatial_reference_of(settings.merge.crs, "merge.crs")
+    spatial_reference(settings.merge.crs, "merge.crs")
 
 
 def merge(run: Tile, settings: Settings, out: Path) -> StageResult:

@@ -30,7 +30,7 @@ from watergee.io.raster import (
     read_window,
     transformer,
 )
-from watergee.io.vector import class_code, read_points
+from watergee.io.vector import class_codes, read_points
 from watergee.sampleset import write_shards
 from watergee.sampling import Candidates, code_lookup, patch_fits, pixel_keys, spaced
 from watergee.spectral import normalized_difference
@@ -45,21 +45,15 @@ def check(settings: Settings) -> None:
         if opts.points is None:
             raise TileInputError("sample.points is not set (sample.mode: points)")
         _, _, _, columns = read_points(opts.points, [opts.attribute])  # every geometry
-        point_classes(opts.points, columns[opts.attribute], opts.attribute)  # every class
+        class_codes(opts.points, columns[opts.attribute], opts.attribute)  # every class
     else:
         check_labels(opts.labels)
-
-
-def point_classes(path: Path, values: np.ndarray, attribute: str) -> np.ndarray:
-    """Integer class codes of points; a value that is none names its feature."""
-    codes = [class_code(path, v, k, attribute) for k, v in enumerate(values.tolist(), start=1)]
-    return np.array(codes, np.int64)
 
 
 def _point_codes(path: Path, attribute: str, grid: Grid) -> dict[tuple[int, int], int]:
     """Labelled points that fall on the tile, as {(row, col): code}."""
     wkt, xs, ys, columns = read_points(path, [attribute])
-    values = point_classes(path, columns[attribute], attribute)
+    values = class_codes(path, columns[attribute], attribute)
     if len(xs) and wkt:
         moved = transformer(wkt, grid.crs_wkt).TransformPoints(np.column_stack([xs, ys]))
         xs, ys = np.array([p[0] for p in moved]), np.array([p[1] for p in moved])
