@@ -14,8 +14,6 @@ from watergee.core.errors import ConfigError, TileInputError
 from watergee.core.tiles import Tile
 from watergee.io.raster import ClassStyle, open_raster
 
-WATER_COLOUR = (0, 92, 230)
-
 
 def open_class_map(
     tile: Tile, settings: Settings, out: Path

@@ -198,20 +198,20 @@ def _threads_in_task():
     from watergee.core.config import Settings
     from watergee.io.raster import creation_options, gdal_environment
 
-    settings = Settings()
+    settings = Settings.model_validate({"output": {"threads": 2}})
     with gdal_environment(settings):
         options = creation_options(settings.output, gdal.GDT_Byte)
         return gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None), options
 
 
-def test_tasks_sharing_a_process_read_and_write_single_threaded_on_an_unsafe_gdal(client):
-    """Two in-process workers run tasks side by side: before GDAL 3.7.3 the GeoTIFF driver's
-    shared thread pool can mix up their tiles, so each task then uses one GDAL thread."""
+def test_a_task_decodes_with_its_threads_and_encodes_in_one_before_gdal_3_7_3(client):
+    """Before GDAL 3.7.3 the GeoTIFF encoder's shared pool can leave tiles unwritten, so the
+    writing thread compresses alone there; decoding keeps the task's threads."""
     from osgeo import gdal
 
-    expected = "1" if int(gdal.VersionInfo()) < 3070300 else "ALL_CPUS"
+    encoder = "1" if int(gdal.VersionInfo()) < 3070300 else "2"
     config, options = client.submit(_threads_in_task, pure=False).result()
-    assert config == expected and f"NUM_THREADS={expected}" in options
+    assert config == "2" and f"NUM_THREADS={encoder}" in options
 
 
 @pytest.mark.parametrize(
@@ -258,3 +258,43 @@ def test_a_geographic_raster_reaching_the_poles_is_aligned_not_refused(tmp_path)
     tile = utm_grid(32633, (300000.0, 5900000.0), 10, 20, 20)
     ds, warped = on_grid(world, tile)
     assert warped and (read_codes(ds, Window(0, 0, 20, 20)) == 3).all()
+
+
+def _written(path, settings, product, bands=(BandSpec("A"),)):
+    grid = _grid(300, 200)
+    with create_geotiff(path, grid, list(bands), np.uint8, 255, settings,
+                        overviews="NEAREST", product=product) as w:  # fmt: skip
+        w.write(Window(0, 0, 300, 200), np.arange(60000, dtype=np.uint8).reshape(200, 300) % 3)
+    ds = open_raster(path)
+    return ds.GetRasterBand(1).GetOverviewCount(), ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT")
+
+
+@pytest.mark.parametrize(
+    ("setting", "product", "built"),
+    [("products", True, True), ("products", False, False), ("all", False, True),
+     ("none", True, False)],
+)  # fmt: skip
+def test_overviews_go_to_products_by_default_and_to_intermediates_on_request(
+    tmp_path, setting, product, built
+):
+    settings = OutputSettings(overviews=setting, blocksize=64)
+    count, layout = _written(tmp_path / "a.tif", settings, product)
+    assert (count > 0, layout == "COG") == (built, built)
+
+
+def test_named_classes_get_a_category_sidecar_and_a_raster_without_names_loses_a_stale_one(
+    tmp_path,
+):
+    from xml.etree import ElementTree
+
+    path = tmp_path / "classes.tif"
+    named = BandSpec("class", metadata={"CLASS_2": "land", "CLASS_0": "not water"})
+    _written(path, OutputSettings(), True, [named])
+    sidecar = tmp_path / "classes.tif.aux.xml"
+    root = ElementTree.parse(sidecar).getroot()
+    assert [c.text or "" for c in root.iter("Category")] == ["not water", "", "land"]
+    assert [[f.text for f in row] for row in root.iter("Row")] == [
+        ["0", "not water", "225", "225", "225"], ["2", "land", "235", "225", "200"]  # palette's
+    ]  # fmt: skip
+    _written(path, OutputSettings(), True)  # rewritten without class names
+    assert not sidecar.exists()

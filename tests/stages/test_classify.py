@@ -1,5 +1,7 @@
 """classify: dense inference equals per-patch inference everywhere, seams included."""
 
+import json
+
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
@@ -112,7 +114,8 @@ def test_classify_equals_patch_inference_across_window_seams(tmp_path, kind):
     result = classify(tile, settings, out)
     assert result.info["window"] == 64  # windows meet at 64 and 128 px: seams are tested
     probabilities = open_raster(layout.probabilities(out, tile, "pixel")).ReadAsArray()
-    classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
+    ds = open_raster(layout.classes(out, tile, "pixel"))
+    classes = ds.ReadAsArray()
     expected = _patch_reference(values, model, field, metadata.normalization, kind == "resnet")
     valid = _expected_valid(values, field)
     assert (classes[~valid] == 255).all() and np.isnan(probabilities[:, ~valid]).all()
@@ -190,7 +193,8 @@ def test_svm_writes_its_decision_as_probabilities(tmp_path):
         None, [f"classify.model={folder}", "classify.probabilities=uint8", "classify.window=64"]
     )
     classify(tile, settings, out)
-    classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
+    ds = open_raster(layout.classes(out, tile, "pixel"))
+    classes = ds.ReadAsArray()
     probabilities = open_raster(layout.probabilities(out, tile, "pixel")).ReadAsArray()
     valid = ~np.isnan(values).any(axis=0)
     expected = pipeline.predict(np.moveaxis(values, 0, -1)[valid])
@@ -347,3 +351,70 @@ def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp
         open_raster(layout.classes(staged, tile, "pixel")).ReadAsArray(),
         open_raster(layout.classes(direct, tile, "pixel")).ReadAsArray(),
     )
+
+
+def _gdalinfo(path):
+    """What GIS tools see of `path`: gdalinfo reads GDAL's auxiliary files (watergee itself
+    turns them off)."""
+    import subprocess
+
+    run = subprocess.run(
+        ["gdalinfo", "-json", str(path)], capture_output=True, text=True, check=True
+    )
+    return json.loads(run.stdout)
+
+
+def test_a_class_map_shows_its_legend_in_gis_tools_and_a_lost_legend_is_rewritten(tmp_path, client):
+
+    tile, _ = _stack(tmp_path)
+    folder, _, _ = _forest(tmp_path, "centre")
+    settings = load_settings(None, [f"classify.model={folder}", "cluster.processes=false"])
+    out = tmp_path / "out"
+    assert run_stage(STAGES["classify"], [tile], settings, out, client).outcomes[0].status == "done"
+    target = layout.classes(out, tile, "pixel")
+
+    info = _gdalinfo(target)
+    assert info["bands"][0]["categories"] == ["", "water", "land", "urban"]
+    rat = info["rat"]
+    assert [(f["name"], f["usage"]) for f in rat["fieldDefn"]] == [
+        ("Value", gdal.GFU_MinMax), ("Class", gdal.GFU_Name), ("Red", gdal.GFU_Red),
+        ("Green", gdal.GFU_Green), ("Blue", gdal.GFU_Blue),
+    ]  # fmt: skip
+    assert [row["f"] for row in rat["row"]] == [
+        [1, "water", 0, 92, 230], [2, "land", 235, 225, 200], [3, "urban", 230, 0, 0]
+    ]  # fmt: skip
+    table = info["bands"][0]["colorTable"]["entries"]
+    assert [table[c][:3] for c in (1, 2, 3)] == [[0, 92, 230], [235, 225, 200], [230, 0, 0]]
+
+    sidecar = target.with_name(target.name + ".aux.xml")
+    record = json.loads((out / tile.id / ".watergee" / "classify-pixel.json").read_text())
+    assert sidecar.name in {p["path"].split("/")[-1] for p in record["outputs"]}
+    sidecar.unlink()  # a lost legend makes the tile stale: the re-run writes it again
+    assert run_stage(STAGES["classify"], [tile], settings, out, client).outcomes[0].status == "done"
+    assert _gdalinfo(target)["bands"][0]["categories"][1] == "water"
+
+
+def test_the_quicklook_shows_the_classes_with_a_legend_beside_the_tile_in_true_colour(
+    tmp_path, client
+):
+    from PIL import Image
+
+    from watergee.io.quicklook import GAP, SWATCH
+
+    tile, _ = _stack(tmp_path)
+    folder, _, _ = _forest(tmp_path, "centre")
+    settings = load_settings(None, [f"classify.model={folder}", "cluster.processes=false"])
+    out = tmp_path / "out"
+    run_stage(STAGES["classify"], [tile], settings, out, client)
+    look = np.asarray(Image.open(layout.quicklook(out, tile, "pixel")).convert("RGB"))
+    ds = open_raster(layout.classes(out, tile, "pixel"))
+    classes = ds.ReadAsArray()
+    assert look.shape == (H + GAP + 3 * (SWATCH + 4), 2 * W + GAP, 3)  # three legend rows
+    table = ds.GetRasterBand(1).GetColorTable()
+    panel = look[:H, W + GAP :]
+    for code in (1, 2, 3):
+        where = classes == code
+        assert where.any() and (panel[where] == table.GetColorEntry(code)[:3]).all()
+    assert (panel[classes == 255] == 255).all()  # no data: the white background
+    true_colour = look[:H, :W].astype(int)
+    assert true_colour.std() > 20 and (true_colour[:, :, 0] != true_colour[:, :, 2]).any()

@@ -94,6 +94,13 @@ class OutputSettings(Section):
         "(GDAL NUM_THREADS), random-forest prediction; 0: all CPUs. Set 1 when many workers "
         "share a node.",
     )
+    overviews: Literal["products", "all", "none"] = knob(
+        "products",
+        description="Which rasters get overviews (Cloud Optimized GeoTIFF): the products (class "
+        "maps, probabilities, clipped, merged, sieved, extracted), all (also the band stack, "
+        "resampled bands, indices, segments, denoised labels) or none. Overviews add about a "
+        "third to the file and to its writing time (README: Output formats).",
+    )
 
 
 class ResampleSettings(Section):
@@ -462,7 +469,11 @@ class ClassifySettings(Section):
     batch_size: int = knob(
         4096, ge=1, description="Patches (patch models) or pixels (SVM, RF) per model call."
     )
-    quicklook: bool = Field(False, description="Also write a PNG quicklook of the classes.")
+    quicklook: bool = Field(
+        True,
+        description="Also write a PNG quicklook: the classes with a legend, beside the tile in "
+        "true colour.",
+    )
 
 
 class ProductSettings(Section):
@@ -541,7 +552,7 @@ class ExtractSettings(Section):
     value: Literal["one", "code"] = Field(
         "one", description="Value of the class's pixels: 1, or the class code itself; others 0."
     )
-    quicklook: bool = Field(False, description="Also write a PNG quicklook of the raster.")
+    quicklook: bool = Field(True, description="Also write a PNG quicklook with a legend.")
 
 
 class TransferSettings(Section):

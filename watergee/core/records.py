@@ -33,6 +33,18 @@ def fingerprint(path: Path, root: Path) -> dict[str, Any]:
     return {"path": portable(path, root), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def with_sidecars(paths: list[Path]) -> list[Path]:
+    """`paths` and, after each, the GDAL auxiliary file a raster may carry beside it (category
+    names, attribute table): part of the output, so a lost one makes the tile stale."""
+    out = []
+    for path in paths:
+        out.append(path)
+        aux = path.with_name(path.name + ".aux.xml")
+        if aux.exists():
+            out.append(aux)
+    return out
+
+
 def _same_time(recorded: Any, actual: int) -> bool:
     """Equal modification times; a copy that kept whole seconds only (some `rsync` and file
     systems) still matches."""

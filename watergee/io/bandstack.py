@@ -17,6 +17,8 @@ from watergee.core.errors import TileInputError
 from watergee.io.raster import (
     BandSpec,
     Grid,
+    builds_overviews,
+    cog_options,
     create_geotiff,
     creation_options,
     describe_bands,
@@ -25,6 +27,7 @@ from watergee.io.raster import (
     iter_windows,
     open_raster,
     read_band,
+    to_cog,
     warp,
 )
 from watergee.io.upsample import METHODS as UPSAMPLE_METHODS
@@ -129,13 +132,15 @@ def warp_to_grid(
     upsampled = UpsampledBand.of(src_ds, grid, method, nodata)
     if upsampled is not None:
         with create_geotiff(final, grid, [band], upsampled.dtype, upsampled.nodata, settings,
-                            metadata) as writer:  # fmt: skip
+                            metadata, overviews="AVERAGE", product=False) as writer:  # fmt: skip
             for w in iter_windows(grid.width, grid.height, settings.window):
                 writer.write(w, upsampled.read(w.col, w.row, w.width, w.height))
         return
+    cog = builds_overviews(settings, "AVERAGE", product=False)
     with atomic_path(final) as tmp:
+        scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if cog else tmp
         out = warp(
-            str(tmp),
+            str(scratch),
             src_ds,
             src,
             grid,
@@ -150,6 +155,8 @@ def warp_to_grid(
         describe_bands(out, [band], nodata)
         out.FlushCache()
         out = None
+        if cog:
+            to_cog(scratch, tmp, final, settings, "AVERAGE")
 
 
 def _first_unreadable(paths: Sequence[Path]) -> Path | None:
@@ -240,12 +247,15 @@ def stack_bands(
         vrt.SetMetadata(dict(metadata))
     with atomic_path(final) as tmp:
         try:
+            cog = builds_overviews(settings, "AVERAGE", product=False)
             out = gdal.Translate(
                 str(tmp),
                 vrt,
-                format="GTiff",
+                format="COG" if cog else "GTiff",
                 outputType=data_type,
-                creationOptions=creation_options(settings, data_type),
+                creationOptions=cog_options(settings, "AVERAGE")
+                if cog
+                else creation_options(settings, data_type),
             )
         except RuntimeError as exc:
             culprit = _first_unreadable(sources)

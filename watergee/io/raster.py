@@ -20,6 +20,7 @@ from osgeo import gdal, gdal_array, osr
 from watergee.core.atomic import atomic_path
 from watergee.core.config import OutputSettings, Settings
 from watergee.core.errors import GridMismatchError, OutputError, TileInputError
+from watergee.palette import class_colours
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -66,30 +67,25 @@ def gdal_environment(settings: Settings) -> Iterator[None]:
         cache = settings.cluster.gdal_cache_mb * 2**20
         if gdal.GetCacheMax() != cache:
             gdal.SetCacheMax(cache)
-    single = _SHARED_POOL_UNSAFE and _tasks_share_process()
-    previous_single = getattr(_THREAD, "single", False)
     previous_notes = getattr(_THREAD, "notes", None)
-    _THREAD.single = single
     _THREAD.notes = notes = {}
-    threads = gdal_threads(settings.output)
     previous = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
-    gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", threads)
+    gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", gdal_threads(settings.output))
     try:
         yield notes
     finally:
         gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", previous)
-        _THREAD.single = previous_single
         _THREAD.notes = previous_notes
 
 
 def task_thread_initializer() -> Callable[[], None]:
     """For a helper thread of the current task (a read-ahead): the task's GDAL threads and
     notes carried over, as thread-local settings are not inherited."""
-    single, notes = getattr(_THREAD, "single", False), getattr(_THREAD, "notes", None)
+    notes = getattr(_THREAD, "notes", None)
     threads = gdal.GetThreadLocalConfigOption("GDAL_NUM_THREADS", None)
 
     def initialise() -> None:
-        _THREAD.single, _THREAD.notes = single, notes
+        _THREAD.notes = notes
         gdal.SetThreadLocalConfigOption("GDAL_NUM_THREADS", threads)
 
     return initialise
@@ -111,31 +107,22 @@ def note(key: str, value: object, add: bool = False) -> None:
         notes[key] = value
 
 
-#: Before GDAL 3.7.3 the GeoTIFF driver's multithreaded encoder and decoder, sharing one pool
-#: between datasets, can write tiles wrongly when several datasets use it at once
-#: (OSGeo/gdal#8470, fixed by #8561): seen here as a clipped tile written all no data by one of
-#: two tasks running side by side in one process.
-_SHARED_POOL_UNSAFE = int(gdal.VersionInfo()) < 3070300
-
-
-def _tasks_share_process() -> bool:
-    """Whether this process runs more than one task at a time (several Dask worker threads)."""
-    try:
-        from distributed.worker import Worker, get_worker
-
-        get_worker()  # called outside a task: nothing runs beside it
-    except (ImportError, ValueError):
-        return False
-    workers = [w for w in list(Worker._instances) if w.status.name not in ("closed", "failed")]
-    return sum(w.state.nthreads for w in workers) > 1
+#: Before GDAL 3.7.3 the GeoTIFF driver's multithreaded encoder, sharing one pool with the
+#: multithreaded decoder and with other datasets, can leave tiles unwritten (OSGeo/gdal#8470,
+#: fixed by #8561): seen here as class maps and clipped tiles read back all no data, by one
+#: task alone and by two side by side. On such a GDAL every GeoTIFF is compressed in the
+#: writing thread; decoding keeps its threads.
+_ENCODER_POOL_UNSAFE = int(gdal.VersionInfo()) < 3070300
 
 
 def gdal_threads(settings: OutputSettings) -> str:
-    """GDAL's NUM_THREADS for this task's reads and writes: the setting, or 1 where tasks
-    share a process on a GDAL whose shared pool is unsafe."""
-    if getattr(_THREAD, "single", False):
-        return "1"
+    """GDAL's NUM_THREADS for this task's decoding (JPEG2000, GeoTIFF): the setting."""
     return str(settings.threads or "ALL_CPUS")
+
+
+def encoder_threads(settings: OutputSettings) -> str:
+    """NUM_THREADS for writing GeoTIFFs: the setting, or 1 on a GDAL whose pool is unsafe."""
+    return "1" if _ENCODER_POOL_UNSAFE else gdal_threads(settings)
 
 
 @dataclass(frozen=True)
@@ -525,7 +512,7 @@ def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
         f"BLOCKYSIZE={settings.blocksize}",
         "BIGTIFF=IF_SAFER",
         f"COMPRESS={settings.compress}",
-        f"NUM_THREADS={gdal_threads(settings)}",
+        f"NUM_THREADS={encoder_threads(settings)}",
     ]
     if settings.compress != "NONE":
         floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
@@ -578,6 +565,41 @@ class RasterWriter:
             raise OutputError(f"{self.path}: write failed ({gdal_reason(exc)})") from None
 
 
+def builds_overviews(settings: OutputSettings, overviews: bool | str, product: bool) -> bool:
+    """Whether a raster gets overviews: it names a resampling for them, and `output.overviews`
+    covers it (products by default, intermediates only with 'all')."""
+    if not overviews or settings.overviews == "none":
+        return False
+    return product or settings.overviews == "all"
+
+
+def cog_options(settings: OutputSettings, resampling: str) -> list[str]:
+    options = [
+        f"COMPRESS={settings.compress}",
+        f"BLOCKSIZE={settings.blocksize}",
+        f"OVERVIEW_RESAMPLING={resampling}",
+        "BIGTIFF=IF_SAFER",
+        f"NUM_THREADS={encoder_threads(settings)}",
+    ]
+    if settings.compress != "NONE":
+        options.append("PREDICTOR=YES")  # horizontal for integers, floating point for floats
+    return options
+
+
+def to_cog(
+    scratch: Path, tmp: Path, final: Path, settings: OutputSettings, resampling: str
+) -> None:
+    """Rewrite the finished GeoTIFF `scratch` as a Cloud Optimized GeoTIFF `tmp` with
+    overviews by `resampling`; `scratch` goes either way."""
+    try:
+        gdal.Translate(str(tmp), str(scratch), format="COG",
+                       creationOptions=cog_options(settings, resampling))  # fmt: skip
+    except RuntimeError as exc:
+        raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def create_geotiff(
     final: Path,
@@ -589,17 +611,20 @@ def create_geotiff(
     metadata: dict[str, str] | None = None,
     colours: dict[int, tuple[int, int, int]] | None = None,
     overviews: bool | str = False,
+    product: bool = True,
 ) -> Iterator[RasterWriter]:
     """Create `final` as a tiled, compressed GeoTIFF; it appears only when the block ends well.
 
-    With `overviews` the file is a Cloud Optimized GeoTIFF with overviews, nearest-neighbour by
-    default (class maps must never be averaged) or by the resampling named (MODE); `colours`
-    sets a colour table.
+    `overviews` names how its overviews are resampled (True: NEAREST, as class maps must never
+    be averaged); a `product` gets them unless `output.overviews` is 'none', an intermediate
+    only with 'all', and the file is then a Cloud Optimized GeoTIFF. `colours` sets a colour
+    table; CLASS_<code> metadata of a single band also becomes category names (`write_categories`).
     """
     gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
     resampling = overviews if isinstance(overviews, str) else "NEAREST"
+    cog = builds_overviews(settings, overviews, product)
     with atomic_path(final) as tmp:
-        scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if overviews else tmp
+        scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if cog else tmp
         try:
             ds = gdal.GetDriverByName("GTiff").Create(
                 str(scratch),
@@ -634,24 +659,65 @@ def create_geotiff(
         finally:
             writer.ds = None
             ds = None
-        if overviews:
-            try:
-                gdal.Translate(
-                    str(tmp),
-                    str(scratch),
-                    format="COG",
-                    creationOptions=[
-                        f"COMPRESS={settings.compress}",
-                        f"BLOCKSIZE={settings.blocksize}",
-                        f"OVERVIEW_RESAMPLING={resampling}",
-                        "BIGTIFF=IF_SAFER",
-                        f"NUM_THREADS={gdal_threads(settings)}",
-                    ],
-                )
-            except RuntimeError as exc:
-                raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
-            finally:
-                scratch.unlink(missing_ok=True)
+        if cog:
+            to_cog(scratch, tmp, final, settings, resampling)
+    names = class_names(bands[0]) if len(bands) == 1 else {}
+    if names:
+        write_categories(final, names, colours or {})
+    else:
+        category_sidecar(final).unlink(missing_ok=True)
+
+
+def class_names(band: BandSpec) -> dict[int, str]:
+    """Class code -> name, from a band's CLASS_<code> metadata (how watergee keeps them)."""
+    items = (band.metadata or {}).items()
+    return {int(k[6:]): v for k, v in items if k.startswith("CLASS_") and k[6:].isdigit()}
+
+
+def category_sidecar(path: Path) -> Path:
+    """GDAL's auxiliary file beside `path`, where GeoTIFF category names and attribute tables
+    live: GIS tools read it, watergee itself never relies on it."""
+    return path.with_name(path.name + ".aux.xml")
+
+
+#: GDAL raster attribute table field types and usages (gdal.GFT_*, gdal.GFU_*).
+_RAT_FIELDS = (
+    ("Value", gdal.GFT_Integer, gdal.GFU_MinMax),
+    ("Class", gdal.GFT_String, gdal.GFU_Name),
+    ("Red", gdal.GFT_Integer, gdal.GFU_Red),
+    ("Green", gdal.GFT_Integer, gdal.GFU_Green),
+    ("Blue", gdal.GFT_Integer, gdal.GFU_Blue),
+)
+
+
+def write_categories(
+    path: Path, names: dict[int, str], colours: dict[int, tuple[int, int, int]]
+) -> None:
+    """Category names and a thematic raster attribute table (value, class, colour) for band 1
+    of `path`, so QGIS, ArcGIS and gdalinfo show a legend. The GeoTIFF driver of GDAL before
+    3.9 keeps these only in a side-car, written here atomically like every output. Classes
+    without a colour get theirs from the palette."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    categories = ET.SubElement(band, "CategoryNames")
+    for code in range(max(names) + 1):
+        ET.SubElement(categories, "Category").text = names.get(code, "")
+    table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+    for i, (name, kind, usage) in enumerate(_RAT_FIELDS):
+        field_defn = ET.SubElement(table, "FieldDefn", index=str(i))
+        ET.SubElement(field_defn, "Name").text = name
+        ET.SubElement(field_defn, "Type").text = str(kind)
+        ET.SubElement(field_defn, "Usage").text = str(usage)
+    colours = {**class_colours(names), **colours}
+    for i, code in enumerate(sorted(names)):
+        row = ET.SubElement(table, "Row", index=str(i))
+        for value in (code, names[code], *colours[code]):
+            ET.SubElement(row, "F").text = str(value)
+    ET.indent(root)
+    with atomic_path(category_sidecar(path)) as tmp:
+        tmp.write_text(ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -683,26 +749,7 @@ class ClassStyle:
     @property
     def names(self) -> dict[int, str]:
         """Class code -> name, from the band's CLASS_<code> metadata."""
-        items = (self.band.metadata or {}).items()
-        return {int(k[6:]): v for k, v in items if k.startswith("CLASS_") and k[6:].isdigit()}
-
-
-def write_quicklook(source: Path, final: Path, max_side: int = 1024) -> None:
-    """A PNG preview of a (palette) raster, at most `max_side` pixels a side."""
-    ds = open_raster(source)
-    scale = max(1, -(-max(ds.RasterXSize, ds.RasterYSize) // max_side))
-    with atomic_path(final) as tmp:
-        try:
-            gdal.Translate(
-                str(tmp),
-                ds,
-                format="PNG",
-                width=-(-ds.RasterXSize // scale),
-                height=-(-ds.RasterYSize // scale),
-                resampleAlg="nearest",
-            )
-        except RuntimeError as exc:
-            raise OutputError(f"{final}: cannot write quicklook ({gdal_reason(exc)})") from None
+        return class_names(self.band)
 
 
 def write_array(

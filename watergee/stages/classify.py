@@ -15,33 +15,30 @@ from watergee.core.errors import MissingBandError, ModelError, OutputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.features import FeatureReader, extract_patches
+from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
     BandSpec,
     Window,
+    category_sidecar,
     count_valid,
     create_geotiff,
     grid_of,
     iter_windows,
     open_raster,
     read_codes,
-    write_quicklook,
 )
 from watergee.io.stac import write_item
 from watergee.io.vector import read_points
 from watergee.models.artifact import check_channels, check_model_folder, read_metadata
 from watergee.models.inference import predict_windows
 from watergee.models.predictor import Predictor, load_predictor
+from watergee.palette import class_colours
 from watergee.spectral import INDEX_BANDS
 from watergee.stacks import band_stack
 
 log = logging.getLogger(__name__)
 
 NODATA = 255
-WATER_COLOUR = (0, 92, 230)
-PALETTE = [
-    (230, 0, 77), (255, 170, 0), (166, 77, 255), (204, 242, 77), (255, 230, 166), (230, 128, 0),
-    (0, 166, 0), (128, 255, 0), (166, 230, 77), (204, 204, 204), (166, 166, 255), (255, 77, 255),
-]  # fmt: skip
 _PREDICTORS: dict[tuple, Predictor] = {}
 
 
@@ -94,11 +91,7 @@ def predict_tile(
 
 
 def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
-    colours = {}
-    for i, info in enumerate(predictor.metadata.classes):
-        water = "water" in info.name.lower() and "non" not in info.name.lower()
-        colours[info.id] = WATER_COLOUR if water else PALETTE[i % len(PALETTE)]
-    return colours
+    return class_colours({c.id: c.name for c in predictor.metadata.classes})
 
 
 def check(settings: Settings) -> None:
@@ -114,6 +107,7 @@ def check_written(targets: list[Path], classified: int, source: Path) -> None:
     if written != classified:
         for path in targets:
             path.unlink(missing_ok=True)
+            category_sidecar(path).unlink(missing_ok=True)
         raise OutputError(
             f"{targets[0]}: holds {written} classified pixels, {classified} were computed "
             "(written wrongly, removed)"
@@ -201,7 +195,7 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     check_written(outputs, classified, source)
     if opts.quicklook:
         look = layout.quicklook(out, tile, opts.mode)
-        write_quicklook(target, look)
+        write_quicklook(target, look, ds)
         outputs.append(look)
     outputs.append(write_item(target, sources, "classify"))
     log.info("%s: classified (%s, %s, window %d px)", tile.id, opts.mode,

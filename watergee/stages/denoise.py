@@ -38,6 +38,7 @@ from watergee.models.inference import Predict, predict_windows
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.models.predictor import compiled_forward
 from watergee.models.runtime import tensorflow
+from watergee.palette import class_colours
 from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255
@@ -187,8 +188,19 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
     target = layout.denoised(out, tile)
     metadata = {"TILE": tile.id, "WATERGEE_STAGE": "denoise", "SOURCE_LABELS": label_path.name,
                 "CLASSES": "1 water, 0 not water, 255 no data"}  # fmt: skip
+    names = {WATER: "water", LAND: "not water"}
+    band = BandSpec("water", metadata={f"CLASS_{k}": v for k, v in names.items()})
     with create_geotiff(
-        target, grid, [BandSpec("water")], np.uint8, NODATA, settings.output, metadata
+        target,
+        grid,
+        [band],
+        np.uint8,
+        NODATA,
+        settings.output,
+        metadata,
+        colours=class_colours(names),
+        overviews="NEAREST",
+        product=False,
     ) as writer:
         for w in iter_windows(grid.width, grid.height, window_size):
             block = np.where(water[w.slices], WATER, LAND).astype(np.uint8)

@@ -7,22 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from watergee.classmaps import WATER_COLOUR, nodata_of, open_class_map
 from watergee.classmaps import extract as extract_class
+from watergee.classmaps import nodata_of, open_class_map
 from watergee.core import layout
 from watergee.core.config import Settings
 from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
+from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
     BandSpec,
     create_geotiff,
     grid_of,
     iter_windows,
     read_band,
-    write_quicklook,
 )
 from watergee.io.stac import write_item
+from watergee.palette import class_colours
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,11 @@ def extract(tile: Tile, settings: Settings, out: Path) -> StageResult:
     name = (style.band.metadata or {}).get(f"CLASS_{opts.class_id}", f"class {opts.class_id}")
     target = layout.product(out, tile, f"class{opts.class_id}")
     shown = 1 if opts.value == "one" else opts.class_id
-    band = BandSpec(name, metadata={f"CLASS_{shown}": name, "CLASS_0": f"not {name}"})
+    names = {shown: name, 0: f"not {name}"}
+    band = BandSpec(name, metadata={f"CLASS_{k}": v for k, v in names.items()})
     metadata = {"WATERGEE_STAGE": "extract", "SOURCE": source.name, "CLASS": str(opts.class_id)}
     found = 0
-    colours = {shown: WATER_COLOUR, 0: (230, 230, 230)}
+    colours = class_colours(names)
     with create_geotiff(target, grid, [band], np.uint8, 255, settings.output, metadata,
                         colours, overviews=True) as writer:  # fmt: skip
         for w in iter_windows(grid.width, grid.height, settings.output.window):

@@ -44,7 +44,15 @@ def indices(tile: Tile, settings: Settings, out: Path) -> StageResult:
     specs = [BandSpec(name, metadata={"FORMULA": DESCRIPTIONS[name]}) for name in names]
     metadata = {"TILE": tile.id, "WATERGEE_STAGE": "indices", "SOURCE": source.name}
     with create_geotiff(
-        target, grid, specs, np.float32, float("nan"), settings.output, metadata
+        target,
+        grid,
+        specs,
+        np.float32,
+        float("nan"),
+        settings.output,
+        metadata,
+        overviews="AVERAGE",
+        product=False,
     ) as writer:
         for window in iter_windows(grid.width, grid.height, settings.output.window):
             data = read_window(ds, window, positions, halo=halo, scaled=True)

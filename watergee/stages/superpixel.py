@@ -100,7 +100,15 @@ def superpixel(tile: Tile, settings: Settings, out: Path) -> StageResult:
         "SOURCE": source.name,
     }
     with create_geotiff(
-        raster_path, grid, [BandSpec("segment_id")], np.uint32, 0, settings.output, metadata
+        raster_path,
+        grid,
+        [BandSpec("segment_id")],
+        np.uint32,
+        0,
+        settings.output,
+        metadata,
+        overviews="NEAREST",
+        product=False,
     ) as writer:
         for window in iter_windows(width, height, settings.output.window):
             writer.write(window, labels[window.slices])

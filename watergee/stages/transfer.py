@@ -16,6 +16,7 @@ from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.raster import BandSpec, create_geotiff, grid_of, iter_windows, read_band
 from watergee.io.stac import write_item
+from watergee.palette import class_colours
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
     names = {
         new: opts.names.get(new) or old_names.get(old, str(new)) for old, new in lookup.items()
     }
-    colours = {new: style.colours[old] for old, new in lookup.items() if old in style.colours}
+    colours = class_colours(names)
     band = BandSpec(style.band.description, metadata={f"CLASS_{k}": v for k, v in names.items()})
     metadata = {**style.metadata, "WATERGEE_STAGE": "label-transfer", "SOURCE": source.name,
                 "TABLE": ",".join(f"{a}:{b}" for a, b in sorted(lookup.items()))}  # fmt: skip
