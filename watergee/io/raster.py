@@ -20,7 +20,7 @@ from osgeo import gdal, gdal_array, osr
 from watergee.core.atomic import atomic_path
 from watergee.core.config import OutputSettings, Settings
 from watergee.core.errors import GridMismatchError, OutputError, TileInputError
-from watergee.palette import class_colours
+from watergee.io.palette import class_colours
 
 gdal.UseExceptions()
 osr.UseExceptions()

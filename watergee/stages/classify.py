@@ -15,6 +15,7 @@ from watergee.core.errors import MissingBandError, ModelError, OutputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.features import FeatureReader, extract_patches
+from watergee.io.palette import class_colours
 from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
     BandSpec,
@@ -32,7 +33,6 @@ from watergee.io.vector import read_points
 from watergee.models.artifact import check_channels, check_model_folder, read_metadata
 from watergee.models.inference import predict_windows
 from watergee.models.predictor import Predictor, load_predictor
-from watergee.palette import class_colours
 from watergee.spectral import INDEX_BANDS
 from watergee.stacks import band_stack
 

@@ -23,6 +23,7 @@ from watergee.core.tiles import Tile
 from watergee.denoising import agreement, spectrally_consistent
 from watergee.features import FeatureReader, extract_patches
 from watergee.io.labels import check_labels, label_raster_for
+from watergee.io.palette import class_colours
 from watergee.io.raster import (
     BandSpec,
     create_geotiff,
@@ -38,7 +39,6 @@ from watergee.models.inference import Predict, predict_windows
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.models.predictor import compiled_forward
 from watergee.models.runtime import tensorflow
-from watergee.palette import class_colours
 from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255

@@ -14,6 +14,7 @@ from watergee.core.config import Settings
 from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
+from watergee.io.palette import class_colours
 from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
     BandSpec,
@@ -23,7 +24,6 @@ from watergee.io.raster import (
     read_band,
 )
 from watergee.io.stac import write_item
-from watergee.palette import class_colours
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from watergee.core.config import Settings
 from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
+from watergee.io.palette import class_colours
 from watergee.io.raster import BandSpec, create_geotiff, grid_of, iter_windows, read_band
 from watergee.io.stac import write_item
-from watergee.palette import class_colours
 
 log = logging.getLogger(__name__)
 

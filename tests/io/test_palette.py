@@ -2,7 +2,7 @@
 
 import pytest
 
-from watergee.palette import NEGATED, SEQUENCE, class_colours, named_colour
+from watergee.io.palette import NEGATED, SEQUENCE, class_colours, named_colour
 
 BLUE, GREEN, RED = (0, 92, 230), (0, 128, 0), (230, 0, 0)
 
