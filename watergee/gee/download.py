@@ -30,9 +30,16 @@ import numpy as np
 from watergee.core import layout
 from watergee.core.atomic import atomic_path, remove_partials
 from watergee.core.config import GeeSettings, OutputSettings
-from watergee.core.records import changed_file, fingerprint, read_record, write_json_atomic
+from watergee.core.records import (
+    changed_file,
+    fingerprint,
+    read_record,
+    with_sidecars,
+    write_json_atomic,
+)
 from watergee.gee.composite import FEATURE_BANDS, FEATURE_CHANNELS, LABEL, VALID
 from watergee.gee.session import EarthEngineError
+from watergee.io.palette import class_colours
 from watergee.io.raster import BandSpec, Grid, Window, create_geotiff, spatial_reference
 
 MAX_REQUEST_BYTES = 48 * 1024 * 1024
@@ -223,7 +230,7 @@ def is_complete(out: Path, cell: CellGrid, digest: str) -> bool:
     if record is None or record.get("identity") != _identity(cell, digest):
         return False
     files = record.get("files")
-    if not isinstance(files, list) or len(files) != 2:
+    if not isinstance(files, list) or len(files) < 2:  # features, labels and its legend
         return False
     return all(changed_file(entry, out) is None for entry in files)
 
@@ -242,11 +249,12 @@ def _write_cell(out: Path, cell: CellGrid, planes: np.ndarray, digest: str,
     specs = [BandSpec(name) for name in FEATURE_CHANNELS]
     with create_geotiff(features_path, grid, specs, np.float32, float("nan"), output) as w:
         w.write(whole, values)
-    colours = {WATER: (30, 100, 220), LAND: (235, 225, 200)}
-    with create_geotiff(labels_path, grid, [BandSpec("noisy water label")], np.uint8, UNKNOWN,
-                        output, colours=colours) as w:  # fmt: skip
+    names = {WATER: "water", LAND: "not water"}
+    band = BandSpec("noisy water label", metadata={f"CLASS_{k}": v for k, v in names.items()})
+    with create_geotiff(labels_path, grid, [band], np.uint8, UNKNOWN, output,
+                        colours=class_colours(names)) as w:  # fmt: skip
         w.write(whole, codes)
-    files = [fingerprint(p, out) for p in (features_path, labels_path)]
+    files = [fingerprint(p, out) for p in with_sidecars([features_path, labels_path])]
     write_json_atomic(record_path, {"identity": _identity(cell, digest), "files": files})
 
 
