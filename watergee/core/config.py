@@ -90,9 +90,9 @@ class OutputSettings(Section):
     threads: int = knob(
         0,
         ge=0,
-        description="Threads each task may use: GeoTIFF compression and JPEG2000 decoding "
-        "(GDAL NUM_THREADS), random-forest prediction; 0: all CPUs. Set 1 when many workers "
-        "share a node.",
+        description="Threads each task may use: JPEG2000 and GeoTIFF decoding, GeoTIFF "
+        "compression (GDAL NUM_THREADS; compression stays in one thread on GDAL before 3.7.3), "
+        "random-forest prediction; 0: all CPUs. Set 1 when many workers share a node.",
     )
     overviews: Literal["products", "all", "none"] = knob(
         "products",
