@@ -27,7 +27,7 @@ def timed(runs: int, fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=4080, help="tile side in 10 m pixels (a multiple of 60)")
+    parser.add_argument("--size", type=int, default=4080, help="tile side, a multiple of 60")
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
 
@@ -58,7 +58,8 @@ def main() -> None:
             levels = ds.GetRasterBand(1).GetOverviewCount()
             rows.append((setting, stack, index, *sizes, levels))
             print(f"  overviews={setting:8s}  stack {stack:6.2f} s {sizes[0]:8.1f} MiB "
-                  f"({levels} overview levels)   indices {index:6.2f} s {sizes[1]:8.1f} MiB")  # fmt: skip
+                  f"({levels} overview levels)   "
+                  f"indices {index:6.2f} s {sizes[1]:8.1f} MiB")  # fmt: skip
         (_, s0, i0, z0, y0, _), (_, s1, i1, z1, y1, _) = rows
         print(f"cost of overviews: stack time x{s1 / s0:.2f}, size x{z1 / z0:.2f}; "
               f"indices time x{i1 / i0:.2f}, size x{y1 / y0:.2f}")  # fmt: skip

@@ -17,14 +17,43 @@ BLUE, GREEN, RED = (0, 92, 230), (0, 128, 0), (230, 0, 0)
         ("grassland", (163, 230, 77)), ("Arable land", (255, 220, 90)),
         ("Inland marshes", (77, 204, 204)), ("bare soil", (204, 178, 140)),
         ("land", (235, 225, 200)), ("cloud", (190, 190, 190)),
-        ("class 7", None), ("tundra", None), ("seven", None),
+        ("class 7", None), ("tundra", None), ("seven", None), ("none", None), ("No data", None),
+        ("Cloud shadows", (90, 90, 90)), ("Sea ice", (230, 240, 255)),
+        ("Non-irrigated arable land", (255, 220, 90)), ("Fruit trees", (255, 220, 90)),
     ],
 )  # fmt: skip
 def test_a_class_named_like_a_common_land_cover_gets_its_fixed_colour(name, colour):
     assert named_colour(name) == colour
 
 
-def test_unrecognised_classes_take_the_sequence_in_code_order_after_the_named_ones():
-    colours = class_colours({9: "tundra", 1: "water", 4: "class 4", 2: "forest"}, [1, 2, 4, 9, 11])
-    assert colours == {1: BLUE, 2: GREEN, 4: SEQUENCE[0], 9: SEQUENCE[1], 11: SEQUENCE[2]}
+def test_an_unrecognised_class_takes_the_sequence_by_its_code_whatever_else_is_in_the_map():
+    assert class_colours({9: "tundra", 1: "water", 4: "class 4"}, [1, 4, 9, 23]) == {
+        1: BLUE, 4: SEQUENCE[4], 9: SEQUENCE[9], 23: SEQUENCE[11]
+    }  # fmt: skip
+    assert class_colours({9: "tundra"}) == {9: SEQUENCE[9]}
     assert len(set(SEQUENCE)) == len(SEQUENCE)
+
+
+def test_classes_sharing_a_named_colour_are_told_apart_by_brightness_in_code_order():
+    colours = class_colours({311: "Broad-leaved forest", 312: "Coniferous forest",
+                             313: "Mixed forest", 512: "Water bodies"})  # fmt: skip
+    assert colours == {311: GREEN, 312: (0, 90, 0), 313: (0, 166, 0), 512: BLUE}
+
+
+def test_the_quicklook_legend_is_wide_enough_for_its_longest_label(tmp_path):
+    import numpy as np
+    from PIL import Image, ImageFont
+
+    from watergee.core.config import OutputSettings
+    from watergee.io.quicklook import SWATCH, write_quicklook
+    from watergee.io.raster import BandSpec, Window, create_geotiff, utm_grid
+
+    names = {1: "water", 2: "Discontinuous urban fabric and industrial or commercial units"}
+    band = BandSpec("class", metadata={f"CLASS_{k}": v for k, v in names.items()})
+    path = tmp_path / "c.tif"
+    with create_geotiff(path, utm_grid(32633, (0, 0), 10, 20, 20), [band], np.uint8, 255,
+                        OutputSettings(), colours=class_colours(names)) as w:  # fmt: skip
+        w.write(Window(0, 0, 20, 20), np.ones((20, 20), np.uint8))
+    write_quicklook(path, tmp_path / "c.png")
+    width = Image.open(tmp_path / "c.png").width
+    assert width >= ImageFont.load_default().getlength(f"2 {names[2]}") + SWATCH + 10

@@ -1,6 +1,7 @@
 """classify: dense inference equals per-patch inference everywhere, seams included."""
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -389,6 +390,11 @@ def test_a_class_map_shows_its_legend_in_gis_tools_and_a_lost_legend_is_rewritte
     sidecar = target.with_name(target.name + ".aux.xml")
     record = json.loads((out / tile.id / ".watergee" / "classify-pixel.json").read_text())
     assert sidecar.name in {p["path"].split("/")[-1] for p in record["outputs"]}
+    subprocess.run(["gdalinfo", "-stats", str(target)], capture_output=True, check=True)
+    assert "STATISTICS_MEAN" in sidecar.read_text()  # a GIS tool added to the legend file
+    assert run_stage(STAGES["classify"], [tile], settings, out, client).outcomes[0].status == (
+        "skipped"
+    )
     sidecar.unlink()  # a lost legend makes the tile stale: the re-run writes it again
     assert run_stage(STAGES["classify"], [tile], settings, out, client).outcomes[0].status == "done"
     assert _gdalinfo(target)["bands"][0]["categories"][1] == "water"

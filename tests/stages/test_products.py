@@ -164,3 +164,41 @@ def test_min_area_in_a_geographic_crs_is_refused_naming_the_file(tmp_path):
     settings = load_settings(None, ["sieve.min_area=5000"])
     with pytest.raises(TileInputError, match=r"lonlat.tif: sieve.min_area needs a projected CRS"):
         sieve(Tile("lonlat", path), settings, tmp_path / "out")
+
+
+def test_label_transfer_of_int16_codes_writes_its_legend_beside_a_map_without_colour_table(
+    tmp_path,
+):
+    """GeoTIFF holds colour tables on Byte and UInt16 only: an Int16 map (Corine codes, -1 no
+    data) keeps its colours in the attribute table of its side-car."""
+    from xml.etree import ElementTree
+
+    grid = utm_grid(32633, (300000, 5850000), 10, 8, 6)
+    path = tmp_path / "corine.tif"
+    write_array(path, np.tile(np.array([311, 312, 512, -1], np.int16), (6, 2)), grid, nodata=-1)
+    table = "{311: 2, 312: 2, 512: 5}"
+    settings = load_settings(
+        None, [f"transfer.table={table}", "transfer.names={2: forest, 5: water}"]
+    )
+    label_transfer(Tile("corine", path), settings, tmp_path / "o")
+    target = layout.product(tmp_path / "o", Tile("corine", path), "transferred")
+    ds = open_raster(target)
+    assert ds.GetRasterBand(1).GetColorTable() is None
+    assert set(np.unique(ds.ReadAsArray()).tolist()) == {-1, 2, 5}
+    rows = [[f.text for f in row] for row in ElementTree.parse(f"{target}.aux.xml").iter("Row")]
+    assert rows == [["2", "forest", "0", "128", "0"], ["5", "water", "0", "92", "230"]]
+
+
+def test_tiles_holding_different_classes_colour_each_class_alike(tmp_path):
+    """Colours come from the whole table, never from the codes one tile happens to hold."""
+    grid = utm_grid(32633, (300000, 5850000), 10, 4, 2)
+    table = "{1: 21, 2: 22, 3: 23}"
+    colours = []
+    for name, codes in (("a", [1, 3]), ("b", [2, 3])):
+        path = tmp_path / f"{name}.tif"
+        write_array(path, np.tile(np.array(codes, np.uint8), (2, 2)), grid, nodata=255)
+        label_transfer(Tile(name, path), load_settings(None, [f"transfer.table={table}"]),
+                       tmp_path / "o")  # fmt: skip
+        ds = open_raster(layout.product(tmp_path / "o", Tile(name, path), "transferred"))
+        colours.append(ds.GetRasterBand(1).GetColorTable().GetColorEntry(23))
+    assert colours[0] == colours[1]

@@ -99,7 +99,7 @@ class OutputSettings(Section):
         description="Which rasters get overviews (Cloud Optimized GeoTIFF): the products (class "
         "maps, probabilities, clipped, merged, sieved, extracted), all (also the band stack, "
         "resampled bands, indices, segments, denoised labels) or none. Overviews add about a "
-        "third to the file and to its writing time (README: Output formats).",
+        "third to the file size; writing time is in the README (Overviews).",
     )
 
 

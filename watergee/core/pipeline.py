@@ -496,6 +496,6 @@ def products(report: PipelineReport) -> list[Path]:
             record = read_record(layout.record(step.out, unit, name)) or {}
             for entry in record.get("outputs", []):
                 path = step.out / entry["path"]
-                if not path.name.endswith(".stac.json") and path not in found:
+                if not path.name.endswith((".stac.json", ".aux.xml")) and path not in found:
                     found.append(path)
     return found

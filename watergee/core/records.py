@@ -33,15 +33,20 @@ def fingerprint(path: Path, root: Path) -> dict[str, Any]:
     return {"path": portable(path, root), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def with_sidecars(paths: list[Path]) -> list[Path]:
-    """`paths` and, after each, the GDAL auxiliary file a raster may carry beside it (category
-    names, attribute table): part of the output, so a lost one makes the tile stale."""
+def sidecar(path: Path) -> Path:
+    """GDAL's auxiliary file beside a raster (category names, attribute table)."""
+    return path.with_name(path.name + ".aux.xml")
+
+
+def output_fingerprints(paths: list[Path], root: Path) -> list[dict[str, Any]]:
+    """Fingerprints of a stage's outputs, each followed by its GDAL auxiliary file when there
+    is one: that one only has to exist (GIS tools add statistics to it, which must not make the
+    tile stale), but a lost one does."""
     out = []
     for path in paths:
-        out.append(path)
-        aux = path.with_name(path.name + ".aux.xml")
-        if aux.exists():
-            out.append(aux)
+        out.append(fingerprint(path, root))
+        if sidecar(path).exists():
+            out.append({"path": portable(sidecar(path), root), "exists": True})
     return out
 
 
@@ -62,6 +67,8 @@ def changed_file(entry: dict[str, Any], root: Path) -> str | None:
         stat = os.stat(path)
     except (OSError, KeyError, TypeError):
         return str(entry.get("path", "?")) if isinstance(entry, dict) else "?"
+    if entry.get("exists") is True:  # only its presence is recorded
+        return None
     if stat.st_size != entry.get("size") or not _same_time(entry.get("mtime_ns"), stat.st_mtime_ns):
         return str(path)
     return None

@@ -217,7 +217,7 @@ def _run_locked(
             status="done",
             seconds=round(seconds, 3),
             inputs=[records.fingerprint(p, out) for p in result.inputs],
-            outputs=[records.fingerprint(p, out) for p in records.with_sidecars(result.outputs)],
+            outputs=records.output_fingerprints(result.outputs, out),
             info={**result.info, **notes},
         )
         log.info("%s: done in %.1f s", tile.id, seconds)

@@ -32,9 +32,8 @@ from watergee.core.atomic import atomic_path, remove_partials
 from watergee.core.config import GeeSettings, OutputSettings
 from watergee.core.records import (
     changed_file,
-    fingerprint,
+    output_fingerprints,
     read_record,
-    with_sidecars,
     write_json_atomic,
 )
 from watergee.gee.composite import FEATURE_BANDS, FEATURE_CHANNELS, LABEL, VALID
@@ -254,7 +253,7 @@ def _write_cell(out: Path, cell: CellGrid, planes: np.ndarray, digest: str,
     with create_geotiff(labels_path, grid, [band], np.uint8, UNKNOWN, output,
                         colours=class_colours(names)) as w:  # fmt: skip
         w.write(whole, codes)
-    files = [fingerprint(p, out) for p in with_sidecars([features_path, labels_path])]
+    files = output_fingerprints([features_path, labels_path], out)
     write_json_atomic(record_path, {"identity": _identity(cell, digest), "files": files})
 
 

@@ -1,5 +1,7 @@
 """PNG quicklooks: a class map in its colours with a small legend, beside the tile in true
-colour, small enough to glance at in a file browser (overviews make them cheap to read)."""
+colour, small enough to glance at in a file browser. The class map is read through its
+overviews; the stack's three bands are averaged down from full resolution (a few seconds for a
+full tile)."""
 
 from __future__ import annotations
 
@@ -78,10 +80,10 @@ def write_quicklook(
         panels.insert(0, Image.fromarray(rgb, "RGB").convert("RGBA"))
     names = style.names or {code: str(code) for code in style.colours}
     font = ImageFont.load_default()
-    rows = [(code, names[code]) for code in sorted(names)]
+    rows = [f"{code} {names[code]}" for code in sorted(names)]
     line = SWATCH + 4
     width = sum(p.width for p in panels) + GAP * (len(panels) - 1)
-    legend_width = max((int(font.getlength(text)) for _, text in rows), default=0) + SWATCH + 12
+    legend_width = max((int(font.getlength(text)) for text in rows), default=0) + SWATCH + 14
     canvas = Image.new(
         "RGBA", (max(width, legend_width), size[1] + GAP + line * len(rows)), (255, 255, 255, 255)
     )
@@ -90,11 +92,11 @@ def write_quicklook(
         canvas.alpha_composite(panel, (x, 0))
         x += panel.width + GAP
     draw = ImageDraw.Draw(canvas)
-    for i, (code, text) in enumerate(rows):
+    for i, (code, text) in enumerate(zip(sorted(names), rows, strict=True)):
         y = size[1] + GAP + i * line
         colour = style.colours.get(code, (0, 0, 0))
         draw.rectangle((4, y, 4 + SWATCH, y + SWATCH), fill=colour, outline=(60, 60, 60))
-        draw.text((SWATCH + 10, y), f"{code} {text}", fill=(0, 0, 0), font=font)
+        draw.text((SWATCH + 10, y), text, fill=(0, 0, 0), font=font)
     with atomic_path(final) as tmp:
         try:
             canvas.convert("RGB").save(tmp, format="PNG")

@@ -20,11 +20,13 @@ from osgeo import gdal, gdal_array, osr
 from watergee.core.atomic import atomic_path
 from watergee.core.config import OutputSettings, Settings
 from watergee.core.errors import GridMismatchError, OutputError, TileInputError
+from watergee.core.records import sidecar
 from watergee.io.palette import class_colours
 
 gdal.UseExceptions()
 osr.UseExceptions()
-# Metadata must live inside the GeoTIFF, never in a side-car .aux.xml that a rename would lose.
+# Metadata lives inside the GeoTIFF, never in a side-car .aux.xml that a rename would lose; only
+# category names and attribute tables, which GeoTIFF cannot hold, go to one (`write_categories`).
 gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
 
 
@@ -641,7 +643,7 @@ def create_geotiff(
         if metadata:
             ds.SetMetadata(dict(metadata))
         describe_bands(ds, bands, nodata)
-        if colours:
+        if colours and gdal_type in (gdal.GDT_Byte, gdal.GDT_UInt16):  # GeoTIFF allows no other
             table = gdal.ColorTable()
             for value, rgb in colours.items():
                 table.SetColorEntry(int(value), (*rgb, 255))
@@ -665,7 +667,7 @@ def create_geotiff(
     if names:
         write_categories(final, names, colours or {})
     else:
-        category_sidecar(final).unlink(missing_ok=True)
+        sidecar(final).unlink(missing_ok=True)
 
 
 def class_names(band: BandSpec) -> dict[int, str]:
@@ -674,12 +676,8 @@ def class_names(band: BandSpec) -> dict[int, str]:
     return {int(k[6:]): v for k, v in items if k.startswith("CLASS_") and k[6:].isdigit()}
 
 
-def category_sidecar(path: Path) -> Path:
-    """GDAL's auxiliary file beside `path`, where GeoTIFF category names and attribute tables
-    live: GIS tools read it, watergee itself never relies on it."""
-    return path.with_name(path.name + ".aux.xml")
-
-
+#: Category names are a list indexed by code: past this code only the attribute table is written.
+MAX_CATEGORIES = 4096
 #: GDAL raster attribute table field types and usages (gdal.GFT_*, gdal.GFU_*).
 _RAT_FIELDS = (
     ("Value", gdal.GFT_Integer, gdal.GFU_MinMax),
@@ -701,9 +699,10 @@ def write_categories(
 
     root = ET.Element("PAMDataset")
     band = ET.SubElement(root, "PAMRasterBand", band="1")
-    categories = ET.SubElement(band, "CategoryNames")
-    for code in range(max(names) + 1):
-        ET.SubElement(categories, "Category").text = names.get(code, "")
+    if min(names) >= 0 and max(names) < MAX_CATEGORIES:  # one entry per code from 0 on
+        categories = ET.SubElement(band, "CategoryNames")
+        for code in range(max(names) + 1):
+            ET.SubElement(categories, "Category").text = names.get(code, "")
     table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
     for i, (name, kind, usage) in enumerate(_RAT_FIELDS):
         field_defn = ET.SubElement(table, "FieldDefn", index=str(i))
@@ -716,7 +715,7 @@ def write_categories(
         for value in (code, names[code], *colours[code]):
             ET.SubElement(row, "F").text = str(value)
     ET.indent(root)
-    with atomic_path(category_sidecar(path)) as tmp:
+    with atomic_path(sidecar(path)) as tmp:
         tmp.write_text(ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
 
 

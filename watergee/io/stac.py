@@ -21,7 +21,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
 from watergee import __version__
-from watergee.core.records import write_json_atomic
+from watergee.core.records import sidecar, write_json_atomic
 from watergee.io.raster import ClassStyle, grid_of, open_raster, transformer
 
 ITEM_SUFFIX = ".stac.json"
@@ -191,6 +191,14 @@ def write_item(product: Path, sources: Sequence[Path], stage: str) -> Path:
     files = FileExtension.ext(asset, add_if_missing=True)
     files.size = product.stat().st_size
     files.checksum = _checksum(product)
+    legend, look = sidecar(product), product.with_suffix(".png")
+    if legend.exists():  # category names and attribute table: they travel with the data
+        item.add_asset("legend", pystac.Asset(href=f"./{legend.name}", roles=["metadata"],
+                                              media_type="application/xml",
+                                              title="category names, attribute table"))  # fmt: skip
+    if look.exists():
+        item.add_asset("thumbnail", pystac.Asset(href=f"./{look.name}", roles=["thumbnail"],
+                                                 media_type=pystac.MediaType.PNG))  # fmt: skip
     target = item_path(product)
     for source in sources:
         source = Path(source)

@@ -12,6 +12,7 @@ import numpy as np
 from watergee.core import layout
 from watergee.core.config import ClassifySettings, Settings
 from watergee.core.errors import MissingBandError, ModelError, OutputError
+from watergee.core.records import sidecar
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.features import FeatureReader, extract_patches
@@ -20,7 +21,6 @@ from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
     BandSpec,
     Window,
-    category_sidecar,
     count_valid,
     create_geotiff,
     grid_of,
@@ -107,7 +107,7 @@ def check_written(targets: list[Path], classified: int, source: Path) -> None:
     if written != classified:
         for path in targets:
             path.unlink(missing_ok=True)
-            category_sidecar(path).unlink(missing_ok=True)
+            sidecar(path).unlink(missing_ok=True)
         raise OutputError(
             f"{targets[0]}: holds {written} classified pixels, {classified} were computed "
             "(written wrongly, removed)"

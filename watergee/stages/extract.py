@@ -53,9 +53,9 @@ def extract(tile: Tile, settings: Settings, out: Path) -> StageResult:
             found += int((block == shown).sum()) if shown else 0
             writer.write(w, block)
     log.info("%s: class %d on %d px", tile.id, opts.class_id, found)
-    item = write_item(target, [source], "extract")
-    outputs = [target, item]
+    outputs = [target]
     if opts.quicklook:
         outputs.append(layout.product(out, tile, f"class{opts.class_id}", "png"))
         write_quicklook(target, outputs[-1])
+    outputs.append(write_item(target, [source], "extract"))
     return StageResult([source], outputs, {"pixels": found})

@@ -41,7 +41,13 @@ def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
     names = {
         new: opts.names.get(new) or old_names.get(old, str(new)) for old, new in lookup.items()
     }
-    colours = class_colours(names)
+    # coloured over every code the table can give, so that all tiles agree
+    every = {
+        *opts.table.values(),
+        *opts.names,
+        *([opts.default] if opts.default is not None else []),
+    }
+    colours = class_colours({**{c: opts.names.get(c, "") for c in every}, **names})
     band = BandSpec(style.band.description, metadata={f"CLASS_{k}": v for k, v in names.items()})
     metadata = {**style.metadata, "WATERGEE_STAGE": "label-transfer", "SOURCE": source.name,
                 "TABLE": ",".join(f"{a}:{b}" for a, b in sorted(lookup.items()))}  # fmt: skip
