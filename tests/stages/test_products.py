@@ -190,15 +190,16 @@ def test_label_transfer_of_int16_codes_writes_its_legend_beside_a_map_without_co
 
 
 def test_tiles_holding_different_classes_colour_each_class_alike(tmp_path):
-    """Colours come from the whole table, never from the codes one tile happens to hold."""
+    """Colours come from the whole table, never from the codes one tile happens to hold: the
+    second forest is shaded in a tile without the first one too."""
     grid = utm_grid(32633, (300000, 5850000), 10, 4, 2)
-    table = "{1: 21, 2: 22, 3: 23}"
+    table = ["transfer.table={1: 21, 2: 22, 3: 23}",
+             "transfer.names={21: broad-leaved forest, 22: coniferous forest}"]  # fmt: skip
     colours = []
-    for name, codes in (("a", [1, 3]), ("b", [2, 3])):
+    for name, codes in (("a", [1, 2]), ("b", [2, 3])):
         path = tmp_path / f"{name}.tif"
         write_array(path, np.tile(np.array(codes, np.uint8), (2, 2)), grid, nodata=255)
-        label_transfer(Tile(name, path), load_settings(None, [f"transfer.table={table}"]),
-                       tmp_path / "o")  # fmt: skip
+        label_transfer(Tile(name, path), load_settings(None, table), tmp_path / "o")
         ds = open_raster(layout.product(tmp_path / "o", Tile(name, path), "transferred"))
-        colours.append(ds.GetRasterBand(1).GetColorTable().GetColorEntry(23))
+        colours.append(ds.GetRasterBand(1).GetColorTable().GetColorEntry(22))
     assert colours[0] == colours[1]

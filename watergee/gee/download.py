@@ -38,8 +38,14 @@ from watergee.core.records import (
 )
 from watergee.gee.composite import FEATURE_BANDS, FEATURE_CHANNELS, LABEL, VALID
 from watergee.gee.session import EarthEngineError
-from watergee.io.palette import class_colours
-from watergee.io.raster import BandSpec, Grid, Window, create_geotiff, spatial_reference
+from watergee.io.raster import (
+    BandSpec,
+    Grid,
+    Window,
+    class_band,
+    create_geotiff,
+    spatial_reference,
+)
 
 MAX_REQUEST_BYTES = 48 * 1024 * 1024
 MAX_SIDE = 32768
@@ -248,10 +254,8 @@ def _write_cell(out: Path, cell: CellGrid, planes: np.ndarray, digest: str,
     specs = [BandSpec(name) for name in FEATURE_CHANNELS]
     with create_geotiff(features_path, grid, specs, np.float32, float("nan"), output) as w:
         w.write(whole, values)
-    names = {WATER: "water", LAND: "not water"}
-    band = BandSpec("noisy water label", metadata={f"CLASS_{k}": v for k, v in names.items()})
-    with create_geotiff(labels_path, grid, [band], np.uint8, UNKNOWN, output,
-                        colours=class_colours(names)) as w:  # fmt: skip
+    band = class_band("noisy water label", {WATER: "water", LAND: "not water"})
+    with create_geotiff(labels_path, grid, [band], np.uint8, UNKNOWN, output) as w:
         w.write(whole, codes)
     files = output_fingerprints([features_path, labels_path], out)
     write_json_atomic(record_path, {"identity": _identity(cell, digest), "files": files})

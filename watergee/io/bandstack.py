@@ -26,6 +26,7 @@ from watergee.io.raster import (
     grid_of,
     iter_windows,
     open_raster,
+    pre_cog,
     read_band,
     to_cog,
     warp,
@@ -138,7 +139,7 @@ def warp_to_grid(
         return
     cog = builds_overviews(settings, "AVERAGE", product=False)
     with atomic_path(final) as tmp:
-        scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if cog else tmp
+        scratch = pre_cog(tmp) if cog else tmp
         out = warp(
             str(scratch),
             src_ds,
@@ -245,17 +246,14 @@ def stack_bands(
     describe_bands(vrt, specs, nodata)
     if metadata:
         vrt.SetMetadata(dict(metadata))
+    if builds_overviews(settings, "AVERAGE", product=False):  # straight to a COG: no rewrite
+        driver, options = "COG", cog_options(settings, "AVERAGE")
+    else:
+        driver, options = "GTiff", creation_options(settings, data_type)
     with atomic_path(final) as tmp:
         try:
-            cog = builds_overviews(settings, "AVERAGE", product=False)
             out = gdal.Translate(
-                str(tmp),
-                vrt,
-                format="COG" if cog else "GTiff",
-                outputType=data_type,
-                creationOptions=cog_options(settings, "AVERAGE")
-                if cog
-                else creation_options(settings, data_type),
+                str(tmp), vrt, format=driver, outputType=data_type, creationOptions=options
             )
         except RuntimeError as exc:
             culprit = _first_unreadable(sources)

@@ -54,15 +54,15 @@ def named_colour(name: str) -> RGB | None:
     return _match(text)
 
 
-def class_colours(names: dict[int, str], codes: list[int] | None = None) -> dict[int, RGB]:
-    """A colour for every class code (`codes`, default those named): its name's colour, shaded
-    when classes before it took the same one; else the sequence's colour for its code. Pass
+def class_colours(names: dict[int, str]) -> dict[int, RGB]:
+    """A colour for every class code: its name's colour, shaded when classes before it took the
+    same one; else (an unrecognised or empty name) the sequence's colour for its code. Pass
     every class a map can hold (a model's, a table's), not only those present, so that tiles
     agree."""
     colours: dict[int, RGB] = {}
     taken: dict[RGB, int] = {}
-    for code in sorted(set(codes if codes is not None else names)):
-        colour = named_colour(names.get(code, ""))
+    for code in sorted(names):
+        colour = named_colour(names[code])
         if colour is None:
             colours[code] = SEQUENCE[code % len(SEQUENCE)]
             continue

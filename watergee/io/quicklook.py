@@ -29,13 +29,9 @@ def class_image(ds: gdal.Dataset, style: ClassStyle, size: tuple[int, int]) -> n
     codes = ds.GetRasterBand(1).ReadAsArray(
         buf_xsize=size[0], buf_ysize=size[1], resample_alg=gdal.GRIORA_NearestNeighbour
     )
-    lut = np.zeros((int(codes.max(initial=0)) + 1, 4), np.uint8)
+    image = np.zeros((*codes.shape, 4), np.uint8)  # no data and uncoloured codes: transparent
     for code, rgb in style.colours.items():
-        if code < len(lut):
-            lut[code] = (*rgb, 255)
-    image = lut[codes]
-    if style.nodata is not None:
-        image[codes == style.nodata] = 0
+        image[codes == code] = (*rgb, 255)
     return image
 
 
@@ -80,10 +76,10 @@ def write_quicklook(
         panels.insert(0, Image.fromarray(rgb, "RGB").convert("RGBA"))
     names = style.names or {code: str(code) for code in style.colours}
     font = ImageFont.load_default()
-    rows = [f"{code} {names[code]}" for code in sorted(names)]
+    rows = [(code, f"{code} {names[code]}") for code in sorted(names)]
     line = SWATCH + 4
     width = sum(p.width for p in panels) + GAP * (len(panels) - 1)
-    legend_width = max((int(font.getlength(text)) for text in rows), default=0) + SWATCH + 14
+    legend_width = max((int(font.getlength(text)) for _, text in rows), default=0) + SWATCH + 14
     canvas = Image.new(
         "RGBA", (max(width, legend_width), size[1] + GAP + line * len(rows)), (255, 255, 255, 255)
     )
@@ -92,7 +88,7 @@ def write_quicklook(
         canvas.alpha_composite(panel, (x, 0))
         x += panel.width + GAP
     draw = ImageDraw.Draw(canvas)
-    for i, (code, text) in enumerate(zip(sorted(names), rows, strict=True)):
+    for i, (code, text) in enumerate(rows):
         y = size[1] + GAP + i * line
         colour = style.colours.get(code, (0, 0, 0))
         draw.rectangle((4, y, 4 + SWATCH, y + SWATCH), fill=colour, outline=(60, 60, 60))

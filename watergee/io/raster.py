@@ -588,6 +588,11 @@ def cog_options(settings: OutputSettings, resampling: str) -> list[str]:
     return options
 
 
+def pre_cog(tmp: Path) -> Path:
+    """Where a raster is written before it is rewritten as a COG at `tmp` (`to_cog`)."""
+    return tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}")
+
+
 def to_cog(
     scratch: Path, tmp: Path, final: Path, settings: OutputSettings, resampling: str
 ) -> None:
@@ -619,14 +624,17 @@ def create_geotiff(
 
     `overviews` names how its overviews are resampled (True: NEAREST, as class maps must never
     be averaged); a `product` gets them unless `output.overviews` is 'none', an intermediate
-    only with 'all', and the file is then a Cloud Optimized GeoTIFF. `colours` sets a colour
-    table; CLASS_<code> metadata of a single band also becomes category names (`write_categories`).
+    only with 'all', and the file is then a Cloud Optimized GeoTIFF. A single band with class
+    names (`class_band`) also gets category names (`write_categories`) and, unless `colours`
+    are given, the palette's colours as its colour table.
     """
     gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
     resampling = overviews if isinstance(overviews, str) else "NEAREST"
     cog = builds_overviews(settings, overviews, product)
+    names = class_names(bands[0]) if len(bands) == 1 else {}
+    colours = colours or (class_colours(names) if names else None)
     with atomic_path(final) as tmp:
-        scratch = tmp.with_name(f"{tmp.stem}.pre-cog{tmp.suffix}") if cog else tmp
+        scratch = pre_cog(tmp) if cog else tmp
         try:
             ds = gdal.GetDriverByName("GTiff").Create(
                 str(scratch),
@@ -663,11 +671,15 @@ def create_geotiff(
             ds = None
         if cog:
             to_cog(scratch, tmp, final, settings, resampling)
-    names = class_names(bands[0]) if len(bands) == 1 else {}
     if names:
         write_categories(final, names, colours or {})
     else:
         sidecar(final).unlink(missing_ok=True)
+
+
+def class_band(description: str, names: dict[int, str]) -> BandSpec:
+    """A class band: its names kept as CLASS_<code> metadata (the inverse of `class_names`)."""
+    return BandSpec(description, metadata={f"CLASS_{code}": name for code, name in names.items()})
 
 
 def class_names(band: BandSpec) -> dict[int, str]:

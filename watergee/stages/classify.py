@@ -16,11 +16,11 @@ from watergee.core.records import sidecar
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.features import FeatureReader, extract_patches
-from watergee.io.palette import class_colours
 from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
     BandSpec,
     Window,
+    class_band,
     count_valid,
     create_geotiff,
     grid_of,
@@ -90,10 +90,6 @@ def predict_tile(
         yield window, probabilities, valid
 
 
-def _colour_table(predictor: Predictor) -> dict[int, tuple[int, int, int]]:
-    return class_colours({c.id: c.name for c in predictor.metadata.classes})
-
-
 def check(settings: Settings) -> None:
     """The model folder every tile reads, checked before any tile runs (no model loaded)."""
     if settings.classify.model is not None:
@@ -161,7 +157,7 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
                 "NODATA": str(NODATA)}  # fmt: skip
     target = layout.classes(out, tile, opts.mode)
     outputs = [target]
-    class_band = BandSpec("class", metadata={f"CLASS_{k}": v for k, v in names.items()})
+    band = class_band("class", {c.id: c.name for c in predictor.metadata.classes})
     probability_path = layout.probabilities(out, tile, opts.mode)
     # uint8 probabilities are stored x250: GDAL's scale gives 0-1 back to every reader
     scale = 1 / 250 if opts.probabilities == "uint8" else None
@@ -170,8 +166,8 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         for c in predictor.metadata.classes
     ]
     classified = 0  # pixels given a class: the file written must hold exactly these
-    with create_geotiff(target, grid, [class_band], np.uint8, NODATA, settings.output, metadata,
-                        colours=_colour_table(predictor), overviews=True) as writer:  # fmt: skip
+    with create_geotiff(target, grid, [band], np.uint8, NODATA, settings.output, metadata,
+                        overviews=True) as writer:  # fmt: skip
         if opts.probabilities == "none":
             for window, labels, _, valid in painted:
                 writer.write(window, np.where(valid, labels, NODATA).astype(np.uint8))

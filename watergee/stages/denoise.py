@@ -23,9 +23,8 @@ from watergee.core.tiles import Tile
 from watergee.denoising import agreement, spectrally_consistent
 from watergee.features import FeatureReader, extract_patches
 from watergee.io.labels import check_labels, label_raster_for
-from watergee.io.palette import class_colours
 from watergee.io.raster import (
-    BandSpec,
+    class_band,
     create_geotiff,
     grid_of,
     iter_windows,
@@ -188,8 +187,7 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
     target = layout.denoised(out, tile)
     metadata = {"TILE": tile.id, "WATERGEE_STAGE": "denoise", "SOURCE_LABELS": label_path.name,
                 "CLASSES": "1 water, 0 not water, 255 no data"}  # fmt: skip
-    names = {WATER: "water", LAND: "not water"}
-    band = BandSpec("water", metadata={f"CLASS_{k}": v for k, v in names.items()})
+    band = class_band("water", {WATER: "water", LAND: "not water"})
     with create_geotiff(
         target,
         grid,
@@ -198,7 +196,6 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
         NODATA,
         settings.output,
         metadata,
-        colours=class_colours(names),
         overviews="NEAREST",
         product=False,
     ) as writer:

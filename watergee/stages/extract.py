@@ -14,10 +14,9 @@ from watergee.core.config import Settings
 from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
-from watergee.io.palette import class_colours
 from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
-    BandSpec,
+    class_band,
     create_geotiff,
     grid_of,
     iter_windows,
@@ -37,16 +36,14 @@ def extract(tile: Tile, settings: Settings, out: Path) -> StageResult:
     if style.names and opts.class_id not in style.names:
         listed = ", ".join(f"{k} {v}" for k, v in sorted(style.names.items()))
         raise TileInputError(f"{source}: has no class {opts.class_id} (its classes: {listed})")
-    name = (style.band.metadata or {}).get(f"CLASS_{opts.class_id}", f"class {opts.class_id}")
+    name = style.names.get(opts.class_id, f"class {opts.class_id}")
     target = layout.product(out, tile, f"class{opts.class_id}")
     shown = 1 if opts.value == "one" else opts.class_id
-    names = {shown: name, 0: f"not {name}"}
-    band = BandSpec(name, metadata={f"CLASS_{k}": v for k, v in names.items()})
+    band = class_band(name, {shown: name, 0: f"not {name}"})
     metadata = {"WATERGEE_STAGE": "extract", "SOURCE": source.name, "CLASS": str(opts.class_id)}
     found = 0
-    colours = class_colours(names)
     with create_geotiff(target, grid, [band], np.uint8, 255, settings.output, metadata,
-                        colours, overviews=True) as writer:  # fmt: skip
+                        overviews=True) as writer:  # fmt: skip
         for w in iter_windows(grid.width, grid.height, settings.output.window):
             data = read_band(ds, 1, w.col, w.row, w.width, w.height)
             block = extract_class(data, opts.class_id, opts.value, nodata)

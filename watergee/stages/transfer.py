@@ -15,7 +15,7 @@ from watergee.core.errors import TileInputError
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
 from watergee.io.palette import class_colours
-from watergee.io.raster import BandSpec, create_geotiff, grid_of, iter_windows, read_band
+from watergee.io.raster import class_band, create_geotiff, grid_of, iter_windows, read_band
 from watergee.io.stac import write_item
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def label_transfer(tile: Tile, settings: Settings, out: Path) -> StageResult:
         *([opts.default] if opts.default is not None else []),
     }
     colours = class_colours({**{c: opts.names.get(c, "") for c in every}, **names})
-    band = BandSpec(style.band.description, metadata={f"CLASS_{k}": v for k, v in names.items()})
+    band = class_band(style.band.description, names)
     metadata = {**style.metadata, "WATERGEE_STAGE": "label-transfer", "SOURCE": source.name,
                 "TABLE": ",".join(f"{a}:{b}" for a, b in sorted(lookup.items()))}  # fmt: skip
     metadata.pop("CLASSES", None)
