@@ -387,44 +387,76 @@ class DenoiseSettings(Section):
     max_elevation: float | None = Field(
         None, description="Water above this elevation (m) is not taken as water (needs dem)."
     )
-    rounds: int = Field(3, ge=1, description="Self-training rounds.")
+    method: Literal["nir_split", "water_gee"] = Field(
+        "nir_split",
+        description="nir_split: drop the labelled water's bright mode in the near infrared "
+        "(Otsu's split, when clear) and add pixels close to the kept water's features; removes "
+        "whole land covers labelled water and finds water the labels miss, in seconds. "
+        "water_gee: the paper's self-training of a pixel CNN; removes scattered errors only.",
+    )
+    separability: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="nir_split: the labelled water's bright NIR mode is dropped only when "
+        "Otsu's split explains at least this share of its NIR variance (clean water: about "
+        "0.6).",
+    )
+    extend_quantile: float | None = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="nir_split: a pixel labelled land becomes water when its Mahalanobis "
+        "distance to the kept water is within that of all but this share of the kept water "
+        "(null: never).",
+    )
+    rounds: int = Field(3, ge=1, description="water_gee: self-training rounds.")
     epochs: int = Field(
         5,
         ge=1,
-        description="Training epochs of each round's fresh CNN (water_gee: 20 at batch 64): it "
-        "must train to confidence, or few pixels pass the probability threshold and the water "
-        "collapses.",
+        description="water_gee: training epochs of each round's fresh CNN (the paper: 20 at "
+        "batch 64): it must train to confidence, or few pixels pass the probability "
+        "threshold and the water collapses.",
     )
     max_samples: int = Field(
-        20000, ge=10, description="Water samples per round at most; as many non-water."
+        20000,
+        ge=10,
+        description="Water samples per round at most, as many non-water (water_gee); labelled "
+        "water samples the mixture is fitted to (mixture).",
     )
     threshold: float = Field(
-        0.95, gt=0, lt=1, description="Water probability a pixel needs to stay or become water."
+        0.95,
+        gt=0,
+        lt=1,
+        description="water_gee: water probability a pixel needs to stay or become water.",
     )
     sd_range: float = Field(
-        3.0, gt=0, description="Features must lie within mean +- this many sd of the water."
+        3.0,
+        gt=0,
+        description="water_gee: features must lie within mean +- this many sd of the water.",
     )
     majority: float = Field(
         0.5,
         gt=0,
         le=1,
-        description="Share of features that must lie in that range ('most bands': over half).",
+        description="water_gee: share of features that must lie in that range ('most bands': "
+        "over half).",
     )
     batch_size: int = Field(
         1024,
         ge=1,
-        description="Training batch size at most (water_gee: 64; with a larger learning rate, "
-        "large batches agree with water_gee's training on 99 % of pixels in a tenth of the "
-        "time on a CPU). Fewer samples get smaller batches (40 to an epoch, 64 at least) and a "
-        "learning rate scaled by the square root of the ratio.",
+        description="water_gee: training batch size at most (the paper: 64; with a larger "
+        "learning rate, large batches agree with water_gee's training on 99 % of pixels in a "
+        "tenth of the time on a CPU). Fewer samples get smaller batches (40 to an epoch, 64 at "
+        "least) and a learning rate scaled by the square root of the ratio.",
     )
-    learning_rate: float = Field(0.01, gt=0, description="Adam learning rate.")
+    learning_rate: float = Field(0.01, gt=0, description="water_gee: Adam learning rate.")
     settle: float = Field(
         0.0,
         ge=0,
         lt=1,
-        description="A round's training stops once an epoch lowers the loss by less than this "
-        "share of the epoch before (0: always train every epoch).",
+        description="water_gee: a round's training stops once an epoch lowers the loss by less "
+        "than this share of the epoch before (0: always train every epoch).",
     )
     seed: Seed = Field(0, description="Seed of sampling and training.")
 

@@ -1,9 +1,14 @@
-"""denoise: correct a noisy water label raster by self-training a pixel CNN (water_gee).
+"""denoise: correct a noisy water label raster, per tile.
 
-Per round: draw as many non-water as water samples (without replacement, seeded), train a fresh
-pixel CNN, predict the whole tile densely, and keep as water only pixels predicted with a
-probability above the threshold whose features lie within mean +- k sd of the current water in
-most features (and below the elevation cut-off). The last round's water is the corrected label.
+method nir_split (default): from a seeded sample of the labelled water, drop its bright mode in
+the near infrared when Otsu's split is clear, and add every pixel as close to the kept water's
+features as most of it (watergee.nirsplit).
+
+method water_gee: per round, draw as many non-water as water samples (without replacement,
+seeded), train a fresh pixel CNN, predict the whole tile densely, and keep as water only pixels
+predicted with a probability above the threshold whose features lie within mean +- k sd of the
+current water in most features (and below the elevation cut-off). The last round's water is the
+corrected label.
 """
 
 from __future__ import annotations
@@ -38,11 +43,14 @@ from watergee.models.inference import Predict, predict_windows
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.models.predictor import compiled_forward
 from watergee.models.runtime import tensorflow
+from watergee.nirsplit import WaterModel, correct, darkness_channel, split_darkness
 from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255
 #: Fewest training steps per epoch.
 STEPS = 40
+#: Fewest labelled water samples the NIR split models; fewer leave the labels as they are.
+SPLIT_MINIMUM = 100
 log = logging.getLogger(__name__)
 
 
@@ -64,24 +72,27 @@ def _draw(
     tile: str,
     round_: int,
     window: int,
+    classes: tuple[int, ...] = (WATER, LAND),
 ):
-    """Keyed draw of up to `limit` water and as many non-water pixels."""
-    pools = {WATER: Candidates(limit), LAND: Candidates(limit)}
+    """Keyed draw of up to `limit` water and as many non-water pixels (with `classes` of
+    WATER alone: up to `limit` water pixels)."""
+    pools = {cls: Candidates(limit) for cls in classes}
     for w in iter_windows(water.shape[1], water.shape[0], window):
         block_water, block_usable = water[w.slices], usable[w.slices]
-        for cls, mask in ((WATER, block_water & block_usable), (LAND, ~block_water & block_usable)):
+        for cls, pool in pools.items():
+            mask = (block_water if cls == WATER else ~block_water) & block_usable
             rows, cols = np.nonzero(mask)
             rows, cols = rows + w.row, cols + w.col
             keys = pixel_keys(seed, tile, rows, cols, round_, cls)
-            pools[cls].offer(keys, rows, cols, np.full(len(rows), cls))
-    count = min(len(pools[WATER].keys), len(pools[LAND].keys))
-    rows, cols, classes = [], [], []
+            pool.offer(keys, rows, cols, np.full(len(rows), cls))
+    count = min(len(pool.keys) for pool in pools.values())
+    rows, cols, drawn = [], [], []
     for cls, pool in pools.items():
         _, r, c, _ = pool.ordered()
         rows.append(r[:count])
         cols.append(c[:count])
-        classes.append(np.full(count, cls))
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(classes)
+        drawn.append(np.full(count, cls))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(drawn)
 
 
 def _window_predictor(model, mean: np.ndarray, std: np.ndarray) -> Predict:
@@ -123,33 +134,16 @@ def check(settings: Settings) -> None:
     check_labels(settings.denoise.labels)
 
 
-def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
-    opts = settings.denoise
-    work = opts.work or out
-    stack_path = layout.require_stack(work, tile)
-    ds = open_raster(stack_path)
-    grid = grid_of(ds)
-    reader = _reader(ds, opts, grid)
-    label_path = label_raster_for(tile, opts.labels)
-    labels, warped = on_grid(label_path, grid)
-    window_size = settings.output.window
-
-    # The noisy labels, and where a full 7 x 7 patch of features exists.
-    water = np.zeros((grid.height, grid.width), bool)
-    usable = np.zeros_like(water)
-    dem_bands = [i for i, name in enumerate(reader.names) if name == "DEM"]
-    # Feature statistics of the current water, for the spectral check of the next round.
-    moments = RunningMoments(len(reader.names))
-    for w in iter_windows(grid.width, grid.height, window_size):
-        codes = read_codes(labels, w)
-        # Feature channels are NaN wherever they lack data, LINE's own reach included.
-        features = reader.read(w, halo=HALO)
-        inner = (slice(HALO, HALO + w.height), slice(HALO, HALO + w.width))
-        fits = patch_fits(~np.isnan(features).any(axis=0), PATCH)[inner]
-        usable[w.slices] = fits & (codes >= 0) & ~np.isin(codes, opts.nodata_codes)
-        water[w.slices] = np.isin(codes, opts.water_codes) & usable[w.slices]
-        moments.add(features[:, inner[0], inner[1]], water[w.slices])
-    initial = water.copy()
+def _self_training(
+    tile: Tile,
+    reader: FeatureReader,
+    water: np.ndarray,
+    usable: np.ndarray,
+    moments: RunningMoments,
+    opts: DenoiseSettings,
+    window_size: int,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """water_gee's rounds; returns the last round's water and the rounds' figures."""
     rounds: list[dict[str, Any]] = []
     for number in range(opts.rounds):
         if not water.any() or water.sum() == usable.sum():
@@ -170,8 +164,7 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
             keep &= spectrally_consistent(
                 features, moments.mean, moments.std, opts.sd_range, opts.majority
             )
-            if opts.max_elevation is not None:
-                keep &= features[dem_bands[0]] * opts.dem_scale <= opts.max_elevation
+            keep &= _below_cut_off(features, reader, opts)
             updated[w.slices] = keep
             updated_moments.add(features, keep)
         rounds.append({
@@ -183,6 +176,100 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
             "agreement_with_previous": round(agreement(updated, water), 6),
         })  # fmt: skip
         water, moments = updated, updated_moments
+    return water, {"rounds": rounds}
+
+
+def _nir_split(
+    tile: Tile,
+    reader: FeatureReader,
+    labelled: np.ndarray,
+    usable: np.ndarray,
+    opts: DenoiseSettings,
+    window_size: int,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The NIR split and the extension from the kept water; returns the water and figures."""
+    # Elevation (the DEM extra, or a features band named DEM/4000) is no spectral feature.
+    own = [i for i, name in enumerate(reader.names) if not name.casefold().startswith("dem")]
+    names = [reader.names[i] for i in own]
+    try:
+        channel = darkness_channel(names)
+    except ValueError as exc:
+        raise TileInputError(f"denoise.method nir_split: {exc}") from None
+    rows, cols, _ = _draw(
+        labelled, usable, opts.max_samples, opts.seed, tile.id, 0, window_size, (WATER,)
+    )
+    if len(rows) < SPLIT_MINIMUM:
+        return labelled, {"stopped": f"{len(rows)} labelled water pixels: too few to model"}
+    samples = extract_patches(reader, rows, cols, 1)[:, 0, 0, own].astype(np.float64)
+    split = split_darkness(samples[:, channel], opts.separability)
+    kept = samples[samples[:, channel] <= split.limit]
+    model = None
+    if opts.extend_quantile is not None:
+        model = WaterModel.fit(kept, opts.extend_quantile)
+    water = np.zeros_like(labelled)
+    for w in iter_windows(labelled.shape[1], labelled.shape[0], window_size):
+        inside = usable[w.slices]
+        if not inside.any():
+            continue
+        features = reader.read(w)
+        block = np.zeros(inside.shape, bool)
+        pixels = features[own][:, inside].astype(np.float64)
+        block[inside] = correct(pixels, labelled[w.slices][inside], channel, split, model)
+        water[w.slices] = block & _below_cut_off(features, reader, opts)
+    return water, {
+        "nir_split": {
+            "channel": names[channel],
+            "samples": len(rows),
+            "threshold": round(split.threshold, 6),
+            "separability": round(split.separability, 4),
+            "applied": split.applied,
+            "kept_samples": len(kept),
+            "water_mean": {n: round(float(v), 5) for n, v in zip(names, kept.mean(0), strict=True)},
+        },
+        "removed": int((labelled & ~water).sum()),
+        "added": int((water & ~labelled).sum()),
+    }
+
+
+def _below_cut_off(features: np.ndarray, reader: FeatureReader, opts: DenoiseSettings):
+    """Where the elevation is not above denoise.max_elevation (everywhere without one)."""
+    if opts.max_elevation is None:
+        return np.ones(features.shape[1:], bool)
+    return features[reader.names.index("DEM")] * opts.dem_scale <= opts.max_elevation
+
+
+def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
+    opts = settings.denoise
+    work = opts.work or out
+    stack_path = layout.require_stack(work, tile)
+    ds = open_raster(stack_path)
+    grid = grid_of(ds)
+    reader = _reader(ds, opts, grid)
+    label_path = label_raster_for(tile, opts.labels)
+    labels, warped = on_grid(label_path, grid)
+    window_size = settings.output.window
+    # The CNN reads 7 x 7 patches; the NIR split looks at one pixel.
+    patch = PATCH if opts.method == "water_gee" else 1
+
+    # The noisy labels, and where the features a pixel needs exist.
+    water = np.zeros((grid.height, grid.width), bool)
+    usable = np.zeros_like(water)
+    # Feature statistics of the current water, for water_gee's spectral check.
+    moments = RunningMoments(len(reader.names))
+    for w in iter_windows(grid.width, grid.height, window_size):
+        codes = read_codes(labels, w)
+        # Feature channels are NaN wherever they lack data, LINE's own reach included.
+        features = reader.read(w, halo=HALO)
+        inner = (slice(HALO, HALO + w.height), slice(HALO, HALO + w.width))
+        fits = patch_fits(~np.isnan(features).any(axis=0), patch)[inner]
+        usable[w.slices] = fits & (codes >= 0) & ~np.isin(codes, opts.nodata_codes)
+        water[w.slices] = np.isin(codes, opts.water_codes) & usable[w.slices]
+        moments.add(features[:, inner[0], inner[1]], water[w.slices])
+    initial = water.copy()
+    if opts.method == "nir_split":
+        water, details = _nir_split(tile, reader, water, usable, opts, window_size)
+    else:
+        water, details = _self_training(tile, reader, water, usable, moments, opts, window_size)
 
     target = layout.denoised(out, tile)
     metadata = {"TILE": tile.id, "WATERGEE_STAGE": "denoise", "SOURCE_LABELS": label_path.name,
@@ -212,11 +299,12 @@ def denoise(tile: Tile, settings: Settings, out: Path) -> StageResult:
         "water_final": int(water.sum()),
         "changed_from_initial": int((water != initial).sum()),
         "agreement_with_initial": round(agreement(water, initial), 6),
-        "rounds": rounds,
+        "method": opts.method,
+        **details,
     }
     report_path = layout.denoise_report(out, tile)
     write_json_atomic(report_path, report)
     inputs = [stack_path, label_path, *([opts.dem] if opts.dem else [])]
-    log.info("%s: water %d -> %d pixels in %d rounds", tile.id, int(initial.sum()),
-             int(water.sum()), len(rounds))  # fmt: skip
+    log.info("%s: water %d -> %d pixels (%s)", tile.id, int(initial.sum()), int(water.sum()),
+             opts.method)  # fmt: skip
     return StageResult(inputs, [target, report_path], {"water": int(water.sum())})
