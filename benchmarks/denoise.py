@@ -1,4 +1,4 @@
-"""Label-noise correction: today's settings against the first implementation, side by side.
+"""water_gee's label-noise correction: today's training against the first implementation.
 
 The first implementation trained each round's fresh pixel CNN with Keras' `fit` at batch 64 for
 20 epochs; it is kept here (`first_fit`) as the reference. Both run water_gee's rule on the same
@@ -90,7 +90,9 @@ def havel(work: Path, real: Path) -> tuple[Any, Path, dict[str, np.ndarray]]:
 
 
 def run(tile: Any, labels: Path, work: Path, out: Path) -> tuple[np.ndarray, float]:
-    settings = load_settings(None, [f"denoise.labels={labels}", f"denoise.work={work}"])
+    settings = load_settings(None, [
+        f"denoise.labels={labels}", f"denoise.work={work}", "denoise.method=water_gee",
+    ])  # fmt: skip
     start = time.perf_counter()
     result = denoise_stage.denoise(tile, settings, out)
     seconds = time.perf_counter() - start

@@ -139,6 +139,8 @@ def write_manifest(
         "required": opts.required,
         "seed": opts.seed,
         "validation": opts.validation,
+        "split": opts.split,
+        "block": opts.block if opts.split == "blocks" else None,
         "totals": totals,
         "tiles": per_tile,
         "failed_tiles": failed,

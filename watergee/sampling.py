@@ -38,6 +38,32 @@ def pixel_keys(
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
+def held_out_blocks(
+    seed: int,
+    tile_id: str,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    classes: np.ndarray,
+    share: float,
+    block: int,
+) -> np.ndarray:
+    """True for validation samples: per class, the samples of a keyed `share` of the square
+    blocks of side `block` that hold the class, so that no validation pixel has a training
+    neighbour of its own class in the same block (neighbouring pixels of one field or polygon are
+    not independent). A class found in two blocks or more keeps at least one block back."""
+    held = np.zeros(len(rows), bool)
+    if share <= 0:
+        return held
+    block_rows, block_cols = rows // block, cols // block
+    for cls in np.unique(classes):
+        mine = np.flatnonzero(classes == cls)
+        keys = pixel_keys(seed, tile_id, block_rows[mine], block_cols[mine], -2, int(cls))
+        held[mine] = keys < share
+        if not held[mine].any() and len(np.unique(keys)) > 1:
+            held[mine] = keys == keys.min()
+    return held
+
+
 def code_lookup(
     codes: np.ndarray, classes: dict[int, int], ignore: list[int], unmapped: str, origin: str
 ) -> dict[int, int]:

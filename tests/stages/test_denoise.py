@@ -4,10 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from watergee.core import layout
 from watergee.core.config import load_settings
 from watergee.core.errors import TileInputError
+from watergee.demo import COVERS, cover_map
 from watergee.denoising import agreement, spectrally_consistent
 from watergee.io.raster import open_raster, raster_grid, write_array
 from watergee.sentinel2 import read_tiles
@@ -49,8 +51,8 @@ def noisy_scene(demo_scene, tmp_path_factory):
 def test_denoise_moves_noisy_labels_towards_the_truth(noisy_scene):
     tile, root, labels, truth, noisy = noisy_scene
     settings = load_settings(None, [
-        f"denoise.labels={labels}", "denoise.rounds=2", "denoise.max_samples=2500",
-        "output.window=128",
+        f"denoise.labels={labels}", "denoise.method=water_gee", "denoise.rounds=2",
+        "denoise.max_samples=2500", "output.window=128",
     ])  # fmt: skip
     result = denoise(tile, settings, root)
     corrected = open_raster(result.outputs[0]).ReadAsArray()
@@ -67,7 +69,8 @@ def test_denoise_moves_noisy_labels_towards_the_truth(noisy_scene):
     assert (corrected[:5] == 255).all() and (corrected[5:-5, 5:-5] != 255).all()
 
 
-def test_elevation_cut_off(noisy_scene, tmp_path):
+@pytest.mark.parametrize("method", ["nir_split", "water_gee"])
+def test_elevation_cut_off(noisy_scene, tmp_path, method):
     tile, root, labels, truth, _ = noisy_scene
     dem = np.zeros(truth.shape, np.float32)
     dem[:, 120:] = 3000.0  # the eastern half is high mountains
@@ -76,7 +79,7 @@ def test_elevation_cut_off(noisy_scene, tmp_path):
     out = tmp_path / "out"
     settings = load_settings(None, [
         f"denoise.labels={labels}", f"denoise.work={root}", f"denoise.dem={dem_path}",
-        "denoise.max_elevation=2000", "denoise.rounds=1", "denoise.epochs=2",
+        "denoise.max_elevation=2000", f"denoise.method={method}", "denoise.rounds=1",
         "denoise.max_samples=1000", "denoise.epochs=5",
     ])  # fmt: skip
     result = denoise(tile, settings, out)
@@ -86,3 +89,93 @@ def test_elevation_cut_off(noisy_scene, tmp_path):
     with pytest.raises(TileInputError, match=r"max_elevation needs denoise\.dem"):
         denoise(tile, load_settings(None, [f"denoise.labels={labels}", f"denoise.work={root}",
                                            "denoise.max_elevation=10"]), out)  # fmt: skip
+
+
+# The NIR split (the default) against labels with systematic errors of known extent.
+
+
+@pytest.fixture(scope="module")
+def covers(demo_scene, noisy_scene):
+    """The demo tile's land covers, on the grid of its truth."""
+    cover = cover_map(240, 7)  # the first demo tile's size and seed
+    assert ((cover == COVERS.index("water")) == noisy_scene[3]).all()
+    return cover
+
+
+def _correct(noisy_scene, tmp_path, name, labels, *overrides):
+    tile, root = noisy_scene[:2]
+    path = tmp_path / f"{name}.tif"
+    write_array(path, labels.astype(np.uint8), raster_grid(noisy_scene[2]))
+    settings = load_settings(None, [f"denoise.labels={path}", f"denoise.work={root}", *overrides])
+    result = denoise(tile, settings, tmp_path / name)
+    corrected = open_raster(result.outputs[0]).ReadAsArray()
+    report = json.loads(layout.denoise_report(tmp_path / name, tile).read_text())
+    return corrected, report
+
+
+def test_a_whole_land_cover_labelled_water_is_removed(noisy_scene, covers, tmp_path):
+    truth = noisy_scene[3]
+    forest = covers == COVERS.index("forest")
+    corrected, report = _correct(noisy_scene, tmp_path, "forest", truth | forest)
+    usable = corrected != 255
+    assert report["method"] == "nir_split" and report["nir_split"]["applied"]
+    assert report["nir_split"]["channel"] == "B08"
+    assert (corrected[forest & usable] == 1).mean() < 0.01
+    assert (corrected[truth & usable] == 1).mean() > 0.98
+    # One pixel needs no 7 x 7 patch: only the LINE filter's two pixels of context are short.
+    assert usable[2:-2, 2:-2].all() and not usable[:2].any()
+
+
+def test_a_water_body_missing_from_the_labels_is_found(noisy_scene, tmp_path):
+    truth = noisy_scene[3]
+    bodies, count = ndimage.label(truth)
+    largest = bodies == 1 + np.argmax(ndimage.sum(truth, bodies, range(1, count + 1)))
+    assert largest.sum() > 0.4 * truth.sum()  # the lake
+    corrected, report = _correct(noisy_scene, tmp_path, "lake", truth & ~largest)
+    usable = corrected != 255
+    assert not report["nir_split"]["applied"]  # the labelled water is clean: nothing dropped
+    assert (corrected[largest & usable] == 1).mean() > 0.95
+    assert (corrected[~truth & usable] == 1).mean() < 0.002
+    none, _ = _correct(
+        noisy_scene, tmp_path, "kept", truth & ~largest, "denoise.extend_quantile=null"
+    )
+    assert ((none == 1) == (truth & ~largest))[usable].all()
+
+
+def test_scattered_errors_are_corrected(noisy_scene, tmp_path):
+    truth = noisy_scene[3]
+    flipped = truth ^ (np.random.default_rng(3).random(truth.shape) < 0.03)
+    corrected, _ = _correct(noisy_scene, tmp_path, "flips", flipped)
+    usable = corrected != 255
+    assert agreement(flipped & usable, truth & usable) < 0.8
+    assert agreement((corrected == 1) & usable, truth & usable) > 0.97
+
+
+def test_the_injected_noise_scene_beats_the_self_training_figure(noisy_scene, tmp_path):
+    _, _, _, truth, noisy = noisy_scene
+    first, report = _correct(noisy_scene, tmp_path, "noisy", noisy)
+    usable = first != 255
+    assert agreement((first == 1) & usable, truth & usable) > 0.95
+    again, _ = _correct(noisy_scene, tmp_path, "again", noisy)
+    assert (again == first).all()  # the same seed draws the same samples
+    assert report["removed"] > 0 and report["added"] > 0
+
+
+def test_clean_labels_stay_as_they_are(noisy_scene, tmp_path):
+    truth = noisy_scene[3]
+    corrected, report = _correct(noisy_scene, tmp_path, "clean", truth)
+    usable = corrected != 255
+    assert not report["nir_split"]["applied"]
+    assert ((corrected == 1) == truth)[usable].mean() > 0.999
+
+
+def test_the_split_needs_an_infrared_band_and_enough_water(noisy_scene, tmp_path):
+    truth = noisy_scene[3]
+    with pytest.raises(TileInputError, match=r"nir_split: no near or short-wave infrared band"):
+        _correct(noisy_scene, tmp_path, "visible", truth, "denoise.bands=[B02,B03,B04]",
+                 "denoise.indices=[]")  # fmt: skip
+    few = np.zeros_like(truth)
+    few[100:105, 100:105] = truth[100:105, 100:105] | True
+    corrected, report = _correct(noisy_scene, tmp_path, "few", few)
+    assert "too few to model" in report["stopped"]
+    assert ((corrected == 1) == few)[corrected != 255].all()

@@ -14,6 +14,7 @@ from watergee.core.runner import completed
 from watergee.core.tiles import Tile
 from watergee.io.raster import open_raster, utm_grid, write_array
 from watergee.sampleset import read_shard, validate, write_manifest
+from watergee.sampling import held_out_blocks
 from watergee.stages.sample import sample
 from watergee.stages.superpixel import superpixel
 
@@ -406,3 +407,39 @@ def test_every_file_read_is_recorded_so_a_change_redoes_the_tile(tmp_path):
         assert status() == "skipped", mode
         changed.write_bytes(changed.read_bytes())  # same content, new modification time
         assert status() == "done", (mode, changed.name)
+
+
+def test_validation_holds_out_whole_blocks_per_class():
+    rows, cols = (a.ravel() for a in np.mgrid[0:64, 0:64])
+    classes = np.where(cols < 40, 1, 2)  # class 2 lies in 6 x 8 blocks' right-hand part
+    held = held_out_blocks(0, "T1", rows, cols, classes, 0.25, 8)
+    for cls in (1, 2):
+        mine = classes == cls
+        blocks = (rows[mine] // 8) * 8 + cols[mine] // 8
+        for b in np.unique(blocks):
+            assert len(set(held[mine][blocks == b])) == 1  # a block's class is held out whole
+        assert 0 < held[mine].mean() < 0.6
+    # Other seeds hold out other blocks; the share follows `share` over many blocks.
+    assert (held_out_blocks(1, "T1", rows, cols, classes, 0.25, 8) != held).any()
+    many = held_out_blocks(0, "T1", rows, cols, classes, 0.25, 2)
+    assert abs(many.mean() - 0.25) < 0.05
+    # A class in two blocks keeps one back even when no key falls below the share.
+    two = held_out_blocks(0, "T1", np.array([0, 0, 0]), np.array([0, 1, 9]), np.ones(3, int),
+                          1e-9, 8)  # fmt: skip
+    assert two.sum() in (1, 2) and len(set(two[:2])) == 1
+    assert not held_out_blocks(0, "T1", rows, cols, classes, 0.0, 8).any()
+
+
+def test_the_split_setting_chooses_blocks_or_pixels(tmp_path):
+    tile, _, _, label_path = _scene(tmp_path)
+    for split in ("blocks", "pixels"):
+        out = tmp_path / split
+        sample(tile, _settings(label_path, f"sample.split={split}", "sample.block=30"), out)
+        _, merged = _load(out, tile)
+        summary = json.loads(layout.sample_summary(out, tile).read_text())
+        held = np.zeros(len(merged["y"]), bool)
+        held[sum(summary["train"].values()) :] = True  # train shards come first in _load
+        blocks = merged["row"] // 30 * 100 + merged["col"] // 30
+        groups = {(b, y) for b, y in zip(blocks, merged["y"], strict=True)}
+        mixed = [g for g in groups if len(set(held[(blocks == g[0]) & (merged["y"] == g[1])])) > 1]
+        assert (not mixed) == (split == "blocks")

@@ -272,7 +272,9 @@ def train(
     metadata = train_model(samples, model, out, settings.train, report=typer.echo)
     validation = metadata.metrics.get("validation") or {}
     accuracy = validation.get("overall_accuracy")
-    summary = f", validation OA {accuracy:.3f}" if accuracy is not None else ""
+    summary = ""
+    if accuracy is not None:
+        summary = f", validation OA {accuracy:.3f} ({metadata.metrics['validation_split']})"
     typer.echo(f"{out}: {metadata.kind} on {', '.join(metadata.channels)}{summary}")
 
 

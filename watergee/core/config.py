@@ -279,6 +279,17 @@ class SampleSettings(Section):
     validation: float = Field(
         0.2, ge=0, lt=1, description="Share of samples held out for validation."
     )
+    split: Literal["blocks", "pixels"] = Field(
+        "blocks",
+        description="How validation samples are held out. blocks: per class, every sample in a "
+        "keyed share of square blocks of `block` pixels, because neighbouring pixels of one "
+        "field or polygon are not independent and a pixel-wise split overstates accuracy "
+        "(North Carolina Landsat: validation OA 0.98 against 0.56 on independent points). "
+        "pixels: each sample on its own, as the seeds did.",
+    )
+    block: int = Field(
+        64, ge=2, description="Side in pixels of the blocks held out together (split: blocks)."
+    )
     seed: Seed = Field(0, description="Seed of every random choice: same seed, same samples.")
     shard_size: int = knob(4096, ge=1, description="Samples per shard file.")
     water_class: int | None = Field(

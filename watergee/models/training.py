@@ -79,6 +79,21 @@ def scores(truth: np.ndarray, predicted: np.ndarray, classes: list[int]) -> dict
     }
 
 
+def held_out(samples: SampleSet) -> str:
+    """How the sample set's validation samples were held out, for reports."""
+    if samples.manifest.get("split") == "blocks":
+        return f"held-out {samples.manifest['block']} px blocks"
+    return "pixels held out at random"
+
+
+def report_scores(metrics: dict[str, Any], samples: SampleSet, report: Report) -> None:
+    """Training-sample and validation figures side by side: their gap is the overfitting a
+    pixel-wise validation hides."""
+    names = {c.id: c.name for c in samples.class_infos()}
+    report(f"training samples: {_describe_scores(metrics['training'], names)}")
+    report(f"validation ({held_out(samples)}): {_describe_scores(metrics['validation'], names)}")
+
+
 def _describe_scores(result: dict[str, Any], names: dict[int, str]) -> str:
     if not result:
         return "no validation samples"
@@ -141,9 +156,11 @@ def train_sklearn(
     report(f"training {kind} on {len(y)} samples, {x.shape[1]} features")
     pipeline.fit(x, y)
     vx, vy = _load_split(samples, "validation", settings.features)
-    metrics = {"validation": scores(vy, pipeline.predict(vx), samples.classes) if len(vy) else {}}
-    names = {c.id: c.name for c in samples.class_infos()}
-    report(f"validation: {_describe_scores(metrics['validation'], names)}")
+    metrics = {
+        "training": scores(y, pipeline.predict(x), samples.classes),
+        "validation": scores(vy, pipeline.predict(vx), samples.classes) if len(vy) else {},
+    }
+    report_scores(metrics, samples, report)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.joblib") as tmp:
         joblib.dump(pipeline, tmp)
@@ -267,8 +284,9 @@ def train_keras(
         ],
     )
     metrics: dict[str, Any] = {"history": history, "epochs_run": len(history)}
-    if validation is not None:
-        metrics["validation"] = _evaluate(model, validation, classes)
+    metrics["training"] = _evaluate(model, stream("train").batch(settings.batch_size), classes)
+    metrics["validation"] = _evaluate(model, validation, classes) if has_validation else {}
+    report_scores(metrics, samples, report)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
@@ -315,7 +333,7 @@ def _metadata(
         receptive_field=field,
         classes=samples.class_infos(),
         normalization=normalization,
-        metrics=metrics,
+        metrics={**metrics, "validation_split": held_out(samples)},
         samples=samples.provenance(),
         versions=package_versions(),
     )

@@ -188,8 +188,13 @@ def _nir_split(
     window_size: int,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The NIR split and the extension from the kept water; returns the water and figures."""
-    # Elevation (the DEM extra, or a features band named DEM/4000) is no spectral feature.
-    own = [i for i, name in enumerate(reader.names) if not name.casefold().startswith("dem")]
+    # Spectral channels only: elevation (the DEM extra, or a features band named DEM/4000) and
+    # LINE (a river's shape: a lake has none) would keep the water to the places and shapes the
+    # labels already have.
+    own = [
+        i for i, name in enumerate(reader.names)
+        if not name.casefold().startswith("dem") and name != "LINE"
+    ]  # fmt: skip
     names = [reader.names[i] for i in own]
     try:
         channel = darkness_channel(names)

@@ -32,7 +32,14 @@ from watergee.io.raster import (
 )
 from watergee.io.vector import class_codes, read_points
 from watergee.sampleset import write_shards
-from watergee.sampling import Candidates, code_lookup, patch_fits, pixel_keys, spaced
+from watergee.sampling import (
+    Candidates,
+    code_lookup,
+    held_out_blocks,
+    patch_fits,
+    pixel_keys,
+    spaced,
+)
 from watergee.spectral import normalized_difference
 
 log = logging.getLogger(__name__)
@@ -214,7 +221,12 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         "map_x": x0 + (cols + 0.5) * dx,
         "map_y": y0 + (rows + 0.5) * dy,
     }
-    held_out = pixel_keys(opts.seed, tile.id, rows, cols, -1) < opts.validation
+    if opts.split == "blocks":
+        held_out = held_out_blocks(
+            opts.seed, tile.id, rows, cols, classes, opts.validation, opts.block
+        )
+    else:
+        held_out = pixel_keys(opts.seed, tile.id, rows, cols, -1) < opts.validation
     folder = layout.sample_dir(out, tile)
     for stale in [*folder.glob("train-*.npz"), *folder.glob("val-*.npz")]:
         stale.unlink()  # shards of an earlier run with other settings
