@@ -284,7 +284,8 @@ class SampleSettings(Section):
         description="How validation samples are held out. blocks: per class, every sample in a "
         "keyed share of square blocks of `block` pixels, because neighbouring pixels of one "
         "field or polygon are not independent and a pixel-wise split overstates accuracy "
-        "(North Carolina Landsat: validation OA 0.98 against 0.56 on independent points). "
+        "(North Carolina Landsat, pixel CNN: validation OA 0.97 by pixels, 0.84 by blocks, "
+        "0.54-0.58 on independent points). "
         "pixels: each sample on its own, as the seeds did.",
     )
     block: int = Field(
