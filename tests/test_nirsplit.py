@@ -18,14 +18,20 @@ def test_two_clear_modes_are_split_and_one_mode_is_not():
     rng = np.random.default_rng(0)
     water = rng.normal(0.03, 0.005, 600)
     forest = rng.normal(0.15, 0.01, 400)
-    split = split_darkness(np.r_[water, forest], 0.7)
+    split = split_darkness(np.r_[water, forest], 0.7, 100)
     assert split.applied and water.max() < split.threshold < forest.min()
     assert split.separability > 0.95
     # A normal sample splits at its middle with separability 2 / pi, about 0.64: kept whole.
-    one = split_darkness(rng.normal(0.05, 0.01, 20000), 0.7)
+    one = split_darkness(rng.normal(0.05, 0.01, 20000), 0.7, 100)
     assert not one.applied and one.limit == np.inf
     assert one.separability == pytest.approx(2 / np.pi, abs=0.01)
-    assert not split_darkness(np.full(5, 0.1), 0.7).applied
+    assert not split_darkness(np.full(5, 0.1), 0.7, 1).applied
+    # A flat spread is split (uniform: separability 3/4) ...
+    assert split_darkness(rng.uniform(0.02, 0.08, 20000), 0.7, 100).separability > 0.74
+    # ... but a few dark outliers are no water to keep on their own.
+    outliers = np.r_[np.full(3, 0.01), rng.normal(0.2, 0.005, 500)]
+    assert split_darkness(outliers, 0.7, 1).applied
+    assert not split_darkness(outliers, 0.7, 100).applied
 
 
 def test_the_water_model_reaches_all_but_the_quantile():
@@ -41,7 +47,7 @@ def test_the_water_model_reaches_all_but_the_quantile():
 def test_correct_keeps_dark_labelled_water_and_adds_close_pixels():
     rng = np.random.default_rng(2)
     model = WaterModel.fit(rng.normal([0.05, 0.02], [0.01, 0.004], size=(5000, 2)), 0.05)
-    split = split_darkness(np.r_[rng.normal(0.05, 0.01, 500), rng.normal(0.3, 0.02, 500)], 0.7)
+    split = split_darkness(np.r_[rng.normal(0.05, 0.01, 500), rng.normal(0.3, 0.02, 500)], 0.7, 100)
     # channels x pixels: water labelled, bright labelled, water unlabelled, land unlabelled
     features = np.array([[0.05, 0.30, 0.051, 0.30], [0.02, 0.10, 0.021, 0.10]])
     labelled = np.array([True, True, False, False])

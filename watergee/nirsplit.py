@@ -56,9 +56,10 @@ class Split:
         return self.threshold if self.applied else np.inf
 
 
-def split_darkness(values: np.ndarray, separability: float) -> Split:
+def split_darkness(values: np.ndarray, separability: float, minimum: int) -> Split:
     """Split 1-D `values` by Otsu's threshold; apply it when its separability reaches
-    `separability`."""
+    `separability` and at least `minimum` values lie at or below it (a handful of dark
+    outliers is no water to model)."""
     if len(values) < 2 or values.min() == values.max():
         return Split(float(values.max(initial=0.0)), 0.0, False)
     threshold = float(threshold_otsu(values))
@@ -66,7 +67,7 @@ def split_darkness(values: np.ndarray, separability: float) -> Split:
     share = low.mean()
     gap = values[low].mean() - values[~low].mean()
     eta = float(share * (1 - share) * gap**2 / values.var())
-    return Split(threshold, eta, eta >= separability)
+    return Split(threshold, eta, eta >= separability and int(low.sum()) >= minimum)
 
 
 @dataclass(frozen=True)

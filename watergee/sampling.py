@@ -50,7 +50,8 @@ def held_out_blocks(
     """True for validation samples: per class, the samples of a keyed `share` of the square
     blocks of side `block` that hold the class, so that no validation pixel has a training
     neighbour of its own class in the same block (neighbouring pixels of one field or polygon are
-    not independent). A class found in two blocks or more keeps at least one block back."""
+    not independent). A class found in two blocks or more keeps at least one block back and
+    one for training; a class in a single block is all training."""
     held = np.zeros(len(rows), bool)
     if share <= 0:
         return held
@@ -58,9 +59,15 @@ def held_out_blocks(
     for cls in np.unique(classes):
         mine = np.flatnonzero(classes == cls)
         keys = pixel_keys(seed, tile_id, block_rows[mine], block_cols[mine], -2, int(cls))
-        held[mine] = keys < share
-        if not held[mine].any() and len(np.unique(keys)) > 1:
-            held[mine] = keys == keys.min()
+        blocks = np.unique(keys)
+        if len(blocks) < 2:
+            continue
+        chosen = keys < share
+        if not chosen.any():
+            chosen = keys == blocks[0]
+        elif chosen.all():
+            chosen = keys != blocks[-1]
+        held[mine] = chosen
     return held
 
 

@@ -43,8 +43,15 @@ def _validation(samples):
 @pytest.mark.parametrize("kind", ["rf", "svm"])
 def test_sklearn_models_learn_water_and_reload(demo_samples, tmp_path, kind):
     settings = TrainSettings(rf_trees=40)
-    metadata = train(demo_samples, kind, tmp_path / kind, settings, report=lambda _: None)
+    lines: list[str] = []
+    metadata = train(demo_samples, kind, tmp_path / kind, settings, report=lines.append)
     assert metadata.metrics["validation"]["overall_accuracy"] >= 0.98
+    # Training-sample and validation figures side by side, naming how validation was held out.
+    assert metadata.metrics["training"]["samples"] > metadata.metrics["validation"]["samples"]
+    block = json.loads((demo_samples / "manifest.json").read_text())["block"]
+    assert metadata.metrics["validation_split"] == f"held-out {block} px blocks"
+    assert any(line.startswith("training samples: OA ") for line in lines)
+    assert any(line.startswith(f"validation (held-out {block} px blocks): OA") for line in lines)
     assert [c.id for c in metadata.classes] == [1, 2] and metadata.classes[0].name == "water"
     assert metadata.channels[:4] == ["B02", "B03", "B04", "B08"]
     pipeline = joblib.load(tmp_path / kind / metadata.file)

@@ -411,7 +411,7 @@ def test_every_file_read_is_recorded_so_a_change_redoes_the_tile(tmp_path):
 
 def test_validation_holds_out_whole_blocks_per_class():
     rows, cols = (a.ravel() for a in np.mgrid[0:64, 0:64])
-    classes = np.where(cols < 40, 1, 2)  # class 2 lies in 6 x 8 blocks' right-hand part
+    classes = np.where(cols < 40, 1, 2)  # class 2: 3 x 8 whole blocks and 8 blocks' right parts
     held = held_out_blocks(0, "T1", rows, cols, classes, 0.25, 8)
     for cls in (1, 2):
         mine = classes == cls
@@ -427,6 +427,11 @@ def test_validation_holds_out_whole_blocks_per_class():
     two = held_out_blocks(0, "T1", np.array([0, 0, 0]), np.array([0, 1, 9]), np.ones(3, int),
                           1e-9, 8)  # fmt: skip
     assert two.sum() in (1, 2) and len(set(two[:2])) == 1
+    # ... and one for training when every key falls below it; one block is all training.
+    assert held_out_blocks(0, "T1", np.array([0, 0, 0]), np.array([0, 1, 9]), np.ones(3, int),
+                           0.999999, 8).sum() in (1, 2)  # fmt: skip
+    assert not held_out_blocks(0, "T1", np.zeros(4, int), np.arange(4), np.ones(4, int), 0.99,
+                               8).any()  # fmt: skip
     assert not held_out_blocks(0, "T1", rows, cols, classes, 0.0, 8).any()
 
 

@@ -277,7 +277,11 @@ class SampleSettings(Section):
         "computed from the stack's B03 B04 B08 B11 as the indices stage does.",
     )
     validation: float = Field(
-        0.2, ge=0, lt=1, description="Share of samples held out for validation."
+        0.2,
+        ge=0,
+        lt=1,
+        description="Share held out for validation: of the samples (split: pixels), of each "
+        "class's blocks (split: blocks; the share of samples varies with the blocks drawn).",
     )
     split: Literal["blocks", "pixels"] = Field(
         "blocks",
@@ -410,9 +414,10 @@ class DenoiseSettings(Section):
         0.7,
         gt=0,
         lt=1,
-        description="nir_split: the labelled water's bright NIR mode is dropped only when "
-        "Otsu's split explains at least this share of its NIR variance (clean water: about "
-        "0.6).",
+        description="nir_split: the labelled water's bright NIR mode (SWIR without a NIR "
+        "band) is dropped only when Otsu's split explains at least this share of the variance "
+        "and leaves 100 samples at least. One normal mode gives 2/pi (0.64) and is kept whole; "
+        "a flat, uniform spread gives 0.75 and is split.",
     )
     extend_quantile: float | None = Field(
         0.05,
@@ -433,8 +438,9 @@ class DenoiseSettings(Section):
     max_samples: int = Field(
         20000,
         ge=10,
-        description="Water samples per round at most, as many non-water (water_gee); labelled "
-        "water samples the mixture is fitted to (mixture).",
+        description="water_gee: water samples per round at most, as many non-water. "
+        "nir_split: labelled water samples split and modelled (100 at least, or the labels "
+        "are kept as they are).",
     )
     threshold: float = Field(
         0.95,

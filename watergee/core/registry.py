@@ -171,8 +171,8 @@ STAGES: dict[str, Stage] = {
             "denoise",
             "watergee.stages.denoise:denoise",
             ("output", "denoise"),
-            "Correct each tile's noisy water labels (QA water bit, SCL water, OSM) by "
-            "self-training.",
+            "Correct each tile's noisy water labels (QA water bit, SCL water, an index "
+            "threshold, OSM): whole land covers labelled water, water bodies left out.",
             help="OUT/denoised.txt lists the corrected labels, for `sample --labels`.",
             options=(
                 _labels(

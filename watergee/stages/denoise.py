@@ -43,7 +43,7 @@ from watergee.models.inference import Predict, predict_windows
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.models.predictor import compiled_forward
 from watergee.models.runtime import tensorflow
-from watergee.nirsplit import WaterModel, correct, darkness_channel, split_darkness
+from watergee.nirsplit import Split, WaterModel, correct, darkness_channel, split_darkness
 from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255
@@ -203,13 +203,17 @@ def _nir_split(
     rows, cols, _ = _draw(
         labelled, usable, opts.max_samples, opts.seed, tile.id, 0, window_size, (WATER,)
     )
-    if len(rows) < SPLIT_MINIMUM:
-        return labelled, {"stopped": f"{len(rows)} labelled water pixels: too few to model"}
     samples = extract_patches(reader, rows, cols, 1)[:, 0, 0, own].astype(np.float64)
-    split = split_darkness(samples[:, channel], opts.separability)
+    model: WaterModel | None = None
+    stopped: dict[str, str] = {}
+    if len(rows) < SPLIT_MINIMUM:
+        # The labels stay as they are (the elevation cut-off still applies).
+        stopped = {"stopped": f"{len(rows)} labelled water samples: too few to model"}
+        split = Split(np.inf, 0.0, False)
+    else:
+        split = split_darkness(samples[:, channel], opts.separability, SPLIT_MINIMUM)
     kept = samples[samples[:, channel] <= split.limit]
-    model = None
-    if opts.extend_quantile is not None:
+    if not stopped and opts.extend_quantile is not None:
         model = WaterModel.fit(kept, opts.extend_quantile)
     water = np.zeros_like(labelled)
     for w in iter_windows(labelled.shape[1], labelled.shape[0], window_size):
@@ -225,18 +229,23 @@ def _nir_split(
         "nir_split": {
             "channel": names[channel],
             "samples": len(rows),
-            "threshold": round(split.threshold, 6),
+            "threshold": round(split.threshold, 6) if np.isfinite(split.threshold) else None,
             "separability": round(split.separability, 4),
             "applied": split.applied,
             "kept_samples": len(kept),
-            "water_mean": {n: round(float(v), 5) for n, v in zip(names, kept.mean(0), strict=True)},
+            "water_mean": {n: round(float(v), 5) for n, v in zip(names, kept.mean(0), strict=True)}
+            if len(kept)
+            else {},
         },
         "removed": int((labelled & ~water).sum()),
         "added": int((water & ~labelled).sum()),
+        **stopped,
     }
 
 
-def _below_cut_off(features: np.ndarray, reader: FeatureReader, opts: DenoiseSettings):
+def _below_cut_off(
+    features: np.ndarray, reader: FeatureReader, opts: DenoiseSettings
+) -> np.ndarray:
     """Where the elevation is not above denoise.max_elevation (everywhere without one)."""
     if opts.max_elevation is None:
         return np.ones(features.shape[1:], bool)
