@@ -13,7 +13,7 @@ water's features is as small as that of most kept water joins it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -91,8 +91,7 @@ class WaterModel:
         covariance = np.cov(table.T).reshape(len(centre), len(centre))
         factor = cho_factor(covariance + RIDGE * np.eye(len(centre)), lower=True)
         model = cls(centre, scale, factor, np.inf)
-        reach = float(np.quantile(model.distance(samples), 1 - quantile))
-        return cls(centre, scale, factor, reach)
+        return replace(model, reach=float(np.quantile(model.distance(samples), 1 - quantile)))
 
     def distance(self, table: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance of (n, channels) values to the water."""

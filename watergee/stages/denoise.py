@@ -199,7 +199,9 @@ def _nir_split(
     try:
         channel = darkness_channel(names)
     except ValueError as exc:
-        raise TileInputError(f"denoise.method nir_split: {exc}") from None
+        raise TileInputError(
+            f"{reader.ds.GetDescription()}: denoise.method nir_split: {exc}"
+        ) from None
     rows, cols, _ = _draw(
         labelled, usable, opts.max_samples, opts.seed, tile.id, 0, window_size, (WATER,)
     )
