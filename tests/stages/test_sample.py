@@ -240,6 +240,7 @@ def test_water_guard_drops_water_like_background(tmp_path):
             "sample.quota=100000",
             "sample.patch=1",
             "sample.water_class=12",
+            "sample.water_separability=null",  # the ramp of NIR values would be split
         ],
     )
     out = tmp_path / "s"
@@ -448,3 +449,57 @@ def test_the_split_setting_chooses_blocks_or_pixels(tmp_path):
         groups = {(b, y) for b, y in zip(blocks, merged["y"], strict=True)}
         mixed = [g for g in groups if len(set(held[(blocks == g[0]) & (merged["y"] == g[1])])) > 1]
         assert (not mixed) == (split == "blocks")
+
+
+def _shore_scene(tmp_path, shore: bool):
+    """Water (code 5) on the left half, dark in NIR with some spread; with `shore`, a 6-column
+    strip of the water polygon lies on bright sand."""
+    rng = np.random.default_rng(3)
+    green = np.full((H, W), 800, np.uint16)
+    red = np.full((H, W), 900, np.uint16)
+    nir = rng.normal(2500, 200, (H, W)).astype(np.uint16)
+    swir = np.full((H, W), 2000, np.uint16)
+    labels = np.full((H, W), 10, np.uint8)
+    labels[:, :60] = 5
+    nir[:, :60] = rng.normal(350, 40, (H, 60)).astype(np.uint16)
+    swir[:, :60] = 150
+    if shore:
+        nir[:, 54:60] = rng.normal(1800, 200, (H, 6)).astype(np.uint16)
+    grid = utm_grid(32633, ORIGIN, 10, W, H)
+    stack = tmp_path / "T33XYZ_stack.tif"
+    write_array(stack, np.stack([green, red, nir, swir]), grid, nodata=0)
+    ds = gdal.Open(str(stack), gdal.GA_Update)
+    for i, name in enumerate(("B03", "B04", "B08", "B11"), start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+    ds = None
+    path = tmp_path / "polygons.tif"
+    write_array(path, labels, grid)
+    return Tile("T33XYZ_stack", stack), path
+
+
+@pytest.mark.parametrize("shore", [True, False])
+def test_bright_shore_inside_water_polygons_is_not_sampled_as_water(tmp_path, shore):
+    tile, path = _shore_scene(tmp_path, shore)
+    common = [f"sample.labels={path}", "sample.classes={10: 1, 5: 12}", "sample.patch=1",
+              "sample.quota=100000"]  # fmt: skip
+    out = tmp_path / "cleaned"
+    sample(tile, load_settings(None, [*common, "sample.water_class=12"]), out)
+    summary, s = _load(out, tile)
+    on_shore = (s["y"] == 12) & (s["col"] >= 54)
+    split = summary["water_split"]
+    assert split["channel"] == "B08"
+    if shore:
+        assert split["applied"] and 350 < split["threshold"] < 1800  # DN: no scale set
+        assert not on_shore.any()
+        assert summary["dropped"]["water_nir"] == {"12": H * 6}
+        assert (s["y"] == 12).sum() == H * 54
+    else:
+        assert not split["applied"] and split["separability"] < 0.7
+        assert summary["dropped"]["water_nir"] == {}
+        assert (s["y"] == 12).sum() == H * 60
+    # Not asked for: every water pixel is a sample.
+    plain = tmp_path / "plain"
+    sample(tile, load_settings(None, [*common, "sample.water_class=12",
+                                      "sample.water_separability=null"]), plain)  # fmt: skip
+    summary, s = _load(plain, tile)
+    assert summary["water_split"] is None and (s["y"] == 12).sum() == H * 60

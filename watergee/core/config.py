@@ -309,6 +309,15 @@ class SampleSettings(Section):
         le=1,
         description="MNDWI above which a non-water sample is taken for unmapped water.",
     )
+    water_separability: float | None = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="When water_class is set, water samples in the bright near-infrared mode "
+        "of the tile's water samples (shore, sand, trees inside water polygons) are dropped, "
+        "if Otsu's split there explains at least this share of the variance (the label-noise "
+        "correction's rule, denoise.separability). null: never.",
+    )
 
     def class_of(self, code: int) -> int | None:
         """Class id of a label code: None when ignored; KeyError when unmapped."""
@@ -369,6 +378,25 @@ class TrainSettings(Section):
     dense_width: int = Field(64, ge=1, description="Dense ResNet channels per layer.")
     rf_trees: int = Field(300, ge=1, description="Random forest trees.")
     rf_max_depth: int | None = Field(None, ge=1, description="Random forest depth limit.")
+    augment_gain: float = Field(
+        1.0,
+        ge=1,
+        description="Photometric augmentation: each training patch's reflectance times a "
+        "brightness gain drawn log-uniformly in [1/gain, gain]; 1: none.",
+    )
+    augment_haze: float = Field(
+        0.0,
+        ge=0,
+        description="Photometric augmentation: each training patch's reflectance plus a haze "
+        "offset drawn uniformly in [-haze, haze] in blue and falling as wavelength^-4 (path "
+        "radiance: top-of-atmosphere against surface reflectance); 0: none.",
+    )
+    augment_copies: int = Field(
+        4,
+        ge=0,
+        description="SVM / RF: augmented copies of each training sample added to the originals "
+        "(CNNs draw a new augmentation every epoch instead).",
+    )
 
 
 class DenoiseSettings(Section):

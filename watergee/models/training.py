@@ -23,6 +23,7 @@ from watergee.models.artifact import (
     package_versions,
     write_metadata,
 )
+from watergee.models.augment import Photometric
 from watergee.models.runtime import tensorflow
 from watergee.sampleset import SampleSet
 
@@ -101,6 +102,11 @@ def _describe_scores(result: dict[str, Any], names: dict[int, str]) -> str:
     return f"OA {result['overall_accuracy']:.3f}  F1 {f1}"
 
 
+def photometric_for(samples: SampleSet, settings: TrainSettings) -> Photometric:
+    names = list(samples.manifest["bands"])
+    return Photometric.for_channels(names, settings.augment_gain, settings.augment_haze)
+
+
 # --- scikit-learn ----------------------------------------------------------------------------
 
 
@@ -114,11 +120,18 @@ def sklearn_features(x: np.ndarray, recipe: str) -> np.ndarray:
     return np.concatenate([centre, flat.mean(1), flat.std(1)], axis=1)
 
 
-def _load_split(samples: SampleSet, split: str, recipe: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_split(
+    samples: SampleSet, split: str, recipe: str, augment: tuple[Photometric, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
+    rng = np.random.default_rng(augment[2]) if augment else None
     for shard in samples.shards(split):
         xs.append(sklearn_features(shard["X"], recipe))
         ys.append(shard["y"].astype(np.int64))
+        if augment and augment[0].active:
+            for _ in range(augment[1]):
+                xs.append(sklearn_features(augment[0](shard["X"], rng), recipe))
+                ys.append(shard["y"].astype(np.int64))
     if not xs:
         return np.empty((0, 0)), np.empty(0, np.int64)
     return np.concatenate(xs), np.concatenate(ys)
@@ -133,7 +146,10 @@ def train_sklearn(
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    x, y = _load_split(samples, "train", settings.features)
+    photometric = photometric_for(samples, settings)
+    x, y = _load_split(
+        samples, "train", settings.features, (photometric, settings.augment_copies, settings.seed)
+    )
     weighting = "balanced" if settings.class_weights == "balanced" else None
     if kind == "svm":
         if len(y) > settings.svm_max_samples:
@@ -225,10 +241,14 @@ def train_keras(
     weights = class_weights(samples, settings.class_weights).astype(np.float32)
     target = (1, 1, len(classes)) if dense else (len(classes),)
 
-    def stream(split: str):
+    photometric = photometric_for(samples, settings)
+    rng = np.random.default_rng(settings.seed)
+
+    def stream(split: str, augmented: bool = False):
         def generate():
             for shard in samples.shards(split):
-                x = (_centre_crop(shard["X"], patch) - mean) / std
+                raw = photometric(shard["X"], rng) if augmented else shard["X"]
+                x = (_centre_crop(raw, patch) - mean) / std
                 y = np.array([index[int(v)] for v in shard["y"]])
                 onehot = np.eye(len(classes), dtype=np.float32)[y].reshape(len(y), *target)
                 yield from zip(x.astype(np.float32), onehot, weights[y], strict=True)
@@ -242,7 +262,7 @@ def train_keras(
         return dataset.apply(tf.data.experimental.assert_cardinality(samples.count(split)))
 
     train = (
-        stream("train")
+        stream("train", augmented=True)
         .shuffle(settings.shuffle_buffer, seed=settings.seed)
         .batch(settings.batch_size)
         .prefetch(2)

@@ -31,6 +31,7 @@ from watergee.io.raster import (
     transformer,
 )
 from watergee.io.vector import class_codes, read_points
+from watergee.nirsplit import darkness_channel, split_darkness
 from watergee.sampleset import write_shards
 from watergee.sampling import (
     Candidates,
@@ -43,6 +44,9 @@ from watergee.sampling import (
 from watergee.spectral import normalized_difference
 
 log = logging.getLogger(__name__)
+
+#: Water candidates that must stay below the NIR split for it to be applied.
+WATER_MINIMUM = 100
 
 
 def check(settings: Settings) -> None:
@@ -141,6 +145,35 @@ def _water_bands(ds: gdal.Dataset) -> tuple[int, int]:
         ) from None
 
 
+def _bright_water(
+    ds: gdal.Dataset, opts: SampleSettings, rows: np.ndarray, cols: np.ndarray, classes: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """Water candidates in the bright near-infrared mode of the tile's water candidates.
+
+    Hand-drawn water polygons take in shore, sand bars and overhanging trees; a model trained
+    on them learns that land can be water and calls the next scene's dark land water. The NIR
+    split of the label-noise correction finds them (see watergee.nirsplit)."""
+    bright = np.zeros(len(rows), bool)
+    if opts.water_class is None or opts.water_separability is None:
+        return bright, None
+    water = np.flatnonzero(classes == opts.water_class)
+    try:
+        channel = darkness_channel(band_descriptions(ds))
+    except ValueError as exc:
+        raise TileInputError(f"{ds.GetDescription()}: {exc}") from None
+    reader = FeatureReader.open(ds, [channel + 1], [])
+    values = extract_patches(reader, rows[water], cols[water], 1)[:, 0, 0, 0]
+    split = split_darkness(values, opts.water_separability, WATER_MINIMUM)
+    bright[water] = values > split.limit
+    report = {
+        "channel": reader.names[0],
+        "threshold": round(split.threshold, 6),
+        "separability": round(split.separability, 4),
+        "applied": split.applied,
+    }
+    return bright, report
+
+
 def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.sample
     work = opts.work or out
@@ -160,7 +193,12 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     oversample = 4 if opts.min_distance > 1 else 1
     pool: dict[int, Candidates] = {}
     candidates: dict[str, int] = {}
-    dropped: dict[str, dict[str, int]] = {"patch": {}, "water_guard": {}, "distance": {}}
+    dropped: dict[str, dict[str, int]] = {
+        "patch": {},
+        "water_guard": {},
+        "distance": {},
+        "water_nir": {},
+    }
     label_pixels = label_nodata = 0
     for window in iter_windows(grid.width, grid.height, settings.output.window):
         codes = source.codes(window)
@@ -205,6 +243,9 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
     kept = spaced(rows, cols, opts.min_distance)
     _count(dropped["distance"], np.delete(classes, kept))
     rows, cols, codes_all, classes = rows[kept], cols[kept], codes_all[kept], classes[kept]
+    bright, water_split = _bright_water(ds, opts, rows, cols, classes)
+    _count(dropped["water_nir"], classes[bright])
+    rows, cols, codes_all, classes = (a[~bright] for a in (rows, cols, codes_all, classes))
     chosen = np.zeros(len(rows), bool)
     for cls in np.unique(classes):
         chosen[np.flatnonzero(classes == cls)[: opts.quota_of(int(cls))]] = True
@@ -256,6 +297,7 @@ def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
         "validation": val,
         "candidates": candidates,
         "dropped": dropped,
+        "water_split": water_split,
         "labels": {
             **source.description,
             "grid": grid.describe(),
