@@ -19,6 +19,19 @@ def detection_scores(
     return f1, recall, false_rate
 
 
+def map_detection_scores(
+    classes: np.ndarray,
+    target: int,
+    positive: np.ndarray,
+    negative: np.ndarray,
+    nodata: int = 255,
+) -> tuple[float, float, float]:
+    """`detection_scores` of class `target` in a class map, on the pixels the map classifies:
+    a model's unclassified border is no data, not a miss."""
+    mapped = classes != nodata
+    return detection_scores(classes == target, positive & mapped, negative & mapped)
+
+
 class RunningMoments:
     """Per-channel mean and standard deviation over selected pixels, accumulated by window."""
 

@@ -379,10 +379,11 @@ class TrainSettings(Section):
     rf_trees: int = Field(300, ge=1, description="Random forest trees.")
     rf_max_depth: int | None = Field(None, ge=1, description="Random forest depth limit.")
     augment_gain: float = Field(
-        1.0,
+        1.5,
         ge=1,
         description="Photometric augmentation: each training patch's reflectance times a "
-        "brightness gain drawn log-uniformly in [1/gain, gain]; 1: none.",
+        "brightness gain drawn log-uniformly in [1/gain, gain], so that a model learns band "
+        "ratios rather than one scene's brightness; 1: none.",
     )
     augment_haze: float = Field(
         0.0,
