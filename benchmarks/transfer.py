@@ -36,7 +36,7 @@ from watergee.core.runner import completed
 from watergee.io.raster import open_raster
 from watergee.metrics import map_detection_scores
 from watergee.models.training import train
-from watergee.nirsplit import split_darkness
+from watergee.nirsplit import MINIMUM_WATER, split_darkness
 from watergee.sampleset import write_manifest
 from watergee.sentinel2 import parse_tiles
 from watergee.stages.classify import classify
@@ -79,7 +79,7 @@ class Scenes:
             combine(tile, load_settings(), work)
         stack = open_raster(layout.stack(work, self.tiles["aber"])).ReadAsArray()
         nir = stack[3].astype(np.float64) / 10000
-        split = split_darkness(nir[self.aber == 1], 0.7, 100)
+        split = split_darkness(nir[self.aber == 1], 0.7, MINIMUM_WATER)
         self.dark_water = (self.aber == 1) & (nir <= split.limit)
 
     def score(self, scene: str, classes: np.ndarray) -> dict[str, float]:

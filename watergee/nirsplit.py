@@ -23,6 +23,9 @@ from skimage.filters import threshold_otsu
 #: (Sentinel-2 band ids, Earth Engine feature names).
 NIR = ("b08", "nir", "b8a")
 SWIR = ("b11", "swir1", "b12", "swir2")
+#: Fewest samples the dark mode must keep for a split to be applied (a handful of dark
+#: outliers is no water to model).
+MINIMUM_WATER = 100
 #: Ridge added to the standardised covariance so that a constant channel does not make it
 #: singular.
 RIDGE = 1e-4
@@ -54,6 +57,15 @@ class Split:
     def limit(self) -> float:
         """Labelled water brighter than this is dropped (infinite when the split is not clear)."""
         return self.threshold if self.applied else np.inf
+
+    def report(self) -> dict[str, float | bool | None]:
+        """The split for a JSON report: no infinity, rounded as a reader wants it."""
+        threshold = round(self.threshold, 6) if np.isfinite(self.threshold) else None
+        return {
+            "threshold": threshold,
+            "separability": round(self.separability, 4),
+            "applied": self.applied,
+        }
 
 
 def split_darkness(values: np.ndarray, separability: float, minimum: int) -> Split:

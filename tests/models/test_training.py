@@ -127,3 +127,26 @@ def test_cnn_training_is_reproducible_on_cpu(demo_samples, tmp_path):
     _, b = load_keras_model(tmp_path / "b")
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_forests_fit_augmented_copies_and_report_on_the_originals(demo_samples, tmp_path):
+    lines: list[str] = []
+    settings = TrainSettings(rf_trees=20, augment_copies=2)
+    metadata = train(demo_samples, "rf", tmp_path / "rf", settings, report=lines.append)
+    n = metadata.metrics["training"]["samples"]
+    assert f"training rf on {n} samples + {2 * n} augmented copies, 10 features" in lines
+    lines.clear()
+    plain = TrainSettings(rf_trees=20, augment_copies=2, augment_gain=1.0)
+    train(demo_samples, "rf", tmp_path / "plain", plain, report=lines.append)
+    assert f"training rf on {n} samples, 10 features" in lines
+
+
+def test_cnns_train_on_augmented_patches(demo_samples, tmp_path):
+    """Same seed, same samples: only the augmentation tells the two networks apart."""
+    for name, gain in (("augmented", 1.5), ("plain", 1.0)):
+        settings = TrainSettings(epochs=1, batch_size=128, augment_gain=gain)
+        train(demo_samples, "pixelcnn", tmp_path / name, settings, report=lambda _: None)
+    _, a = load_keras_model(tmp_path / "augmented")
+    _, b = load_keras_model(tmp_path / "plain")
+    pairs = zip(a.get_weights(), b.get_weights(), strict=True)
+    assert any(not np.array_equal(wa, wb) for wa, wb in pairs)

@@ -120,20 +120,30 @@ def sklearn_features(x: np.ndarray, recipe: str) -> np.ndarray:
     return np.concatenate([centre, flat.mean(1), flat.std(1)], axis=1)
 
 
-def _load_split(
-    samples: SampleSet, split: str, recipe: str, augment: tuple[Photometric, int, int] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def _load_split(samples: SampleSet, split: str, recipe: str) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
-    rng = np.random.default_rng(augment[2]) if augment else None
     for shard in samples.shards(split):
         xs.append(sklearn_features(shard["X"], recipe))
         ys.append(shard["y"].astype(np.int64))
-        if augment and augment[0].active:
-            for _ in range(augment[1]):
-                xs.append(sklearn_features(augment[0](shard["X"], rng), recipe))
-                ys.append(shard["y"].astype(np.int64))
     if not xs:
         return np.empty((0, 0)), np.empty(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _augmented_copies(
+    samples: SampleSet, settings: TrainSettings
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`train.augment_copies` augmented features of every training sample; None when
+    augmentation is off."""
+    photometric = photometric_for(samples, settings)
+    if not photometric.active or not settings.augment_copies:
+        return None
+    rng = np.random.default_rng(settings.seed)
+    xs, ys = [], []
+    for shard in samples.shards("train"):
+        for _ in range(settings.augment_copies):
+            xs.append(sklearn_features(photometric(shard["X"], rng), settings.features))
+            ys.append(shard["y"].astype(np.int64))
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -146,17 +156,21 @@ def train_sklearn(
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    photometric = photometric_for(samples, settings)
-    x, y = _load_split(
-        samples, "train", settings.features, (photometric, settings.augment_copies, settings.seed)
-    )
+    x, y = _load_split(samples, "train", settings.features)
+    fit_x, fit_y = x, y
+    described = f"{len(y)} samples"
+    copies = _augmented_copies(samples, settings)
+    if copies is not None:
+        fit_x, fit_y = np.concatenate([x, copies[0]]), np.concatenate([y, copies[1]])
+        described += f" + {len(copies[1])} augmented copies"
     weighting = "balanced" if settings.class_weights == "balanced" else None
     if kind == "svm":
-        if len(y) > settings.svm_max_samples:
+        if len(fit_y) > settings.svm_max_samples:
+            described = f"{settings.svm_max_samples} drawn from {described}"
             keep = np.random.default_rng(settings.seed).choice(
-                len(y), settings.svm_max_samples, replace=False
+                len(fit_y), settings.svm_max_samples, replace=False
             )
-            x, y = x[keep], y[keep]
+            fit_x, fit_y = fit_x[keep], fit_y[keep]
         estimator = SVC(
             C=settings.svm_c, gamma="scale", class_weight=weighting, random_state=settings.seed
         )
@@ -169,8 +183,8 @@ def train_sklearn(
             random_state=settings.seed,
         )
     pipeline = make_pipeline(StandardScaler(), estimator)
-    report(f"training {kind} on {len(y)} samples, {x.shape[1]} features")
-    pipeline.fit(x, y)
+    report(f"training {kind} on {described}, {x.shape[1]} features")
+    pipeline.fit(fit_x, fit_y)
     vx, vy = _load_split(samples, "validation", settings.features)
     metrics = {
         "training": scores(y, pipeline.predict(x), samples.classes),

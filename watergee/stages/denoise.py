@@ -43,14 +43,19 @@ from watergee.models.inference import Predict, predict_windows
 from watergee.models.pixelcnn import HALO, PATCH, build_pixelcnn
 from watergee.models.predictor import compiled_forward
 from watergee.models.runtime import tensorflow
-from watergee.nirsplit import Split, WaterModel, correct, darkness_channel, split_darkness
+from watergee.nirsplit import (
+    MINIMUM_WATER,
+    Split,
+    WaterModel,
+    correct,
+    darkness_channel,
+    split_darkness,
+)
 from watergee.sampling import Candidates, patch_fits, pixel_keys
 
 WATER, LAND, NODATA = 1, 0, 255
 #: Fewest training steps per epoch.
 STEPS = 40
-#: Fewest labelled water samples the NIR split models; fewer leave the labels as they are.
-SPLIT_MINIMUM = 100
 log = logging.getLogger(__name__)
 
 
@@ -208,12 +213,12 @@ def _nir_split(
     samples = extract_patches(reader, rows, cols, 1)[:, 0, 0, own].astype(np.float64)
     model: WaterModel | None = None
     stopped: dict[str, str] = {}
-    if len(rows) < SPLIT_MINIMUM:
+    if len(rows) < MINIMUM_WATER:
         # The labels stay as they are (the elevation cut-off still applies).
         stopped = {"stopped": f"{len(rows)} labelled water samples: too few to model"}
         split = Split(np.inf, 0.0, False)
     else:
-        split = split_darkness(samples[:, channel], opts.separability, SPLIT_MINIMUM)
+        split = split_darkness(samples[:, channel], opts.separability, MINIMUM_WATER)
     kept = samples[samples[:, channel] <= split.limit]
     if not stopped and opts.extend_quantile is not None:
         model = WaterModel.fit(kept, opts.extend_quantile)
@@ -231,9 +236,7 @@ def _nir_split(
         "nir_split": {
             "channel": names[channel],
             "samples": len(rows),
-            "threshold": round(split.threshold, 6) if np.isfinite(split.threshold) else None,
-            "separability": round(split.separability, 4),
-            "applied": split.applied,
+            **split.report(),
             "kept_samples": len(kept),
             "water_mean": {n: round(float(v), 5) for n, v in zip(names, kept.mean(0), strict=True)}
             if len(kept)

@@ -31,7 +31,7 @@ from watergee.io.raster import (
     transformer,
 )
 from watergee.io.vector import class_codes, read_points
-from watergee.nirsplit import darkness_channel, split_darkness
+from watergee.nirsplit import MINIMUM_WATER, darkness_channel, split_darkness
 from watergee.sampleset import write_shards
 from watergee.sampling import (
     Candidates,
@@ -44,9 +44,6 @@ from watergee.sampling import (
 from watergee.spectral import normalized_difference
 
 log = logging.getLogger(__name__)
-
-#: Water candidates that must stay below the NIR split for it to be applied.
-WATER_MINIMUM = 100
 
 
 def check(settings: Settings) -> None:
@@ -157,21 +154,12 @@ def _bright_water(
     if opts.water_class is None or opts.water_separability is None:
         return bright, None
     water = np.flatnonzero(classes == opts.water_class)
-    try:
-        channel = darkness_channel(band_descriptions(ds))
-    except ValueError as exc:
-        raise TileInputError(f"{ds.GetDescription()}: {exc}") from None
-    reader = FeatureReader.open(ds, [channel + 1], [])
+    # The water guard has already required B11, so a darkness channel is always found.
+    reader = FeatureReader.open(ds, [darkness_channel(band_descriptions(ds)) + 1], [])
     values = extract_patches(reader, rows[water], cols[water], 1)[:, 0, 0, 0]
-    split = split_darkness(values, opts.water_separability, WATER_MINIMUM)
+    split = split_darkness(values, opts.water_separability, MINIMUM_WATER)
     bright[water] = values > split.limit
-    report = {
-        "channel": reader.names[0],
-        "threshold": round(split.threshold, 6),
-        "separability": round(split.separability, 4),
-        "applied": split.applied,
-    }
-    return bright, report
+    return bright, {"channel": reader.names[0], **split.report()}
 
 
 def sample(tile: Tile, settings: Settings, out: Path) -> StageResult:
