@@ -9,11 +9,43 @@ times per tile, and most epochs after the first few change nothing that matters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from watergee.models.runtime import tensorflow
+
+
+def gradient_step(
+    model: Any, optimizer: Any, input_shape: tuple[int, ...], target_shape: tuple[int, ...]
+) -> Callable[[Any, Any, Any], Any]:
+    """One compiled optimiser step on a batch (inputs, one-hot targets, sample weights) that
+    returns the batch's summed weighted cross-entropy. The loss is Keras' (weighted sum over
+    the batch size), so a step here equals one of `fit`; a loss-scaling optimiser (mixed
+    precision) scales and unscales it."""
+    tf = tensorflow()
+    import keras
+
+    loss_fn = keras.losses.CategoricalCrossentropy()
+    signature = [
+        tf.TensorSpec((None, *input_shape), tf.float32),
+        tf.TensorSpec((None, *target_shape), tf.float32),
+        tf.TensorSpec((None,), tf.float32),
+    ]
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+
+    @tf.function(input_signature=signature)
+    def step(xb: Any, yb: Any, wb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True), sample_weight=wb)
+            scaled = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        return loss * tf.cast(tf.shape(xb)[0], tf.float32)
+
+    return step
 
 
 def fit_arrays(
@@ -35,20 +67,8 @@ def fit_arrays(
     import keras
 
     optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.CategoricalCrossentropy()
-    signature = [
-        tf.TensorSpec((None, *x.shape[1:]), tf.float32),
-        tf.TensorSpec((None, *y.shape[1:]), tf.float32),
-    ]
-
-    @tf.function(input_signature=signature)
-    def step(xb: Any, yb: Any) -> Any:
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb, training=True))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        return loss * tf.cast(tf.shape(xb)[0], tf.float32)
+    step = gradient_step(model, optimizer, x.shape[1:], y.shape[1:])
+    ones = tf.ones((batch_size,), tf.float32)
 
     rng = np.random.default_rng(seed)
     x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)
@@ -58,7 +78,7 @@ def fit_arrays(
         total = tf.constant(0.0)
         for start in range(0, len(x), batch_size):
             batch = order[start : start + batch_size]
-            total += step(x[batch], y[batch])
+            total += step(x[batch], y[batch], ones[: len(batch)])
         losses.append(float(total) / len(x))
         if epoch and settle > 0 and losses[-2] - losses[-1] < settle * losses[-2]:
             break

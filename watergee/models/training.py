@@ -1,4 +1,4 @@
-"""Training models from a sample set on disk, streamed shard by shard.
+"""Training models from a sample set on disk.
 
 Normalisation statistics come from the training samples (never per tile, which would make tiles
 disagree) and are stored in the artifact; rare classes are weighted up; the best epoch on the
@@ -24,6 +24,9 @@ from watergee.models.artifact import (
     write_metadata,
 )
 from watergee.models.augment import Photometric
+from watergee.models.batches import SplitBatches
+from watergee.models.fitting import gradient_step
+from watergee.models.predictor import compiled_forward
 from watergee.models.runtime import tensorflow
 from watergee.sampleset import SampleSet
 
@@ -237,14 +240,13 @@ def _network(kind: str, samples: SampleSet, channels: int, classes: int, setting
 def train_keras(
     samples: SampleSet, kind: str, out: Path, settings: TrainSettings, report: Report
 ) -> ModelMetadata:
-    tf = tensorflow()
+    tensorflow()
     import keras
 
     keras.utils.set_random_seed(settings.seed)
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     classes = samples.classes
-    index = {c: i for i, c in enumerate(classes)}
     channels = len(samples.manifest["bands"])
     model, patch, field, dense = _network(kind, samples, channels, len(classes), settings)
     if samples.manifest["patch"] < patch:
@@ -255,71 +257,63 @@ def train_keras(
     weights = class_weights(samples, settings.class_weights).astype(np.float32)
     target = (1, 1, len(classes)) if dense else (len(classes),)
 
+    def targets(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        unknown = ~np.isin(ids, classes)
+        if unknown.any():
+            raise ModelError(
+                f"{samples.root}: class {int(ids[unknown][0])} has validation samples but no "
+                "training samples"
+            )
+        y = np.searchsorted(classes, ids)
+        onehot = np.eye(len(classes), dtype=np.float32)[y].reshape(len(y), *target)
+        return onehot, weights[y]
+
+    def batches(split: str) -> SplitBatches:
+        return SplitBatches(
+            samples,
+            split,
+            settings.batch_size,
+            cut=lambda x: _centre_crop(x, patch),
+            normalise=lambda x: (x - mean) / std,
+            targets=targets,
+            buffer=settings.shuffle_buffer,
+        )
+
+    train_batches = batches("train")
+    validation = batches("validation") if samples.count("validation") > 0 else None
+    optimizer = keras.optimizers.Adam(settings.learning_rate)
+    if settings.mixed_precision:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    step = gradient_step(model, optimizer, (patch, patch, channels), target)
+    forward = compiled_forward(model)
     photometric = photometric_for(samples, settings)
     rng = np.random.default_rng(settings.seed)
-
-    def stream(split: str, augmented: bool = False):
-        def generate():
-            for shard in samples.shards(split):
-                raw = photometric(shard["X"], rng) if augmented else shard["X"]
-                x = (_centre_crop(raw, patch) - mean) / std
-                y = np.array([index[int(v)] for v in shard["y"]])
-                onehot = np.eye(len(classes), dtype=np.float32)[y].reshape(len(y), *target)
-                yield from zip(x.astype(np.float32), onehot, weights[y], strict=True)
-
-        spec = (
-            tf.TensorSpec((patch, patch, channels), tf.float32),
-            tf.TensorSpec(target, tf.float32),
-            tf.TensorSpec((), tf.float32),
-        )
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
-        return dataset.apply(tf.data.experimental.assert_cardinality(samples.count(split)))
-
-    train = (
-        stream("train", augmented=True)
-        .shuffle(settings.shuffle_buffer, seed=settings.seed)
-        .batch(settings.batch_size)
-        .prefetch(2)
-    )
-    has_validation = samples.count("validation") > 0
-    validation = (
-        stream("validation").batch(settings.batch_size).prefetch(2) if has_validation else None
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(settings.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
     names = {c.id: c.name for c in samples.class_infos()}
     history: list[dict[str, float]] = []
-
-    class EpochReport(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            logs = dict(logs or {})
-            history.append({k: float(v) for k, v in logs.items()})
-            text = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
-            extra = ""
-            if validation is not None:
-                extra = "  " + _describe_scores(_evaluate(self.model, validation, classes), names)
-            report(f"epoch {epoch + 1}/{settings.epochs}: {text}{extra}")
-
-    monitor = "val_loss" if has_validation else "loss"
-    model.fit(
-        train,
-        validation_data=validation,
-        epochs=settings.epochs,
-        shuffle=False,  # the dataset shuffles, with the seed
-        verbose=0,
-        callbacks=[
-            EpochReport(),
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=settings.patience, restore_best_weights=True
-            ),
-        ],
-    )
+    best: tuple[float, list[np.ndarray]] | None = None
+    for epoch in range(settings.epochs):
+        total = 0.0
+        for x, y, w in train_batches.epoch(rng, photometric):
+            total += step(x, y, w)
+        logs = {"loss": float(total) / len(train_batches)}
+        line = f"epoch {epoch + 1}/{settings.epochs}: loss {logs['loss']:.4f}"
+        if validation is not None:
+            result, logs["val_loss"] = _evaluate(forward, validation, classes)
+            line += f" val_loss {logs['val_loss']:.4f}  " + _describe_scores(result, names)
+        history.append(logs)
+        report(line)
+        monitored = logs.get("val_loss", logs["loss"])
+        if best is None or monitored < best[0]:
+            best, waited = (monitored, model.get_weights()), 0
+        else:
+            waited += 1
+            if waited >= settings.patience:
+                break
+    assert best is not None
+    model.set_weights(best[1])
     metrics: dict[str, Any] = {"history": history, "epochs_run": len(history)}
-    metrics["training"] = _evaluate(model, stream("train").batch(settings.batch_size), classes)
-    metrics["validation"] = _evaluate(model, validation, classes) if has_validation else {}
+    metrics["training"] = _evaluate(forward, train_batches, classes)[0]
+    metrics["validation"] = _evaluate(forward, validation, classes)[0] if validation else {}
     report_scores(metrics, samples, report)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.keras") as tmp:
@@ -337,14 +331,22 @@ def train_keras(
     return metadata
 
 
-def _evaluate(model: Any, dataset: Any, classes: list[int]) -> dict[str, Any]:
-    truth, predicted = [], []
-    for x, y, _ in dataset:
-        probabilities = model(x, training=False).numpy().reshape(len(x), -1)
-        truth.append(np.argmax(y.numpy().reshape(len(x), -1), axis=1))
-        predicted.append(np.argmax(probabilities, axis=1))
+def _evaluate(
+    forward: Any, batches: SplitBatches, classes: list[int]
+) -> tuple[dict[str, Any], float]:
+    """Scores of the network on a split, and its weighted cross-entropy per sample (Keras'
+    validation loss)."""
+    truth, predicted, loss = [], [], 0.0
+    for x, y, w in batches.epoch():
+        probabilities = forward(x).reshape(len(x), -1).astype(np.float64)
+        onehot = y.reshape(len(x), -1)
+        picked = np.clip((probabilities * onehot).sum(axis=1), 1e-7, 1.0)
+        loss -= float((w * np.log(picked)).sum())
+        truth.append(onehot.argmax(axis=1))
+        predicted.append(probabilities.argmax(axis=1))
     lookup = np.array(classes)
-    return scores(lookup[np.concatenate(truth)], lookup[np.concatenate(predicted)], classes)
+    result = scores(lookup[np.concatenate(truth)], lookup[np.concatenate(predicted)], classes)
+    return result, loss / len(batches)
 
 
 def _metadata(
