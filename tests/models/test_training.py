@@ -1,6 +1,7 @@
 """Training on a sample set drawn from the demo scene, where water is dark in NIR and SWIR."""
 
 import json
+import shutil
 
 import joblib
 import numpy as np
@@ -150,3 +151,16 @@ def test_cnns_train_on_augmented_patches(demo_samples, tmp_path):
     _, b = load_keras_model(tmp_path / "plain")
     pairs = zip(a.get_weights(), b.get_weights(), strict=True)
     assert any(not np.array_equal(wa, wb) for wa, wb in pairs)
+
+
+def test_a_class_seen_only_in_validation_is_named(demo_samples, tmp_path):
+    copy = tmp_path / "samples"
+    shutil.copytree(demo_samples, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    shard = copy / manifest["shards"]["validation"][0]
+    arrays = dict(np.load(shard))
+    arrays["y"][0] = 3
+    with open(shard, "wb") as handle:
+        np.savez(handle, **arrays)
+    with pytest.raises(ModelError, match=rf"{copy}: class 3 has validation samples but no train"):
+        train(copy, "pixelcnn", tmp_path / "cnn", TrainSettings(epochs=1), report=lambda _: None)

@@ -358,7 +358,13 @@ class TrainSettings(Section):
         description="balanced: weight each class by the inverse of its share of the training "
         "samples, so rare classes such as water count as much as common ones.",
     )
-    shuffle_buffer: int = Field(20000, ge=1, description="Samples in the shuffle buffer.")
+    shuffle_buffer: int = Field(
+        20000,
+        ge=1,
+        description="CNNs: samples shuffled together when the training patches take more "
+        "than 1 GiB and are read from their shards every epoch (smaller sets are held in "
+        "memory and shuffled whole).",
+    )
     seed: Seed = Field(0, description="Seed of weights, shuffling and forests.")
     mixed_precision: bool = Field(False, description="float16 compute on a GPU (CNNs).")
     features: Literal["centre", "patch-stats"] = Field(
