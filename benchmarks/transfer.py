@@ -13,10 +13,12 @@ each map classifies:
            beach, inside the land polygon), forest/grass/urban polygons called water.
 
 Recipes:
-    plain:    the 10 bands, water polygons as drawn, no augmentation (the former default);
-    default:  today's defaults with sample.water_class set: water samples in the bright NIR
-              mode of a tile's water polygons dropped, brightness-gain augmentation;
-    indices:  default plus NDWI, MNDWI, NDVI channels.
+    plain:    the 10 bands, water polygons as drawn, no augmentation (the first recipe);
+    gain:     the 10 bands, water samples in the bright NIR mode of a tile's water polygons
+              dropped (sample.water_class), brightness gain 1.5, no haze (the recipe before
+              today's);
+    default:  today's defaults with sample.water_class set: the drop, NDWI, MNDWI and NDVI
+              channels, brightness gain 3 and haze 0.1.
 
     python benchmarks/transfer.py [--real ../shared/data/real] [--models rf pixelcnn]
 """
@@ -47,12 +49,15 @@ from watergee.stages.sample import sample
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 NAMES = "{1: water, 2: forest, 3: grass, 4: urban}"
 RECIPES: dict[str, dict[str, list[str]]] = {
-    "plain": {"sample": [], "train": ["train.augment_gain=1"]},
-    "default": {"sample": ["sample.water_class=1"], "train": []},
-    "indices": {
-        "sample": ["sample.water_class=1", "sample.indices=[NDWI,MNDWI,NDVI]"],
-        "train": [],
+    "plain": {
+        "sample": ["sample.indices=[]"],
+        "train": ["train.augment_gain=1", "train.augment_haze=0"],
     },
+    "gain": {
+        "sample": ["sample.water_class=1", "sample.indices=[]"],
+        "train": ["train.augment_gain=1.5", "train.augment_haze=0"],
+    },
+    "default": {"sample": ["sample.water_class=1"], "train": []},
 }
 
 
@@ -95,23 +100,25 @@ class Scenes:
         return out
 
 
-def run(scenes: Scenes, recipe: str, kind: str, sources: list[str], root: Path) -> str:
+def run(
+    scenes: Scenes, recipe: str, kind: str, sources: list[str], root: Path, seed: int = 0
+) -> str:
     settings = RECIPES[recipe]
-    tag = f"{recipe}-{kind}-{'+'.join(sources)}"
+    tag = f"{recipe}-{kind}-{'+'.join(sources)}-{seed}"
     samples = root / "samples" / tag
     tiles = []
     for scene in sources:
         labels, classes = scenes.labels[scene]
         options = load_settings(None, [
             f"sample.labels={labels}", f"sample.work={scenes.work}", f"sample.classes={classes}",
-            f"sample.class_names={NAMES}", *settings["sample"],
+            f"sample.class_names={NAMES}", f"sample.seed={seed}", *settings["sample"],
         ])  # fmt: skip
         sample(scenes.tiles[scene], options, samples)
         tiles.append(scenes.tiles[scene])
     write_manifest(completed(tiles), options, samples)
     model = root / "models" / tag
     started = time.perf_counter()
-    train_settings = load_settings(None, settings["train"]).train
+    train_settings = load_settings(None, [*settings["train"], f"train.seed={seed}"]).train
     train(samples, kind, model, train_settings, report=lambda line: None)
     seconds = time.perf_counter() - started
     cells = []
@@ -130,6 +137,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--models", nargs="+", default=["rf", "pixelcnn"])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--seed", type=int, default=0, help="seed of sampling and training")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -138,7 +146,7 @@ def main() -> None:
         for recipe in args.recipes:
             for kind in args.models:
                 for sources in (["havel"], ["aber"], ["havel", "aber"]):
-                    print(run(scenes, recipe, kind, sources, root), flush=True)
+                    print(run(scenes, recipe, kind, sources, root, args.seed), flush=True)
 
 
 if __name__ == "__main__":

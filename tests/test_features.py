@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ORIGIN
+from watergee.core.errors import TileInputError
 from watergee.features import FeatureReader, extract_patches
 from watergee.io.raster import Window, open_raster, utm_grid, write_array
 
@@ -31,3 +32,16 @@ def test_block_reads_cut_the_same_patches_as_single_reads(tmp_path, size):
     assert np.isnan(patches).any() and np.isfinite(patches).any()
     none = extract_patches(reader, rows[:0], cols[:0], size)
     assert none.shape == (0, size, size, 4)
+
+
+def test_an_index_whose_band_is_missing_names_the_band_and_the_setting(tmp_path):
+    path = tmp_path / "landsat.tif"
+    write_array(path, np.ones((6, 8, 8), np.float32), utm_grid(32633, ORIGIN, 30, 8, 8))
+    reader = FeatureReader.open(open_raster(path), [], ["NDWI", "MNDWI"])
+    with pytest.raises(TileInputError) as caught:
+        reader.read(Window(0, 0, 8, 8))
+    assert str(caught.value) == (
+        f"{path}: no band described as B03, which the index channel NDWI reads; a stack "
+        "without Sentinel-2 band names needs its indices set to [] (sample.indices, "
+        "denoise.indices)"
+    )

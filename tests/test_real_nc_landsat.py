@@ -20,6 +20,7 @@ def test_sample_and_validate_the_labelled_pixels(real_data, tmp_path):
         "sample", "-t", str(tiles), "-o", str(out),
         "--labels", str(root / "original" / "landsat96_labelled_pixels.tif"),
         "--set", "sample.patch=1", "--set", "sample.quota=100000", "--set", "sample.required=[6]",
+        "--set", "sample.indices=[]",
         "--set", "cluster.processes=false", "--workers", "1",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output

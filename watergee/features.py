@@ -10,8 +10,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from osgeo import gdal
 
+from watergee.core.errors import TileInputError
 from watergee.io.raster import Window, band_descriptions, band_index, read_window, resolve_band
-from watergee.spectral import LINE_HALO, compute_indices, required_bands
+from watergee.spectral import INDEX_BANDS, LINE_HALO, compute_indices, required_bands
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,18 @@ class FeatureReader:
     @cached_property
     def _index_sources(self) -> dict[str, int]:
         """Stack band of each band id the indices read."""
-        return {b: band_index(self.ds, b) for b in required_bands(list(self.indices))}
+        sources = {}
+        for band in required_bands(list(self.indices)):
+            try:
+                sources[band] = band_index(self.ds, band)
+            except TileInputError:
+                readers = [i for i in self.indices if band in INDEX_BANDS[i]]
+                raise TileInputError(
+                    f"{self.ds.GetDescription()}: no band described as {band}, which the index "
+                    f"channel {readers[0]} reads; a stack without Sentinel-2 band names needs "
+                    "its indices set to [] (sample.indices, denoise.indices)"
+                ) from None
+        return sources
 
     def source_bands(self) -> list[int]:
         """Every stack band read, for validity checks."""

@@ -89,7 +89,8 @@ def test_a_failure_while_gathering_is_exit_1_not_2(tmp_path):
     listing = tmp_path / "tiles.txt"
     listing.write_text(f"{a.source}\n{b.source}\n")
     args = ["sample", "-t", str(listing), "-o", str(tmp_path / "s"),
-            "--labels", str(_labels(tmp_path)), "--set", "sample.quota=5", *INPROC]  # fmt: skip
+            "--labels", str(_labels(tmp_path)), "--set", "sample.quota=5",
+            "--set", "sample.indices=[]", *INPROC]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     assert "sample: 2 tiles: 2 done, 0 skipped, 0 failed" in result.output

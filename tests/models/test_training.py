@@ -68,7 +68,7 @@ def test_random_forest_is_reproducible(demo_samples, tmp_path):
     b = train(demo_samples, "rf", tmp_path / "b", settings, report=lambda _: None)
     x, _ = _validation(demo_samples)
     features = sklearn_features(x, "patch-stats")
-    assert features.shape[1] == 30
+    assert features.shape[1] == 39  # 13 channels, their patch means and deviations
     np.testing.assert_array_equal(
         joblib.load(tmp_path / "a" / a.file).predict_proba(features),
         joblib.load(tmp_path / "b" / b.file).predict_proba(features),
@@ -87,7 +87,7 @@ def test_pixelcnn_learns_water_with_stored_normalisation(demo_samples, tmp_path)
     mean = np.array(metadata.normalization["mean"], np.float32)
     std = np.array(metadata.normalization["std"], np.float32)
     x, y = _validation(demo_samples)
-    assert np.all(std > 0) and mean.shape == (10,)
+    assert np.all(std > 0) and mean.shape == (13,)
     _, model = load_keras_model(tmp_path / "cnn")
     probabilities = model.predict((x - mean) / std, verbose=0)[:, 0, 0, :]
     predicted = np.array([1, 2])[probabilities.argmax(1)]
@@ -135,17 +135,17 @@ def test_forests_fit_augmented_copies_and_report_on_the_originals(demo_samples, 
     settings = TrainSettings(rf_trees=20, augment_copies=2)
     metadata = train(demo_samples, "rf", tmp_path / "rf", settings, report=lines.append)
     n = metadata.metrics["training"]["samples"]
-    assert f"training rf on {n} samples + {2 * n} augmented copies, 10 features" in lines
+    assert f"training rf on {n} samples + {2 * n} augmented copies, 13 features" in lines
     lines.clear()
-    plain = TrainSettings(rf_trees=20, augment_copies=2, augment_gain=1.0)
+    plain = TrainSettings(rf_trees=20, augment_copies=2, augment_gain=1.0, augment_haze=0)
     train(demo_samples, "rf", tmp_path / "plain", plain, report=lines.append)
-    assert f"training rf on {n} samples, 10 features" in lines
+    assert f"training rf on {n} samples, 13 features" in lines
 
 
 def test_cnns_train_on_augmented_patches(demo_samples, tmp_path):
     """Same seed, same samples: only the augmentation tells the two networks apart."""
-    for name, gain in (("augmented", 1.5), ("plain", 1.0)):
-        settings = TrainSettings(epochs=1, batch_size=128, augment_gain=gain)
+    for name, gain, haze in (("augmented", 3.0, 0.1), ("plain", 1.0, 0.0)):
+        settings = TrainSettings(epochs=1, batch_size=128, augment_gain=gain, augment_haze=haze)
         train(demo_samples, "pixelcnn", tmp_path / name, settings, report=lambda _: None)
     _, a = load_keras_model(tmp_path / "augmented")
     _, b = load_keras_model(tmp_path / "plain")

@@ -72,13 +72,13 @@ def test_patch_centre_carries_the_sampled_label_without_offset(tmp_path, patch):
     out = tmp_path / "samples"
     sample(tile, _settings(label_path, f"sample.patch={patch}"), out)
     _summary, s = _load(out, tile)
-    assert s["X"].shape[1:] == (patch, patch, 4)
+    assert s["X"].shape[1:] == (patch, patch, 7)  # B03 B04 B08 B11, then NDWI MNDWI NDVI
     half = patch // 2
     for i in range(len(s["y"])):
         r, c = int(s["row"][i]), int(s["col"][i])
         assert s["X"][i, half, half, 0] == 10000 + r * W + c  # the sample pixel at patch // 2
         expected = stack[:, r - half : r - half + patch, c - half : c - half + patch]
-        np.testing.assert_array_equal(s["X"][i], np.moveaxis(expected, 0, -1))
+        np.testing.assert_array_equal(s["X"][i, ..., :4], np.moveaxis(expected, 0, -1))
         assert labels[r, c] == s["code"][i]
         assert {10: 1, 20: 2, 30: 3}[int(s["code"][i])] == s["y"][i]
     assert not np.isnan(s["X"]).any()
@@ -317,7 +317,7 @@ def test_manifest_and_validate(tmp_path):
     )
     sample(tile, settings, out)
     manifest = json.loads(write_manifest(completed([tile]), settings, out)[0].read_text())
-    assert manifest["bands"] == ["B03", "B04", "B08", "B11"]
+    assert manifest["bands"] == ["B03", "B04", "B08", "B11", "NDWI", "MNDWI", "NDVI"]
     assert manifest["patch"] == 7 and "patch // 2" in manifest["centre"]
     total = sum(len(read_shard(out / n)["y"]) for n in manifest["shards"]["train"])
     assert total == sum(manifest["totals"]["train"].values())

@@ -272,9 +272,10 @@ class SampleSettings(Section):
         description="Bands of the stack in each patch, by description or index; empty: all.",
     )
     indices: list[IndexName] = Field(
-        default_factory=list,
+        default_factory=lambda: ["NDWI", "MNDWI", "NDVI"],
         description="Index channels appended after the bands (NDWI, MNDWI, NDVI, LINE), "
-        "computed from the stack's B03 B04 B08 B11 as the indices stage does.",
+        "computed from the stack's B03 B04 B08 B11 as the indices stage does. Band ratios do "
+        "not change with a scene's brightness: with them models transfer between scenes.",
     )
     validation: float = Field(
         0.2,
@@ -385,14 +386,14 @@ class TrainSettings(Section):
     rf_trees: int = Field(300, ge=1, description="Random forest trees.")
     rf_max_depth: int | None = Field(None, ge=1, description="Random forest depth limit.")
     augment_gain: float = Field(
-        1.5,
+        3.0,
         ge=1,
         description="Photometric augmentation: each training patch's reflectance times a "
         "brightness gain drawn log-uniformly in [1/gain, gain], so that a model learns band "
         "ratios rather than one scene's brightness; 1: none.",
     )
     augment_haze: float = Field(
-        0.0,
+        0.1,
         ge=0,
         description="Photometric augmentation: each training patch's reflectance plus a haze "
         "offset drawn uniformly in [-haze, haze] in blue and falling as wavelength^-4 (path "
