@@ -74,6 +74,7 @@ def main() -> None:
             watergee("sample", "-t", str(tiles), "-o", str(samples),
                      "--labels", str(root / "original" / "landsat96_labelled_pixels.tif"),
                      "--set", "sample.quota=100000", "--set", f"sample.split={split}",
+                     "--set", "sample.indices=[]",  # Landsat bands: no Sentinel-2 names
                      "--set", f"sample.block={args.block}", *LOCAL)  # fmt: skip
             for model in args.models:
                 folder = work / f"model-{split}-{model}"

@@ -120,3 +120,13 @@ def test_the_earth_engine_pipeline_runs_end_to_end_and_resumes(no_server, key_fi
     assert "pipeline complete" in again.output
     rows = [line.split() for line in again.output.splitlines() if line.startswith(("r0", "cells"))]
     assert len(rows) == 5 and all(cell in ("skip", ".") for row in rows for cell in row[1:])
+
+
+def test_the_config_trains_as_the_paper_did():
+    """water_gee trained on its eight features without augmentation or index channels beyond
+    its own MNDWI and LINE."""
+    from watergee.core.config import load_settings
+
+    settings = load_settings(CONFIG)
+    assert settings.train.augment_gain == 1 and settings.train.augment_haze == 0
+    assert settings.sample.indices == [] and settings.sample.bands == settings.denoise.bands
