@@ -61,7 +61,8 @@ def run(real: Path, quota: int, guards: list[float | None]) -> None:
             settings = load_settings(None, [
                 f"sample.labels={labels}", f"sample.work={work}", "sample.ignore=[]",
                 f"sample.classes={{0: {BACKGROUND}, 1: {WATER}, 2: {BACKGROUND}}}",
-                f"sample.quota={quota}", "sample.patch=1", "sample.validation=0", *extra,
+                f"sample.quota={quota}", "sample.patch=1", "sample.validation=0",
+                "sample.indices=[]", *extra,
             ])  # fmt: skip
             out = Path(tmp) / f"samples-{guard}"
             result = sample(tile, settings, out)

@@ -43,5 +43,5 @@ def test_an_index_whose_band_is_missing_names_the_band_and_the_setting(tmp_path)
     assert str(caught.value) == (
         f"{path}: no band described as B03, which the index channel NDWI reads; a stack "
         "without Sentinel-2 band names needs its indices set to [] (sample.indices, "
-        "denoise.indices)"
+        "denoise.indices) and a model trained so"
     )

@@ -56,7 +56,8 @@ class FeatureReader:
                 raise TileInputError(
                     f"{self.ds.GetDescription()}: no band described as {band}, which the index "
                     f"channel {readers[0]} reads; a stack without Sentinel-2 band names needs "
-                    "its indices set to [] (sample.indices, denoise.indices)"
+                    "its indices set to [] (sample.indices, denoise.indices) and a model "
+                    "trained so"
                 ) from None
         return sources
 

@@ -64,7 +64,7 @@ def test_shuffled_epochs_hold_every_sample_once(sample_set, monkeypatch, cache_b
         assert all(len(x) == 50 for x, _, _ in parts[:-1])
         orders.append(numbers)
     assert not np.array_equal(orders[0], orders[1])
-    assert (batches._cache is not None) == (cache_bytes > 1000)
+    assert (batches._held is not None) == (cache_bytes > 1000)
 
 
 def test_a_streamed_epoch_shuffles_within_its_buffer(sample_set, monkeypatch):

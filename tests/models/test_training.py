@@ -162,5 +162,36 @@ def test_a_class_seen_only_in_validation_is_named(demo_samples, tmp_path):
     arrays["y"][0] = 3
     with open(shard, "wb") as handle:
         np.savez(handle, **arrays)
-    with pytest.raises(ModelError, match=rf"{copy}: class 3 has validation samples but no train"):
-        train(copy, "pixelcnn", tmp_path / "cnn", TrainSettings(epochs=1), report=lambda _: None)
+    message = rf"{copy}: class 3 has validation samples but no training samples"
+    # Found in the shards while training, and before training where the manifest counts it.
+    for count in (0, 1):
+        manifest["totals"]["validation"]["3"] = count
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelError, match=message):
+            train(copy, "pixelcnn", tmp_path / "cnn", TrainSettings(epochs=1), report=print)
+
+
+def test_a_dense_network_weighs_each_sample_by_its_class():
+    """Class weights reach the loss of a dense network's (n, 1, 1, classes) outputs."""
+    import keras
+
+    from watergee.models.fitting import gradient_step
+    from watergee.models.pixelcnn import build_pixelcnn
+
+    keras.utils.set_random_seed(1)
+    model = build_pixelcnn(3, 2)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 7, 7, 3)).astype(np.float32)
+    y = np.eye(2, dtype=np.float32)[[0, 1, 1, 0]].reshape(4, 1, 1, 2)
+    w = np.array([1, 2, 3, 4], np.float32).reshape(4, 1, 1)
+    p = model(x).numpy()
+    expected = -(w[:, 0, 0] * np.log((p * y).sum(axis=-1)[:, 0, 0])).sum() / 4
+    step = gradient_step(model, keras.optimizers.SGD(0.0), (7, 7, 3), (1, 1, 2))
+    assert float(step(x, y, w)) / 4 == pytest.approx(expected, rel=1e-5)
+    # A weight on one sample alone gives that sample's loss (weights of shape (n,) would
+    # give the batch's mean loss times the mean weight).
+    losses = -np.log((p * y).sum(axis=-1)[:, 0, 0])
+    for k in range(4):
+        alone = np.zeros((4, 1, 1), np.float32)
+        alone[k] = 4
+        assert float(step(x, y, alone)) / 4 == pytest.approx(losses[k], rel=1e-5)

@@ -2,9 +2,10 @@
 
 Feeding a network one sample at a time through a Python generator cost more than the network's
 arithmetic: the pixel CNN trained at about 1,000 samples per second on two cores. Here a split
-is read once and kept in memory when it fits (`CACHE_BYTES`), otherwise read again from its
+is read once and held in memory when it fits (`CACHE_BYTES`), otherwise read again from its
 shards every epoch; batches are slices of shuffled arrays, so each gradient step costs one
-graph call.
+graph call. Augmentation and normalisation run on `CHUNK_BATCHES` batches at a time, so an
+epoch needs little memory beyond the held patches.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from watergee.sampleset import SampleSet, read_shard
 #: shards again every epoch and shuffled within `buffer` samples instead of all at once.
 CACHE_BYTES = 1 << 30
 
+#: Batches augmented and normalised together.
+CHUNK_BATCHES = 32
+
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # inputs, one-hot targets, sample weights
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 @dataclass
@@ -36,73 +41,80 @@ class SplitBatches:
     normalise: Callable[[np.ndarray], np.ndarray]
     targets: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     buffer: int = 20000
-    _cache: list[tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
-    _too_big: bool = field(default=False, repr=False)
+    _held: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _measured: bool = field(default=False, repr=False)
 
     def __len__(self) -> int:
         return self.samples.count(self.split)
 
-    def epoch(
-        self,
-        rng: np.random.Generator | None = None,
-        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-    ) -> Iterator[Batch]:
+    def epoch(self, rng: np.random.Generator | None = None, augment: Augment | None = None):
         """One pass over the split: in shard order without `rng`; with it, shuffled (all
         samples at once when the split is held in memory, else within `buffer` samples of
         shards taken in random order) and, with `augment`, augmented afresh."""
-        pool_size = len(self) if self._cache is not None else self.buffer
-        pool: list[tuple[np.ndarray, np.ndarray]] = []
-        held = 0
-        for x, y in self._parts(rng):
-            pool.append((x, y))
-            held += len(y)
-            if held >= pool_size:
-                carry = yield from self._emit(pool, rng, augment, final=False)
-                pool, held = [carry], len(carry[1])
-        if held:
-            yield from self._emit(pool, rng, augment, final=True)
-
-    def _parts(self, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if self._cache is not None:
-            count = len(self._cache)
-            for k in rng.permutation(count) if rng is not None else range(count):
-                yield self._cache[k]
+        held = self._hold()
+        if held is not None:
+            x, y = held
+            order = rng.permutation(len(y)) if rng is not None else np.arange(len(y))
+            yield from self._batches(x, y, order, rng, augment)
             return
         names = list(self.samples.manifest["shards"][self.split])
         if rng is not None:
             names = [names[k] for k in rng.permutation(len(names))]
-        cache: list[tuple[np.ndarray, np.ndarray]] = []
-        size = 0
-        for shard in (read_shard(self.samples.root / name) for name in names):
-            part = (self.cut(shard["X"]).astype(np.float32, copy=False), shard["y"])
-            if not self._too_big:
-                size += part[0].nbytes
-                self._too_big = size > CACHE_BYTES
-                cache.append(part)
-            yield part
-        if not self._too_big:
-            self._cache = cache
+        pool: list[tuple[np.ndarray, np.ndarray]] = []
+        for name in names:
+            shard = read_shard(self.samples.root / name)
+            pool.append((self._cut(shard["X"]), shard["y"]))
+            if sum(len(p[1]) for p in pool) >= self.buffer:
+                x, y = np.concatenate([p[0] for p in pool]), np.concatenate([p[1] for p in pool])
+                order = rng.permutation(len(y)) if rng is not None else np.arange(len(y))
+                full = len(y) - len(y) % self.batch_size
+                yield from self._batches(x, y, order[:full], rng, augment)
+                pool = [(x[order[full:]], y[order[full:]])]
+        if pool and sum(len(p[1]) for p in pool):
+            x, y = np.concatenate([p[0] for p in pool]), np.concatenate([p[1] for p in pool])
+            order = rng.permutation(len(y)) if rng is not None else np.arange(len(y))
+            yield from self._batches(x, y, order, rng, augment)
 
-    def _emit(
+    def _cut(self, patches: np.ndarray) -> np.ndarray:
+        """The network's patches as their own array, not a view keeping the shard alive."""
+        return np.ascontiguousarray(self.cut(patches), dtype=np.float32)
+
+    def _hold(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The whole split in memory when it fits, read on first use."""
+        if self._measured:
+            return self._held
+        self._measured = True
+        names = list(self.samples.manifest["shards"][self.split])
+        if not names:
+            return None
+        first = read_shard(self.samples.root / names[0])
+        per_sample = self._cut(first["X"][:1]).nbytes
+        if per_sample * len(self) > CACHE_BYTES:
+            return None
+        parts = [(self._cut(first["X"]), first["y"])]
+        for name in names[1:]:
+            shard = read_shard(self.samples.root / name)
+            parts.append((self._cut(shard["X"]), shard["y"]))
+        self._held = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return self._held
+
+    def _batches(
         self,
-        pool: list[tuple[np.ndarray, np.ndarray]],
+        x: np.ndarray,
+        y: np.ndarray,
+        order: np.ndarray,
         rng: np.random.Generator | None,
-        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None,
-        *,
-        final: bool,
+        augment: Augment | None,
     ) -> Iterator[Batch]:
-        """Batches of the pooled samples; returns what is left short of a full batch unless
-        `final`, to open the next pool."""
-        x = np.concatenate([p[0] for p in pool])
-        y = np.concatenate([p[1] for p in pool])
-        if rng is not None:
-            order = rng.permutation(len(y))
-            x, y = x[order], y[order]
-        end = len(y) if final else len(y) - len(y) % self.batch_size
-        physical = augment(x[:end], rng) if augment is not None and rng is not None else x[:end]
-        inputs = self.normalise(physical).astype(np.float32, copy=False)
-        onehot, weights = self.targets(y[:end])
-        for start in range(0, end, self.batch_size):
-            stop = start + self.batch_size
-            yield inputs[start:stop], onehot[start:stop], weights[start:stop]
-        return x[end:], y[end:]
+        """Batches of samples `order` of (x, y), transformed a chunk at a time."""
+        chunk = self.batch_size * CHUNK_BATCHES
+        for start in range(0, len(order), chunk):
+            picked = order[start : start + chunk]
+            physical = x[picked]
+            if augment is not None and rng is not None:
+                physical = augment(physical, rng)
+            inputs = self.normalise(physical).astype(np.float32, copy=False)
+            onehot, weights = self.targets(y[picked])
+            for first in range(0, len(picked), self.batch_size):
+                last = first + self.batch_size
+                yield inputs[first:last], onehot[first:last], weights[first:last]

@@ -21,9 +21,10 @@ def gradient_step(
     model: Any, optimizer: Any, input_shape: tuple[int, ...], target_shape: tuple[int, ...]
 ) -> Callable[[Any, Any, Any], Any]:
     """One compiled optimiser step on a batch (inputs, one-hot targets, sample weights) that
-    returns the batch's summed weighted cross-entropy. The loss is Keras' (weighted sum over
-    the batch size), so a step here equals one of `fit`; a loss-scaling optimiser (mixed
-    precision) scales and unscales it."""
+    returns the batch's summed weighted cross-entropy. Weights have the targets' shape less
+    the class axis ((n, 1, 1) for a dense network's (n, 1, 1, classes)): Keras broadcasts
+    weights of shape (n,) against a loss of shape (n, 1, 1) into (n, 1, n), which averages the
+    weights away. A loss-scaling optimiser (mixed precision) scales and unscales the loss."""
     tf = tensorflow()
     import keras
 
@@ -31,7 +32,7 @@ def gradient_step(
     signature = [
         tf.TensorSpec((None, *input_shape), tf.float32),
         tf.TensorSpec((None, *target_shape), tf.float32),
-        tf.TensorSpec((None,), tf.float32),
+        tf.TensorSpec((None, *target_shape[:-1]), tf.float32),
     ]
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
@@ -68,7 +69,7 @@ def fit_arrays(
 
     optimizer = keras.optimizers.Adam(learning_rate)
     step = gradient_step(model, optimizer, x.shape[1:], y.shape[1:])
-    ones = tf.ones((batch_size,), tf.float32)
+    ones = tf.ones((batch_size, *y.shape[1:-1]), tf.float32)
 
     rng = np.random.default_rng(seed)
     x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)

@@ -253,6 +253,12 @@ def train_keras(
         raise ModelError(
             f"{samples.root}: patch {samples.manifest['patch']} < {patch} needed by {kind}"
         )
+    totals = samples.manifest["totals"]["validation"]
+    unseen = [int(c) for c, n in totals.items() if n and int(c) not in classes]
+    if unseen:
+        raise ModelError(
+            f"{samples.root}: class {unseen[0]} has validation samples but no training samples"
+        )
     mean, std = channel_statistics(samples)
     weights = class_weights(samples, settings.class_weights).astype(np.float32)
     target = (1, 1, len(classes)) if dense else (len(classes),)
@@ -266,7 +272,7 @@ def train_keras(
             )
         y = np.searchsorted(classes, ids)
         onehot = np.eye(len(classes), dtype=np.float32)[y].reshape(len(y), *target)
-        return onehot, weights[y]
+        return onehot, weights[y].reshape(len(y), *target[:-1])  # one weight per output pixel
 
     def batches(split: str) -> SplitBatches:
         return SplitBatches(
@@ -341,7 +347,7 @@ def _evaluate(
         probabilities = forward(x).reshape(len(x), -1).astype(np.float64)
         onehot = y.reshape(len(x), -1)
         picked = np.clip((probabilities * onehot).sum(axis=1), 1e-7, 1.0)
-        loss -= float((w * np.log(picked)).sum())
+        loss -= float((w.reshape(len(x)) * np.log(picked)).sum())
         truth.append(onehot.argmax(axis=1))
         predicted.append(probabilities.argmax(axis=1))
     lookup = np.array(classes)
