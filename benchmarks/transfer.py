@@ -35,10 +35,10 @@ import numpy as np
 from watergee.core import layout
 from watergee.core.config import load_settings
 from watergee.core.runner import completed
-from watergee.io.raster import open_raster
+from watergee.io.raster import Window, band_index, open_raster, read_window
 from watergee.metrics import map_detection_scores
 from watergee.models.training import train
-from watergee.nirsplit import MINIMUM_WATER, split_darkness
+from watergee.nirsplit import dark_members
 from watergee.sampleset import write_manifest
 from watergee.sentinel2 import parse_tiles
 from watergee.stages.classify import classify
@@ -59,6 +59,13 @@ RECIPES: dict[str, dict[str, list[str]]] = {
     },
     "default": {"sample": ["sample.water_class=1"], "train": []},
 }
+
+
+def stack_nir(work: Path, tile) -> np.ndarray:
+    """A tile's near-infrared reflectance (B08) from its stack."""
+    ds = open_raster(layout.stack(work, tile))
+    whole = Window(0, 0, ds.RasterXSize, ds.RasterYSize)
+    return read_window(ds, whole, [band_index(ds, "B08")], scaled=True)[0]
 
 
 class Scenes:
@@ -82,10 +89,7 @@ class Scenes:
         for tile in self.tiles.values():
             resample(tile, load_settings(), work)
             combine(tile, load_settings(), work)
-        stack = open_raster(layout.stack(work, self.tiles["aber"])).ReadAsArray()
-        nir = stack[3].astype(np.float64) / 10000
-        split = split_darkness(nir[self.aber == 1], 0.7, MINIMUM_WATER)
-        self.dark_water = (self.aber == 1) & (nir <= split.limit)
+        self.dark_water = dark_members(stack_nir(work, self.tiles["aber"]), self.aber == 1, 0.7)
 
     def score(self, scene: str, classes: np.ndarray) -> dict[str, float]:
         if scene == "havel":

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from watergee.nirsplit import WaterModel, correct, darkness_channel, split_darkness
+from watergee.nirsplit import (
+    WaterModel,
+    correct,
+    dark_members,
+    darkness_channel,
+    split_darkness,
+)
 
 
 def test_the_darkness_channel_is_the_nir_band_else_swir():
@@ -53,3 +59,15 @@ def test_correct_keeps_dark_labelled_water_and_adds_close_pixels():
     labelled = np.array([True, True, False, False])
     assert correct(features, labelled, 0, split, model).tolist() == [True, False, True, False]
     assert correct(features, labelled, 0, split, None).tolist() == [True, False, False, False]
+
+
+def test_dark_members_drop_the_bright_mode_of_a_reference():
+    """Water polygons over dark water and a bright beach: the beach leaves, land never joins."""
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.normal(0.02, 0.005, 300), rng.normal(0.2, 0.02, 60),
+                             rng.normal(0.01, 0.002, 50)])  # fmt: skip
+    members = np.r_[np.ones(360, bool), np.zeros(50, bool)]
+    dark = dark_members(values, members, 0.7)
+    np.testing.assert_array_equal(dark, np.r_[np.ones(300, bool), np.zeros(110, bool)])
+    # One mode only: the reference is kept whole.
+    np.testing.assert_array_equal(dark_members(values[:300], members[:300], 0.7), members[:300])

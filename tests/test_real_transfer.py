@@ -10,10 +10,10 @@ from tests.conftest import REAL_DATA
 from watergee.core import layout
 from watergee.core.config import load_settings
 from watergee.core.runner import completed
-from watergee.io.raster import open_raster
+from watergee.io.raster import Window, band_index, open_raster, read_window
 from watergee.metrics import map_detection_scores
 from watergee.models.training import train
-from watergee.nirsplit import MINIMUM_WATER, split_darkness
+from watergee.nirsplit import dark_members
 from watergee.sampleset import write_manifest
 from watergee.sentinel2 import parse_tiles
 from watergee.stages.classify import classify
@@ -75,9 +75,10 @@ def test_a_model_trained_on_havel_maps_aberystwyth(scenes, tmp_path, kind):
     work, found, sea = scenes
     classes = _trained_map(scenes, "havel", "aber", kind, tmp_path)
     polygons = open_raster(found["aber"][1]).ReadAsArray()
-    stack = open_raster(layout.stack(work, found["aber"][0])).ReadAsArray()
-    nir = stack[3] / 10000
-    dark = (polygons == 1) & (nir <= split_darkness(nir[polygons == 1], 0.7, MINIMUM_WATER).limit)
+    ds = open_raster(layout.stack(work, found["aber"][0]))
+    whole = Window(0, 0, ds.RasterXSize, ds.RasterYSize)
+    nir = read_window(ds, whole, [band_index(ds, "B08")], scaled=True)[0]
+    dark = dark_members(nir, polygons == 1, 0.7)
     assert map_detection_scores(classes, 1, sea, ~sea)[1] >= 0.99
     assert map_detection_scores(classes, 1, polygons == 1, polygons == 2)[1] >= 0.94
     assert map_detection_scores(classes, 1, dark, polygons == 2)[1] >= 0.97

@@ -82,6 +82,13 @@ def split_darkness(values: np.ndarray, separability: float, minimum: int) -> Spl
     return Split(threshold, eta, eta >= separability and int(low.sum()) >= minimum)
 
 
+def dark_members(values: np.ndarray, members: np.ndarray, separability: float) -> np.ndarray:
+    """`members` (a mask over `values`, e.g. a map's NIR) less those in the bright mode of
+    their values: water polygons as a reference, without the shore they take in."""
+    split = split_darkness(values[members], separability, MINIMUM_WATER)
+    return members & (values <= split.limit)
+
+
 @dataclass(frozen=True)
 class WaterModel:
     """A normal model of water features: mean and Cholesky factor of the covariance, in

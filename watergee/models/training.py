@@ -254,22 +254,13 @@ def train_keras(
             f"{samples.root}: patch {samples.manifest['patch']} < {patch} needed by {kind}"
         )
     totals = samples.manifest["totals"]["validation"]
-    unseen = [int(c) for c, n in totals.items() if n and int(c) not in classes]
-    if unseen:
-        raise ModelError(
-            f"{samples.root}: class {unseen[0]} has validation samples but no training samples"
-        )
+    _refuse_unseen([int(c) for c, n in totals.items() if n], classes, samples)
     mean, std = channel_statistics(samples)
     weights = class_weights(samples, settings.class_weights).astype(np.float32)
     target = (1, 1, len(classes)) if dense else (len(classes),)
 
     def targets(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        unknown = ~np.isin(ids, classes)
-        if unknown.any():
-            raise ModelError(
-                f"{samples.root}: class {int(ids[unknown][0])} has validation samples but no "
-                "training samples"
-            )
+        _refuse_unseen(ids, classes, samples)  # shards holding what the manifest does not count
         y = np.searchsorted(classes, ids)
         onehot = np.eye(len(classes), dtype=np.float32)[y].reshape(len(y), *target)
         return onehot, weights[y].reshape(len(y), *target[:-1])  # one weight per output pixel
@@ -335,6 +326,15 @@ def train_keras(
     }[kind]
     write_metadata(out, metadata)
     return metadata
+
+
+def _refuse_unseen(ids: Any, classes: list[int], samples: SampleSet) -> None:
+    """A network has no output for a class without training samples: name the first one."""
+    unseen = np.setdiff1d(ids, classes)
+    if len(unseen):
+        raise ModelError(
+            f"{samples.root}: class {int(unseen[0])} has validation samples but no training samples"
+        )
 
 
 def _evaluate(
