@@ -214,6 +214,19 @@ def test_a_task_decodes_with_its_threads_and_encodes_in_one_before_gdal_3_7_3(cl
     assert config == "2" and f"NUM_THREADS={encoder}" in options
 
 
+def test_geotiffs_decode_in_the_reading_thread_before_gdal_3_7_3(tmp_path):
+    """The GeoTIFF decoder shares the encoder's unsafe pool there: opened with NUM_THREADS=1;
+    JPEG2000 bands keep the task's decoder threads."""
+    from watergee.io.raster import _open_options
+
+    tif, jp2 = tmp_path / "a.tif", tmp_path / "a.jp2"
+    gdal.GetDriverByName("GTiff").Create(str(tif), 8, 8, 1).FlushCache()
+    gdal.Translate(str(jp2), str(tif), format="JP2OpenJPEG")
+    single = ["NUM_THREADS=1"] if int(gdal.VersionInfo()) < 3070300 else []
+    assert _open_options(tif) == single and _open_options(jp2) == []
+    assert open_raster(tif).GetDriver().ShortName == "GTiff"
+
+
 @pytest.mark.parametrize(
     ("types", "expected"),
     [

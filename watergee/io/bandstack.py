@@ -242,7 +242,8 @@ def stack_bands(
 ) -> None:
     """Stack single-band rasters on one grid into one GeoTIFF, streamed by GDAL via a VRT."""
     data_type = stack_type(sources)
-    vrt = gdal.BuildVRT("", [str(p) for p in sources], separate=True)
+    members = [open_raster(p) for p in sources]  # with the open options GeoTIFFs need here
+    vrt = gdal.BuildVRT("", members, separate=True)
     describe_bands(vrt, specs, nodata)
     if metadata:
         vrt.SetMetadata(dict(metadata))

@@ -109,12 +109,13 @@ def note(key: str, value: object, add: bool = False) -> None:
         notes[key] = value
 
 
-#: Before GDAL 3.7.3 the GeoTIFF driver's multithreaded encoder, sharing one pool with the
-#: multithreaded decoder and with other datasets, can leave tiles unwritten (OSGeo/gdal#8470,
+#: Before GDAL 3.7.3 the GeoTIFF driver's multithreaded encoder and decoder share one pool
+#: with other datasets and can leave tiles unwritten or read them as no data (OSGeo/gdal#8470,
 #: fixed by #8561): seen here as class maps and clipped tiles read back all no data, by one
-#: task alone and by two side by side. On such a GDAL every GeoTIFF is compressed in the
-#: writing thread; decoding keeps its threads.
-_ENCODER_POOL_UNSAFE = int(gdal.VersionInfo()) < 3070300
+#: task alone and by two side by side, and once as a mosaic that lost one of two clipped
+#: tiles while a mosaic of the same files made a moment later was whole. On such a GDAL every
+#: GeoTIFF is compressed and decoded in the thread that uses it; JPEG2000 keeps its threads.
+_GTIFF_POOL_UNSAFE = int(gdal.VersionInfo()) < 3070300
 
 
 def gdal_threads(settings: OutputSettings) -> str:
@@ -124,7 +125,7 @@ def gdal_threads(settings: OutputSettings) -> str:
 
 def encoder_threads(settings: OutputSettings) -> str:
     """NUM_THREADS for writing GeoTIFFs: the setting, or 1 on a GDAL whose pool is unsafe."""
-    return "1" if _ENCODER_POOL_UNSAFE else gdal_threads(settings)
+    return "1" if _GTIFF_POOL_UNSAFE else gdal_threads(settings)
 
 
 @dataclass(frozen=True)
@@ -251,15 +252,27 @@ def _collect_gdal_warnings() -> Iterator[list[str]]:
         gdal.PopErrorHandler()
 
 
+def _open_options(path: Path) -> list[str]:
+    """NUM_THREADS=1 for a GeoTIFF on a GDAL whose GeoTIFF thread pool is unsafe."""
+    if not _GTIFF_POOL_UNSAFE:
+        return []
+    try:
+        driver = gdal.IdentifyDriverEx(str(path), gdal.OF_RASTER)
+    except RuntimeError:
+        return []
+    return ["NUM_THREADS=1"] if driver is not None and driver.ShortName == "GTiff" else []
+
+
 def open_raster(path: Path | str, update: bool = False) -> gdal.Dataset:
     """Open a raster, refusing damaged files (GDAL opens some truncated files with only a
     warning, and their georeferencing silently missing)."""
     path = Path(path)
     if not path.exists():
         raise TileInputError(f"{path}: file not found")
+    flags = gdal.OF_RASTER | (gdal.OF_UPDATE if update else gdal.OF_READONLY)
     with _collect_gdal_warnings() as warnings:
         try:
-            ds = gdal.Open(str(path), gdal.GA_Update if update else gdal.GA_ReadOnly)
+            ds = gdal.OpenEx(str(path), flags, open_options=_open_options(path))
         except RuntimeError as exc:
             raise TileInputError(f"{path}: not a readable raster ({gdal_reason(exc)})") from None
     damage = [w for w in warnings if any(word in w.lower() for word in _DAMAGE_WORDS)]
@@ -599,8 +612,10 @@ def to_cog(
     """Rewrite the finished GeoTIFF `scratch` as a Cloud Optimized GeoTIFF `tmp` with
     overviews by `resampling`; `scratch` goes either way."""
     try:
-        gdal.Translate(str(tmp), str(scratch), format="COG",
+        source = gdal.OpenEx(str(scratch), gdal.OF_RASTER, open_options=_open_options(scratch))
+        gdal.Translate(str(tmp), source, format="COG",
                        creationOptions=cog_options(settings, resampling))  # fmt: skip
+        source = None
     except RuntimeError as exc:
         raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
     finally:
