@@ -189,3 +189,15 @@ def test_saved_settings_reload_to_the_same_values(tmp_path):
     assert load_settings(path) == settings
     assert save_settings(settings, tmp_path) == path  # same settings, same file
     assert yaml.safe_load(path.read_text())["resample"]["method"] == "cubic"
+
+
+def test_a_walltime_is_a_slurm_time_whichever_way_yaml_reads_it(tmp_path):
+    """`walltime: 90` is read by YAML as an integer (Slurm's minutes) and `01:30:00` by YAML 1.1
+    as a base-60 number: both stay what the user wrote."""
+    config = tmp_path / "c.yaml"
+    for text, expected in (("90", "90"), ("01:30:00", "01:30:00"), ("'2-00'", "2-00")):
+        config.write_text(f"cluster:\n  walltime: {text}\n")
+        assert load_settings(config).cluster.walltime == expected
+    config.write_text("cluster:\n  walltime: true\n")
+    with pytest.raises(ConfigError, match=r"cluster\.walltime"):
+        load_settings(config)

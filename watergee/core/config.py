@@ -20,6 +20,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -152,8 +153,14 @@ def _matching(pattern: str, what: str):
     return AfterValidator(check)
 
 
+def _minutes_as_text(value: object) -> object:
+    """A bare number is Slurm's minutes: YAML reads `walltime: 90` as an integer."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 SlurmTime = Annotated[
     str,
+    BeforeValidator(_minutes_as_text),
     _matching(
         r"\d+|\d+:\d{1,2}(:\d{1,2})?|\d+-\d+(:\d{1,2}){0,2}",
         "a Slurm time (minutes, HH:MM:SS or D-HH:MM:SS)",
