@@ -51,7 +51,7 @@ class GridSquare:
 
     @property
     def key(self) -> str:
-        """Zone and square letters: what the owner rule compares (see `square_keys`)."""
+        """Zone and square letters, e.g. '33UU': what the owner rule compares."""
         return f"{self.zone:02d}{self.column}{self.row}"
 
     @property
@@ -119,23 +119,20 @@ def zone_of(lon: np.ndarray) -> np.ndarray:
     return (np.floor((np.asarray(lon, float) + 180.0) / 6.0).astype(int) % 60) + 1
 
 
-def square_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """The key (zone and square letters, e.g. '33UU') of the 100 km square that owns each
-    point under the owner rule. Latitude bands do not split squares: a square that straddles
-    a band edge is one square."""
-    lon, lat = np.asarray(lon, float).ravel(), np.asarray(lat, float).ravel()
-    zones = zone_of(lon)
-    keys = np.empty(len(lon), dtype="<U4")
-    rows_all = np.array(list(ROW_LETTERS))
-    for zone in np.unique(zones):
-        for north in (True, False):
-            pick = (zones == zone) & ((lat >= 0) == north)
-            if not pick.any():
-                continue
-            points = np.column_stack([lon[pick], lat[pick]])
-            xy = np.array(_to_utm(int(zone), north).TransformPoints(points))[:, :2]
-            col = np.clip(np.floor(xy[:, 0] / SQUARE).astype(int) - 1, 0, 7)
-            row = (np.floor(xy[:, 1] / SQUARE).astype(int) + _row_offset(int(zone))) % 20
-            letters = np.array(list(_column_letters(int(zone))))
-            keys[pick] = np.char.add(f"{int(zone):02d}", np.char.add(letters[col], rows_all[row]))
-    return keys
+def _code(zone, column, row):
+    return zone * 1000 + column * 20 + row
+
+
+def key_code(key: str) -> int:
+    """A square key ('33UU', `GridSquare.key`) as a number: zone x 1000 + the letters' places."""
+    zone = int(key[:2])
+    return _code(zone, _column_letters(zone).index(key[2]), ROW_LETTERS.index(key[3]))
+
+
+def square_codes(zone: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The key, as a number (`key_code`), of the square of `zone` holding each point
+    (x, y) in that zone's northern UTM coordinates. Row letters repeat every 2000 km, so the
+    southern zones' false northing (10,000 km) changes none of them."""
+    column = np.clip(np.floor(np.asarray(x) / SQUARE).astype(int) - 1, 0, 7)
+    row = (np.floor(np.asarray(y) / SQUARE).astype(int) + _row_offset(zone)) % 20
+    return _code(zone, column, row)

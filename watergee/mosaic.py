@@ -98,6 +98,18 @@ def _window_bounds(grid: Grid, window: Window) -> tuple[float, float, float, flo
     return west, north + window.height * dy, west + window.width * dx, north
 
 
+def _interpolated(
+    lattice: np.ndarray, lattice_r: np.ndarray, lattice_c: np.ndarray, r: np.ndarray, c: np.ndarray
+) -> np.ndarray:
+    """Values at pixels (r, c), bilinear between the lattice points around each."""
+    k, j = r // CELL, c // CELL
+    tr = ((r - lattice_r[k]) / np.maximum(lattice_r[k + 1] - lattice_r[k], 1))[:, None]
+    tc = ((c - lattice_c[j]) / np.maximum(lattice_c[j + 1] - lattice_c[j], 1))[:, None]
+    top = lattice[k, j] * (1 - tc) + lattice[k, j + 1] * tc
+    bottom = lattice[k + 1, j] * (1 - tc) + lattice[k + 1, j + 1] * tc
+    return top * (1 - tr) + bottom * tr
+
+
 def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -111,34 +123,60 @@ class Mosaicker:
     def __init__(self, sources: Sequence[Source], grid: Grid) -> None:
         self.sources = list(sources)
         self.grid = grid
-        self.to_geographic = _transform(
-            spatial_reference(grid.crs_wkt), spatial_reference("EPSG:4326")
-        )
-        self.index = {s.key: i for i, s in enumerate(self.sources) if s.key is not None}
+        target = spatial_reference(grid.crs_wkt)
+        self.to_geographic = _transform(target, spatial_reference("EPSG:4326"))
+        self.codes = {i: mgrs.key_code(s.key) for i, s in enumerate(self.sources) if s.key}
+        self.to_utm = {
+            zone: _transform(target, spatial_reference(f"EPSG:{32600 + zone}"))
+            for zone in {code // 1000 for code in self.codes.values()}
+        }
+
+    def _zones(self, candidates: list[int]) -> list[int]:
+        return sorted({self.codes[i] // 1000 for i in candidates if i in self.codes})
+
+    def _coordinates(self, xs: np.ndarray, ys: np.ndarray, zones: list[int]) -> np.ndarray:
+        """(n, 1 + 2 zones): each point's longitude, then its x and y in each zone's UTM."""
+        points = np.column_stack([xs, ys])
+        columns = [np.array(self.to_geographic.TransformPoints(points))[:, 0]]
+        for zone in zones:
+            xy = np.array(self.to_utm[zone].TransformPoints(points))
+            columns += [xy[:, 0], xy[:, 1]]
+        return np.column_stack(columns)
+
+    def _owners_at(self, coords: np.ndarray, candidates: list[int], zones: list[int]):
+        """Index of the source that owns each point (`_coordinates`) by its MGRS square; -1
+        where none of the candidates is named after that square."""
+        owners = np.full(len(coords), -1)
+        zone_of_point = mgrs.zone_of(coords[:, 0])
+        for k, zone in enumerate(zones):
+            pick = np.flatnonzero(zone_of_point == zone)
+            if not len(pick):
+                continue
+            codes = mgrs.square_codes(zone, coords[pick, 1 + 2 * k], coords[pick, 2 + 2 * k])
+            for i in candidates:
+                if self.codes.get(i, -1) // 1000 == zone:
+                    owners[pick[codes == self.codes[i]]] = i
+        return owners
 
     def _owners(self, xs: np.ndarray, ys: np.ndarray, candidates: list[int]) -> np.ndarray:
-        """Index of the source that owns each point by its MGRS square; -1 where none of the
-        candidates is named after that square."""
-        lonlat = np.array(self.to_geographic.TransformPoints(np.column_stack([xs, ys])))
-        keys = mgrs.square_keys(lonlat[:, 0], lonlat[:, 1])
-        owners = np.full(len(xs), -1)
-        for i in candidates:
-            key = self.sources[i].key
-            if key is not None:
-                owners[keys == key] = i
-        return owners
+        zones = self._zones(candidates)
+        return self._owners_at(self._coordinates(xs, ys, zones), candidates, zones)
 
     def _owner_map(self, cols: np.ndarray, rows: np.ndarray, candidates: list[int]) -> np.ndarray:
         """Owners of every pixel: decided on a lattice every CELL pixels, and pixel by pixel
         only in cells whose corners disagree and their neighbours. Owner boundaries are
         straight at this scale and meet at near right angles, so a boundary crossing a cell
-        separates its corners, and a corner of two boundaries shows in a neighbouring cell."""
+        separates its corners, and a corner of two boundaries shows in a neighbouring cell.
+        Inside a cell the pixels' coordinates are interpolated between its corners: over a
+        few hundred metres the projections are linear to far below a millimetre."""
         h, w = len(rows), len(cols)
         cells_r, cells_c = -(-h // CELL), -(-w // CELL)
         lattice_r = np.minimum(np.arange(cells_r + 1) * CELL, h - 1)
         lattice_c = np.minimum(np.arange(cells_c + 1) * CELL, w - 1)
         gx, gy = np.meshgrid(cols[lattice_c], rows[lattice_r])
-        corners = self._owners(gx.ravel(), gy.ravel(), candidates).reshape(gx.shape)
+        zones = self._zones(candidates)
+        lattice = self._coordinates(gx.ravel(), gy.ravel(), zones)
+        corners = self._owners_at(lattice, candidates, zones).reshape(gx.shape)
         mixed = (corners[:-1, :-1] != corners[1:, :-1]) | (corners[:-1, :-1] != corners[:-1, 1:])
         mixed |= corners[:-1, :-1] != corners[1:, 1:]
         grown = mixed.copy()  # and their neighbours
@@ -151,7 +189,11 @@ class Mosaicker:
         exact = expand(grown)
         if exact.any():
             r, c = np.nonzero(exact)
-            owners[r, c] = self._owners(cols[c], rows[r], candidates)
+            owners[r, c] = self._owners_at(
+                _interpolated(lattice.reshape(*gx.shape, -1), lattice_r, lattice_c, r, c),
+                candidates,
+                zones,
+            )
         return owners
 
     def _warped(self, source: Source, window: Window) -> np.ndarray:
@@ -193,7 +235,7 @@ class Mosaicker:
             valid[i] = values[i] != self.sources[i].nodata
 
         decided = np.zeros(out.shape, bool)
-        for i in np.unique(owners[owners >= 0]).tolist():
+        for i in np.flatnonzero(np.bincount(owners.ravel() + 1)[1:]).tolist():  # owners met
             load(i)
             take = (owners == i) & valid[i]
             out[take] = values[i][take]

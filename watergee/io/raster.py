@@ -535,6 +535,20 @@ def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
     return options
 
 
+def scratch_options(settings: OutputSettings) -> list[str]:
+    """A GeoTIFF read once, by the COG rewrite: compressed fast (ZSTD level 1, no predictor),
+    as its encoding and decoding are paid on top of the COG's own."""
+    return [
+        "TILED=YES",
+        f"BLOCKXSIZE={settings.blocksize}",
+        f"BLOCKYSIZE={settings.blocksize}",
+        "BIGTIFF=IF_SAFER",
+        "COMPRESS=ZSTD",
+        "ZSTD_LEVEL=1",
+        f"NUM_THREADS={encoder_threads(settings)}",
+    ]
+
+
 @dataclass(frozen=True)
 class BandSpec:
     """What a written band carries besides its pixels."""
@@ -657,7 +671,7 @@ def create_geotiff(
                 grid.height,
                 len(bands),
                 gdal_type,
-                creation_options(settings, gdal_type),
+                scratch_options(settings) if cog else creation_options(settings, gdal_type),
             )
         except RuntimeError as exc:
             raise OutputError(f"{final}: cannot create ({gdal_reason(exc)})") from None
