@@ -64,8 +64,9 @@ def test_a_seam_has_no_gap_and_no_double_count(tmp_path):
     union = 403960 - 398000
     assert (data_a.shape[1] + data_b.shape[1]) * 10 == union  # every column exactly once
     assert ra.info["pixels"] + rb.info["pixels"] == union // 10 * 300
-    # Class names and colours carried over; the product is a COG with overviews.
+    # Class names and colours carried over; on its way to a mosaic: no overviews by default.
     ds = open_raster(layout.product(out, a, "clipped"))
+    assert ds.GetRasterBand(1).GetOverviewCount() == 0
     assert ds.GetRasterBand(1).GetMetadataItem("CLASS_1") == "water"
     assert ds.GetRasterBand(1).GetColorTable().GetColorEntry(1)[:3] == (0, 92, 230)
     assert ds.GetRasterBand(1).GetNoDataValue() == 255
@@ -137,6 +138,11 @@ def test_footprints_mask_and_boundary(tmp_path):
     settings = load_settings(None, [f"clip.aoi={aoi}"])
     result = clip(tile, settings, tmp_path / "aoi")
     assert abs(result.info["pixels"] - 30 * 80) <= 4  # the ring's edges bend a little in UTM
+    # Cut to the boundary alone, the raster is a product: a COG with overviews.
+    settings = load_settings(None, [f"clip.aoi={aoi}", "clip.rule=none", "output.blocksize=16"])
+    clip(tile, settings, tmp_path / "aoi-only")
+    ds = open_raster(layout.product(tmp_path / "aoi-only", tile, "clipped"))
+    assert ds.GetRasterBand(1).GetOverviewCount() > 0
 
     elsewhere = _polygons(tmp_path / "g2.gpkg", [box], names=["33XXX"])
     settings = load_settings(None, ["clip.rule=footprints", f"clip.footprints={elsewhere}"])

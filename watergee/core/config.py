@@ -98,8 +98,9 @@ class OutputSettings(Section):
     overviews: Literal["products", "all", "none"] = knob(
         "products",
         description="Which rasters get overviews (Cloud Optimized GeoTIFF): the products (class "
-        "maps, probabilities, clipped, merged, sieved, extracted), all (also the band stack, "
-        "resampled bands, indices, segments, denoised labels) or none. Overviews add about a "
+        "maps, probabilities, merged, cut to a boundary, sieved, extracted), all (also the band "
+        "stack, resampled bands, indices, segments, denoised labels, tiles cut to what they "
+        "own) or none. Overviews add about a "
         "third to the file size; writing time is in the README (Overviews).",
     )
 

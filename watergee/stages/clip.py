@@ -96,8 +96,11 @@ def clip(tile: Tile, settings: Settings, out: Path) -> StageResult:
                 "CLIP_RULE": settings.clip.rule, "SOURCE": source.name}  # fmt: skip
     kept = 0
     colours = style.colours or None
-    with create_geotiff(target, target_grid, [style.band], style.dtype, nodata,
-                        settings.output, metadata, colours, overviews=True) as writer:  # fmt: skip
+    # A tile cut to what it owns is a step towards a mosaic; a raster cut to a boundary alone
+    # is a product (overviews: see output.overviews).
+    product = settings.clip.rule == "none"
+    with create_geotiff(target, target_grid, [style.band], style.dtype, nodata, settings.output,
+                        metadata, colours, overviews=True, product=product) as writer:  # fmt: skip
         for w in iter_windows(target_grid.width, target_grid.height, settings.output.window):
             src = Window(w.col + crop.col, w.row + crop.row, w.width, w.height)
             data = read_band(ds, 1, src.col, src.row, src.width, src.height)
