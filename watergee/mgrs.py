@@ -119,7 +119,7 @@ def zone_of(lon: np.ndarray) -> np.ndarray:
     return (np.floor((np.asarray(lon, float) + 180.0) / 6.0).astype(int) % 60) + 1
 
 
-def _code(zone, column, row):
+def _code(zone: int, column: int | np.ndarray, row: int | np.ndarray) -> int | np.ndarray:
     return zone * 1000 + column * 20 + row
 
 

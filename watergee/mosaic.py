@@ -154,8 +154,9 @@ class Mosaicker:
                 continue
             codes = mgrs.square_codes(zone, coords[pick, 1 + 2 * k], coords[pick, 2 + 2 * k])
             for i in candidates:
-                if self.codes.get(i, -1) // 1000 == zone:
-                    owners[pick[codes == self.codes[i]]] = i
+                code = self.codes.get(i)
+                if code is not None and code // 1000 == zone:
+                    owners[pick[codes == code]] = i
         return owners
 
     def _owners(self, xs: np.ndarray, ys: np.ndarray, candidates: list[int]) -> np.ndarray:

@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,17 +215,31 @@ def test_a_task_decodes_with_its_threads_and_encodes_in_one_before_gdal_3_7_3(cl
     assert config == "2" and f"NUM_THREADS={encoder}" in options
 
 
-def test_geotiffs_decode_in_the_reading_thread_before_gdal_3_7_3(tmp_path):
-    """The GeoTIFF decoder shares the encoder's unsafe pool there: opened with NUM_THREADS=1;
-    JPEG2000 bands keep the task's decoder threads."""
-    from watergee.io.raster import _open_options
+def test_geotiffs_decode_in_the_reading_thread_before_gdal_3_7_3(tmp_path, monkeypatch):
+    """The GeoTIFF decoder shares the encoder's unsafe pool there: opened with NUM_THREADS=1,
+    by `open_raster` and by the COG rewrite; JPEG2000 bands keep the task's decoder threads."""
+    from watergee.io import raster
 
     tif, jp2 = tmp_path / "a.tif", tmp_path / "a.jp2"
     gdal.GetDriverByName("GTiff").Create(str(tif), 8, 8, 1).FlushCache()
     gdal.Translate(str(jp2), str(tif), format="JP2OpenJPEG")
+    opened = {}
+    open_ex = gdal.OpenEx
+
+    def recording(path, *args, open_options=None, **kwargs):
+        opened[Path(path).suffix] = open_options
+        return open_ex(path, *args, open_options=open_options, **kwargs)
+
+    monkeypatch.setattr(raster.gdal, "OpenEx", recording)
     single = ["NUM_THREADS=1"] if int(gdal.VersionInfo()) < 3070300 else []
-    assert _open_options(tif) == single and _open_options(jp2) == []
-    assert open_raster(tif).GetDriver().ShortName == "GTiff"
+    assert open_raster(tif).GetDriver().ShortName == "GTiff" and opened[".tif"] == single
+    assert open_raster(jp2).GetDriver().ShortName == "JP2OpenJPEG" and opened[".jp2"] == []
+    opened.clear()
+    settings = OutputSettings(overviews="all", blocksize=16)
+    with create_geotiff(tmp_path / "b.tif", utm_grid(32633, (0, 0), 10, 40, 40), [BandSpec("x")],
+                        np.uint8, None, settings, overviews=True) as writer:  # fmt: skip
+        writer.write(Window(0, 0, 40, 40), np.ones((40, 40), np.uint8))
+    assert opened == {".tif": single}  # the scratch, read by the COG rewrite
 
 
 @pytest.mark.parametrize(

@@ -520,15 +520,18 @@ def on_grid(path: Path, grid: Grid) -> tuple[gdal.Dataset, bool]:
     return warp("", ds, path, grid, "near", format="VRT", dstAlpha=True), True
 
 
-def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
-    options = [
+def _tiled_options(settings: OutputSettings) -> list[str]:
+    return [
         "TILED=YES",
         f"BLOCKXSIZE={settings.blocksize}",
         f"BLOCKYSIZE={settings.blocksize}",
         "BIGTIFF=IF_SAFER",
-        f"COMPRESS={settings.compress}",
         f"NUM_THREADS={encoder_threads(settings)}",
     ]
+
+
+def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
+    options = [*_tiled_options(settings), f"COMPRESS={settings.compress}"]
     if settings.compress != "NONE":
         floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
         options.append(f"PREDICTOR={3 if floating else 2}")
@@ -538,15 +541,7 @@ def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
 def scratch_options(settings: OutputSettings) -> list[str]:
     """A GeoTIFF read once, by the COG rewrite: compressed fast (ZSTD level 1, no predictor),
     as its encoding and decoding are paid on top of the COG's own."""
-    return [
-        "TILED=YES",
-        f"BLOCKXSIZE={settings.blocksize}",
-        f"BLOCKYSIZE={settings.blocksize}",
-        "BIGTIFF=IF_SAFER",
-        "COMPRESS=ZSTD",
-        "ZSTD_LEVEL=1",
-        f"NUM_THREADS={encoder_threads(settings)}",
-    ]
+    return [*_tiled_options(settings), "COMPRESS=ZSTD", "ZSTD_LEVEL=1"]
 
 
 @dataclass(frozen=True)
