@@ -21,6 +21,7 @@ from watergee.core.atomic import atomic_path
 from watergee.core.config import OutputSettings, Settings
 from watergee.core.errors import GridMismatchError, OutputError, TileInputError
 from watergee.core.records import sidecar
+from watergee.io import overviews
 from watergee.io.palette import class_colours
 
 gdal.UseExceptions()
@@ -620,10 +621,16 @@ def to_cog(
 ) -> None:
     """Rewrite the finished GeoTIFF `scratch` as a Cloud Optimized GeoTIFF `tmp` with
     overviews by `resampling`; `scratch` goes either way."""
+    options = cog_options(settings, resampling)
     try:
+        if resampling == "MODE":
+            update = gdal.OF_RASTER | gdal.OF_UPDATE
+            source = gdal.OpenEx(str(scratch), update, open_options=_open_options(scratch))
+            if overviews.fill_mode_overviews(source, settings.blocksize):
+                options.append("OVERVIEWS=FORCE_USE_EXISTING")
+            source = None
         source = gdal.OpenEx(str(scratch), gdal.OF_RASTER, open_options=_open_options(scratch))
-        gdal.Translate(str(tmp), source, format="COG",
-                       creationOptions=cog_options(settings, resampling))  # fmt: skip
+        gdal.Translate(str(tmp), source, format="COG", creationOptions=options)
         source = None
     except RuntimeError as exc:
         raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
