@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from osgeo import gdal
 
 from watergee.core.config import OutputSettings
@@ -26,6 +27,7 @@ def test_factors_halve_until_a_level_fits_one_block():
     assert overview_factors(2048, 1024, 128) == [2, 4, 8, 16]
     assert overview_factors(1003, 1001, 128) == [2, 4, 8]
     assert overview_factors(128, 100, 128) == []
+    assert overview_factors(257, 10, 128) == [2]  # sides rounded down, as GDAL's COG driver does
 
 
 def _scratch(path, pixels, nodata, dtype=gdal.GDT_Byte):
@@ -79,13 +81,23 @@ def test_odd_sides_give_levels_of_aligned_blocks_with_the_partial_ones_at_the_ed
         np.testing.assert_array_equal(level, pixels[::factor, ::factor])
 
 
-def test_other_rasters_keep_gdals_overviews(tmp_path):
-    floats = np.random.default_rng(1).random((300, 300)).astype(np.float32)
-    path = _scratch(tmp_path / "f.tif", floats, None, gdal.GDT_Float32)
+@pytest.mark.parametrize(
+    ("dtype", "nodata"),
+    [(gdal.GDT_Float32, None), (gdal.GDT_UInt32, 0), (gdal.GDT_UInt16, 1.5),
+     (gdal.GDT_Byte, -9999)],
+)  # fmt: skip
+def test_rasters_whose_modes_gdal_reads_otherwise_are_left_to_gdal(tmp_path, dtype, nodata):
+    pixels = np.random.default_rng(1).integers(0, 4, (300, 300))
+    path = _scratch(tmp_path / "f.tif", pixels, nodata, dtype)
     ds = gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_UPDATE)
     assert not fill_mode_overviews(ds, 128)
-    assert ds.GetRasterBand(1).GetOverviewCount() == 0
+    assert ds.GetRasterBand(1).GetOverviewCount() == 0  # nothing for the COG driver to copy
     ds = None
+
+
+def test_other_resamplings_keep_gdals_overviews(tmp_path):
+    floats = np.random.default_rng(1).random((300, 300)).astype(np.float32)
+    path = _scratch(tmp_path / "f.tif", floats, None, gdal.GDT_Float32)
     to_cog(path, tmp_path / "c.tif", tmp_path / "c.tif", OutputSettings(blocksize=128), "AVERAGE")
     first = _levels(tmp_path / "c.tif")[0]
     assert first.shape == (150, 150)

@@ -21,12 +21,13 @@ STRIP_ROWS = 1024
 
 
 def overview_factors(width: int, height: int, blocksize: int) -> list[int]:
-    """Factors 2, 4, ... until a level fits in one block (the COG driver's default count)."""
+    """Factors 2, 4, ... until a level fits in one block, counted as GDAL's COG driver counts
+    them (sides rounded down)."""
     factors: list[int] = []
     side = max(width, height)
     while side > blocksize:
         factors.append(2 ** (len(factors) + 1))
-        side = math.ceil(side / 2)
+        side //= 2
     return factors
 
 
@@ -74,9 +75,13 @@ def fill_mode_overviews(ds: gdal.Dataset, blocksize: int) -> bool:
     if ds.RasterCount != 1:
         return False
     band = ds.GetRasterBand(1)
-    if band.DataType not in (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32,
-                             gdal.GDT_Int32):  # fmt: skip
+    # 32-bit codes stay with GDAL, which counts them as 32-bit floats (codes above 2**24 merge)
+    if band.DataType not in (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16):
         return False
+    nodata = band.GetNoDataValue()
+    info = np.iinfo(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType))
+    if nodata is not None and not (info.min <= nodata <= info.max and float(nodata).is_integer()):
+        return False  # a no-data value no pixel holds: GDAL's reading of it stands
     width, height = ds.RasterXSize, ds.RasterYSize
     factors = overview_factors(width, height, blocksize)
     if not factors or 2 ** len(factors) > STRIP_ROWS:
@@ -86,10 +91,6 @@ def fill_mode_overviews(ds: gdal.Dataset, blocksize: int) -> bool:
     expected = [(math.ceil(width / f), math.ceil(height / f)) for f in factors]
     if [(level.XSize, level.YSize) for level in levels] != expected:
         raise RuntimeError(f"overview sides {[(o.XSize, o.YSize) for o in levels]} not {expected}")
-    nodata = band.GetNoDataValue()
-    info = np.iinfo(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType))
-    if nodata is not None and not (info.min <= nodata <= info.max and nodata == int(nodata)):
-        nodata = None  # a value no pixel can hold: none is missing
     for row in range(0, height, STRIP_ROWS):
         pixels = band.ReadAsArray(0, row, width, min(STRIP_ROWS, height - row))
         for factor, level in zip(factors, levels, strict=True):
