@@ -622,19 +622,18 @@ def to_cog(
     """Rewrite the finished GeoTIFF `scratch` as a Cloud Optimized GeoTIFF `tmp` with
     overviews by `resampling`; `scratch` goes either way."""
     options = cog_options(settings, resampling)
+    mode = resampling == "MODE"  # its overviews are computed here (`overviews`), not by GDAL
+    source = None
     try:
-        if resampling == "MODE":
-            update = gdal.OF_RASTER | gdal.OF_UPDATE
-            source = gdal.OpenEx(str(scratch), update, open_options=_open_options(scratch))
-            if overviews.fill_mode_overviews(source, settings.blocksize):
-                options.append("OVERVIEWS=FORCE_USE_EXISTING")
-            source = None
-        source = gdal.OpenEx(str(scratch), gdal.OF_RASTER, open_options=_open_options(scratch))
+        flags = gdal.OF_RASTER | (gdal.OF_UPDATE if mode else gdal.OF_READONLY)
+        source = gdal.OpenEx(str(scratch), flags, open_options=_open_options(scratch))
+        if mode and overviews.fill_mode_overviews(source, settings.blocksize):
+            options.append("OVERVIEWS=FORCE_USE_EXISTING")
         gdal.Translate(str(tmp), source, format="COG", creationOptions=options)
-        source = None
     except RuntimeError as exc:
         raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
     finally:
+        source = None  # closed before its file goes
         scratch.unlink(missing_ok=True)
 
 
