@@ -12,8 +12,11 @@ Everything works window by window: memory is bounded by the window, whatever the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,15 @@ from osgeo import gdal, osr
 
 from watergee import mgrs
 from watergee.core.errors import TileInputError
-from watergee.io.raster import Grid, Window, gdal_reason, grid_of, open_raster, spatial_reference
+from watergee.io.raster import (
+    Grid,
+    Window,
+    gdal_reason,
+    grid_of,
+    open_raster,
+    spatial_reference,
+    task_thread_initializer,
+)
 
 
 def _transform(source: osr.SpatialReference, target: osr.SpatialReference):
@@ -258,3 +269,39 @@ class Mosaicker:
                 out[r[better], c[better]] = values[i][r[better], c[better]]
                 best[better] = distance[better]
         return out
+
+
+def mosaic_windows(
+    sources: Sequence[Source],
+    grid: Grid,
+    windows: Iterable[Window],
+    nodata: float,
+    dtype: np.dtype,
+    threads: int,
+) -> Iterator[tuple[Window, np.ndarray]]:
+    """The windows filled by `threads` threads side by side and yielded in order, at most two
+    per thread held at a time. Each thread reads through its own dataset handles and coordinate
+    transformations: neither may be used by two threads at once."""
+    local = threading.local()
+
+    def fill(window: Window) -> np.ndarray:
+        mosaicker = getattr(local, "mosaicker", None)
+        if mosaicker is None:
+            own = [replace(s, ds=open_raster(s.path)) for s in sources]
+            mosaicker = local.mosaicker = Mosaicker(own, grid)
+        return mosaicker.window(window, nodata, dtype)
+
+    todo = iter(windows)
+    pending: deque[tuple[Window, Future[np.ndarray]]] = deque()
+    with ThreadPoolExecutor(threads, initializer=task_thread_initializer()) as pool:
+        try:
+            while True:
+                while len(pending) < 2 * threads and (window := next(todo, None)) is not None:
+                    pending.append((window, pool.submit(fill, window)))
+                if not pending:
+                    return
+                window, future = pending.popleft()
+                yield window, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()

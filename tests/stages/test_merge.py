@@ -90,6 +90,36 @@ def test_the_zone_edge_meets_without_gap_or_overlap_in_laea(tmp_path):
     assert result.info["tiles"] == 2
     swapped, _ = _run(tmp_path, [b, a], "edge2")
     assert np.array_equal(open_raster(swapped).ReadAsArray(), data)
+    # about a hundred windows, filled by three threads, written in order
+    windowed, _ = _run(tmp_path, [a, b], "edge3", "output.window=64", "output.threads=3")
+    assert np.array_equal(open_raster(windowed).ReadAsArray(), data)
+
+
+def test_a_window_that_fails_stops_the_mosaic_with_its_error(tmp_path, monkeypatch):
+    import pytest
+
+    from watergee.core.errors import TileInputError
+    from watergee.io.raster import iter_windows
+    from watergee.mosaic import Mosaicker, mosaic_windows, open_sources, target_grid
+
+    a = class_tile(tmp_path, "T33UUU", 32633, 398000, 5850000, 400, 300, value=1)
+    sources = open_sources([a.source], [a.id], "EPSG:32633")
+    grid = target_grid(sources, "EPSG:32633", 10)
+    windows = list(iter_windows(grid.width, grid.height, 32))
+    fill = Mosaicker.window
+
+    def failing(self, window, nodata, dtype):
+        if window == windows[20]:
+            raise TileInputError(f"{a.source}: warping failed (no such block)")
+        return fill(self, window, nodata, dtype)
+
+    monkeypatch.setattr(Mosaicker, "window", failing)
+    done = []
+    with pytest.raises(TileInputError, match=r"T33UUU\.tif: warping failed"):
+        for window, data in mosaic_windows(sources, grid, windows, 255, np.uint8, 2):
+            assert (data == 1).all()
+            done.append(window)
+    assert done == windows[:20]  # in order, up to the window that failed
 
 
 def test_class_maps_of_different_pixel_types_are_refused(tmp_path):

@@ -5,6 +5,7 @@ Optimized GeoTIFF with MODE overviews, colour table and class names."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from watergee.core import layout
@@ -13,7 +14,7 @@ from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile, write_tile_list
 from watergee.io.raster import ClassStyle, create_geotiff, iter_windows, spatial_reference
 from watergee.io.stac import write_item
-from watergee.mosaic import Mosaicker, open_sources, target_grid
+from watergee.mosaic import mosaic_windows, open_sources, target_grid
 from watergee.sentinel2 import read_tiles
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,12 @@ def merge(run: Tile, settings: Settings, out: Path) -> StageResult:
         "OWNER_RULE": "MGRS square within the nearest UTM zone; else nearest tile centre",
     }
     metadata.pop("TILE", None)
-    mosaicker = Mosaicker(sources, grid)
+    windows = iter_windows(grid.width, grid.height, settings.output.window)
+    threads = settings.output.threads or os.cpu_count() or 1
     with create_geotiff(target, grid, [style.band], style.dtype, nodata, settings.output, metadata,
                         style.colours or None, overviews=opts.overviews) as writer:  # fmt: skip
-        for window in iter_windows(grid.width, grid.height, settings.output.window):
-            writer.write(window, mosaicker.window(window, nodata, style.dtype))
+        for window, data in mosaic_windows(sources, grid, windows, nodata, style.dtype, threads):
+            writer.write(window, data)
     log.info(
         "%s: %d tiles, %d x %d px in %s", run.id, len(tiles), grid.width, grid.height, opts.crs
     )
