@@ -128,6 +128,11 @@ def _overlaps(a, b) -> bool:
 CELL = 16  # lattice spacing, in pixels, of the owner decision
 
 
+def _lattice(size: int) -> np.ndarray:
+    """Positions every CELL pixels along a side of `size` pixels, the last pixel included."""
+    return np.minimum(np.arange(-(-size // CELL) + 1) * CELL, size - 1)
+
+
 class Mosaicker:
     """Fills windows of the target grid from the sources by the owner rule."""
 
@@ -157,7 +162,7 @@ class Mosaicker:
     def _owners_at(self, coords: np.ndarray, candidates: list[int], zones: list[int]):
         """Index of the source that owns each point (`_coordinates`) by its MGRS square; -1
         where none of the candidates is named after that square."""
-        owners = np.full(len(coords), -1)
+        owners = np.full(len(coords), -1, np.int32)
         zone_of_point = mgrs.zone_of(coords[:, 0])
         for k, zone in enumerate(zones):
             pick = np.flatnonzero(zone_of_point == zone)
@@ -182,9 +187,7 @@ class Mosaicker:
         Inside a cell the pixels' coordinates are interpolated between its corners: over a
         few hundred metres the projections are linear to far below a millimetre."""
         h, w = len(rows), len(cols)
-        cells_r, cells_c = -(-h // CELL), -(-w // CELL)
-        lattice_r = np.minimum(np.arange(cells_r + 1) * CELL, h - 1)
-        lattice_c = np.minimum(np.arange(cells_c + 1) * CELL, w - 1)
+        lattice_r, lattice_c = _lattice(h), _lattice(w)
         gx, gy = np.meshgrid(cols[lattice_c], rows[lattice_r])
         zones = self._zones(candidates)
         lattice = self._coordinates(gx.ravel(), gy.ravel(), zones)
@@ -228,16 +231,22 @@ class Mosaicker:
         x0, dx, _, y0, _, dy = self.grid.transform
         cols = x0 + (np.arange(window.col, window.col + window.width) + 0.5) * dx
         rows = y0 + (np.arange(window.row, window.row + window.height) + 0.5) * dy
-        # Owner boundaries are long lines (100 km squares, zone meridians) that cross any
-        # window they enter, so a window whose border has one owner has it throughout.
+        # Owner boundaries are long, nearly straight lines (100 km squares, zone meridians)
+        # that cross the border of any window they enter, and cut off a corner where they
+        # cross two sides near it: a window whose border points every CELL pixels, corners
+        # included, have one owner has it throughout (the owner map's rule).
         h, w = window.height, window.width
-        border_r = np.concatenate([np.zeros(w, int), np.full(w, h - 1), np.arange(h), np.arange(h)])
-        border_c = np.concatenate([np.arange(w), np.arange(w), np.zeros(h, int), np.full(h, w - 1)])
+        along_r, along_c = _lattice(h), _lattice(w)
+        border_r = np.concatenate([np.zeros_like(along_c), np.full_like(along_c, h - 1),
+                                   along_r, along_r])  # fmt: skip
+        border_c = np.concatenate([along_c, along_c, np.zeros_like(along_r),
+                                   np.full_like(along_r, w - 1)])  # fmt: skip
         border = self._owners(cols[border_c], rows[border_r], candidates)
         if (border == border[0]).all():
-            owners = np.full((window.height, window.width), border[0])
+            owners, met = None, [int(border[0])] if border[0] >= 0 else []
         else:
             owners = self._owner_map(cols, rows, candidates)
+            met = np.flatnonzero(np.bincount(owners.ravel() + 1)[1:]).tolist()
         # Owners first; the other tiles are warped only where some pixel is still undecided.
         values: dict[int, np.ndarray] = {}
         valid: dict[int, np.ndarray] = {}
@@ -247,27 +256,31 @@ class Mosaicker:
             valid[i] = values[i] != self.sources[i].nodata
 
         decided = np.zeros(out.shape, bool)
-        for i in np.flatnonzero(np.bincount(owners.ravel() + 1)[1:]).tolist():  # owners met
+        for i in met:
             load(i)
-            take = (owners == i) & valid[i]
-            out[take] = values[i][take]
+            take = valid[i] if owners is None else (owners == i) & valid[i]
+            np.copyto(out, values[i], where=take)
             decided |= take
         if decided.all():
             return out
         for i in candidates:
             if i not in values:
                 load(i)
-        # Unowned or no data at the owner: the nearest centre among tiles with data there.
+        # Unowned or no data at the owner: the nearest centre among tiles with data there,
+        # decided over the rows and columns that hold such pixels.
         todo = ~decided & np.logical_or.reduce([valid[i] for i in candidates])
-        if todo.any():
-            r, c = np.nonzero(todo)
-            best = np.full(len(r), np.inf)
-            for i in candidates:
-                cx, cy = self.sources[i].centre
-                distance = np.hypot(cols[c] - cx, rows[r] - cy)
-                better = valid[i][r, c] & (distance < best)
-                out[r[better], c[better]] = values[i][r[better], c[better]]
-                best[better] = distance[better]
+        some_rows, some_cols = np.flatnonzero(todo.any(1)), np.flatnonzero(todo.any(0))
+        if not len(some_rows):
+            return out
+        box = np.s_[some_rows[0] : some_rows[-1] + 1, some_cols[0] : some_cols[-1] + 1]
+        todo, part = todo[box], out[box]
+        best = np.full(todo.shape, np.inf)
+        for i in candidates:
+            cx, cy = self.sources[i].centre
+            distance = np.hypot(cols[box[1]] - cx, (rows[box[0]] - cy)[:, None])
+            better = todo & valid[i][box] & (distance < best)
+            np.copyto(part, values[i][box], where=better)
+            np.copyto(best, distance, where=better)
         return out
 
 
