@@ -190,3 +190,40 @@ def test_coordinates_inside_a_cell_are_the_projections_to_a_millimetre():
     exact = mosaicker._coordinates(cols[c], rows[r], zones)
     assert np.abs(between[:, 0] - exact[:, 0]).max() < 1e-8  # degrees
     assert np.abs(between[:, 1:] - exact[:, 1:]).max() < 1e-3  # metres
+
+
+def test_windows_around_a_corner_of_four_squares_follow_the_pixel_rule(tmp_path):
+    """Four tiles over the point where four 100 km squares meet, in EPSG:3035: the merged
+    mosaic, and windows of any size and place (lines cutting their corners, or crossing an
+    edge between two border points), give every pixel the tile whose square holds its centre."""
+    from types import SimpleNamespace
+
+    from watergee import mgrs
+    from watergee.io.raster import Window
+    from watergee.mosaic import Mosaicker, open_sources
+
+    _, _, east, north = mgrs.parse("T33UUU").bounds
+    names = ["T33UUU", "T33UVU", "T33UUV", "T33UVV"]
+    tiles = [class_tile(tmp_path, n, 32633, east - 1000, north + 1000, 200, 200, value=k + 1)
+             for k, n in enumerate(names)]  # fmt: skip
+    path, _ = _run(tmp_path, tiles, "corner", "output.window=67")
+    ds = open_raster(path)
+    data, grid = ds.ReadAsArray(), grid_of(ds)
+    x0, dx, _, y0, _, dy = grid.transform
+    gx, gy = np.meshgrid(
+        x0 + (np.arange(grid.width) + 0.5) * dx, y0 + (np.arange(grid.height) + 0.5) * dy
+    )
+    rule = Mosaicker([SimpleNamespace(key=mgrs.parse(n).key) for n in names], grid)
+    owners = rule._owners(gx.ravel(), gy.ravel(), [0, 1, 2, 3]).reshape(gx.shape)
+    inside = data != 255
+    assert inside.sum() > 30000 and (owners[inside] >= 0).all()
+    assert np.array_equal(data[inside], owners[inside] + 1)
+    assert {1, 2, 3, 4} <= set(np.unique(data[inside]).tolist())
+    mosaicker = Mosaicker(open_sources([t.source for t in tiles], names, "EPSG:3035"), grid)
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        w, h = rng.integers(3, 40, 2)
+        col = rng.integers(0, grid.width - w)
+        row = rng.integers(0, grid.height - h)
+        part = mosaicker.window(Window(int(col), int(row), int(w), int(h)), 255, np.uint8)
+        assert np.array_equal(part, data[row : row + h, col : col + w])
