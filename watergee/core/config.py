@@ -93,7 +93,8 @@ class OutputSettings(Section):
         ge=0,
         description="Threads each task may use: JPEG2000 and GeoTIFF decoding, GeoTIFF "
         "compression (GDAL NUM_THREADS; compression stays in one thread on GDAL before 3.7.3), "
-        "random-forest prediction; 0: all CPUs. Set 1 when many workers share a node.",
+        "random-forest prediction, the windows of a mosaic; 0: all CPUs. Set 1 when many "
+        "workers share a node.",
     )
     overviews: Literal["products", "all", "none"] = knob(
         "products",
