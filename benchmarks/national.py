@@ -12,6 +12,8 @@ process's own high-water mark if larger):
     aoi         clip --rule none --aoi boundary       gdalwarp -cutline -crop_to_cutline
     extract     extract --class 1                     gdal_calc.py "A==1"
     sieve       sieve --min-size 64 --connectivity 8  gdal_sieve.py -st 64 -8
+      as GeoTIFF  the same, no overviews or compression the same gdal_sieve.py run
+      as COG      the sieve row's watergee run          gdal_sieve.py, then gdal_translate -of COG
     polygonise  polygonise --class 1                  gdal_polygonize.py -8
 
 and compares the results where both compute the same thing. watergee runs on a local cluster of
@@ -265,15 +267,21 @@ def main() -> None:
 
     rows = []
 
+    def timed(command):
+        """A command's (seconds, GiB); a pair already measured is taken as it is."""
+        if isinstance(command, tuple):
+            return command
+        return measure_all(command, log) if isinstance(command[0], list) else measure(command, log)
+
     def step(name, mine, theirs, compare=None):
-        a = measure(mine, log)
-        b = measure_all(theirs, log) if isinstance(theirs[0], list) else measure(theirs, log)
+        a, b = timed(mine), timed(theirs)
         rows.append((name, a, b, compare() if compare else ""))
         print(
             f"{name:<11} watergee {a[0]:7.1f} s {a[1]:5.2f} GiB | GDAL {b[0]:7.1f} s "
             f"{b[1]:5.2f} GiB | time x{a[0] / b[0]:.2f} | {rows[-1][3]}",
             flush=True,
         )
+        return a, b
 
     from watergee import mgrs
 
@@ -308,9 +316,25 @@ def main() -> None:
          util("gdal_calc", f"--quiet -A {aoi} --calc A==1 --NoDataValue 255 --type Byte "
               f"{co.replace('-co', '--co')} --outfile {q(str(gd / 'water.tif'))}"),
          lambda: same_pixels(mosaic / "mosaic_class1.tif", gd / "water.tif"))  # fmt: skip
-    step("sieve", ours(f"sieve {listed} --min-size 64 --connectivity 8 --input clipped"),
-         util("gdal_sieve", f"-q -st 64 -8 -of GTiff {aoi} {q(str(gd / 'sieved.tif'))}"),
-         lambda: same_pixels(mosaic / "mosaic_sieved.tif", gd / "sieved.tif"))  # fmt: skip
+    sieve = "sieve --min-size 64 --connectivity 8 --input clipped"
+    sieved = step("sieve", ours(f"{sieve} {listed}"),
+                  util("gdal_sieve", f"-q -st 64 -8 -of GTiff {aoi} {q(str(gd / 'sieved.tif'))}"),
+                  lambda: same_pixels(mosaic / "mosaic_sieved.tif", gd / "sieved.tif"))  # fmt: skip
+    # The same sieve in gdal_sieve.py's format (no overviews, no compression), and GDAL's own
+    # command line to watergee's product (its output rewritten as a COG with MODE overviews).
+    plain = root / "plain"
+    plain_list = f"--tiles {q(str(mosaic_list))} --out {q(str(plain))} --work {q(str(products))}"
+    step("  as GeoTIFF", ours(f"{sieve} {plain_list} --set output.overviews=none "
+                              "--set output.compress=NONE"), sieved[1],
+         lambda: same_pixels(plain / "mosaic" / "mosaic_sieved.tif",
+                             gd / "sieved.tif"))  # fmt: skip
+    cog = measure(tool(f"gdal_translate {cache} -q -of COG -co COMPRESS=DEFLATE "
+                       "-co BIGTIFF=IF_SAFER -co OVERVIEW_RESAMPLING=MODE -co NUM_THREADS=ALL_CPUS "
+                       f"{q(str(gd / 'sieved.tif'))} {q(str(gd / 'sieved_cog.tif'))}"),
+                  log)  # fmt: skip
+    both = (sieved[1][0] + cog[0], max(sieved[1][1], cog[1]))
+    step("  as COG", sieved[0], both,
+         lambda: same_pixels(mosaic / "mosaic_sieved.tif", gd / "sieved_cog.tif"))  # fmt: skip
 
     def polygons() -> str:
         mine = polygon_summary(mosaic / "mosaic_polygons.gpkg", "class", 1)
