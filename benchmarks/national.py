@@ -263,7 +263,8 @@ def main() -> None:
         return shlex.split(text)
 
     def util(name: str, text: str) -> list[str]:  # GDAL's Python utilities, this GDAL
-        return shlex.split(f"{q(str(BIN / 'python'))} -m osgeo_utils.{name} {text}")
+        python = q(str(BIN / "python"))
+        return shlex.split(f"env GDAL_CACHEMAX=256 {python} -m osgeo_utils.{name} {text}")
 
     rows = []
 
