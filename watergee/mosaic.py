@@ -231,10 +231,10 @@ class Mosaicker:
         x0, dx, _, y0, _, dy = self.grid.transform
         cols = x0 + (np.arange(window.col, window.col + window.width) + 0.5) * dx
         rows = y0 + (np.arange(window.row, window.row + window.height) + 0.5) * dy
-        # Owner boundaries are long, nearly straight lines (100 km squares, zone meridians)
-        # that cross the border of any window they enter, and cut off a corner where they
-        # cross two sides near it: a window whose border points every CELL pixels, corners
-        # included, have one owner has it throughout (the owner map's rule).
+        # Owner boundaries are long, nearly straight lines (100 km squares, zone meridians):
+        # one that enters a window separates two of its border points taken every CELL
+        # pixels, corners included (a line that cuts off a corner separates the corner). A
+        # window whose border points share one owner has it throughout (the owner map's rule).
         h, w = window.height, window.width
         along_r, along_c = _lattice(h), _lattice(w)
         border_r = np.concatenate([np.zeros_like(along_c), np.full_like(along_c, h - 1),
@@ -272,14 +272,15 @@ class Mosaicker:
         some_rows, some_cols = np.flatnonzero(todo.any(1)), np.flatnonzero(todo.any(0))
         if not len(some_rows):
             return out
-        box = np.s_[some_rows[0] : some_rows[-1] + 1, some_cols[0] : some_cols[-1] + 1]
-        todo, part = todo[box], out[box]
+        part_r = slice(some_rows[0], some_rows[-1] + 1)
+        part_c = slice(some_cols[0], some_cols[-1] + 1)
+        todo, part = todo[part_r, part_c], out[part_r, part_c]
         best = np.full(todo.shape, np.inf)
         for i in candidates:
             cx, cy = self.sources[i].centre
-            distance = np.hypot(cols[box[1]] - cx, (rows[box[0]] - cy)[:, None])
-            better = todo & valid[i][box] & (distance < best)
-            np.copyto(part, values[i][box], where=better)
+            distance = np.hypot(cols[part_c] - cx, (rows[part_r] - cy)[:, None])
+            better = todo & valid[i][part_r, part_c] & (distance < best)
+            np.copyto(part, values[i][part_r, part_c], where=better)
             np.copyto(best, distance, where=better)
         return out
 
@@ -292,9 +293,10 @@ def mosaic_windows(
     dtype: np.dtype,
     threads: int,
 ) -> Iterator[tuple[Window, np.ndarray]]:
-    """The windows filled by `threads` threads side by side and yielded in order, at most two
-    per thread held at a time. Each thread reads through its own dataset handles and coordinate
-    transformations: neither may be used by two threads at once."""
+    """The windows filled by `threads` threads side by side and yielded in order, with at most
+    2 x `threads` filled or waiting besides the one the caller holds. Each thread reads through
+    its own dataset handles and coordinate transformations: neither may be used by two threads
+    at once."""
     local = threading.local()
 
     def fill(window: Window) -> np.ndarray:

@@ -28,3 +28,13 @@ def test_only_the_notices_are_dropped_other_lines_pass():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr == "E0000 cuda_dnn.cc] could not create cudnn handle\nafter\n"
+
+
+def test_usable_cpus_are_the_affinity_not_the_node():
+    """A process held to one CPU (as a Slurm job's share of a node) counts one."""
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from watergee.core.environment import usable_cpus; print(usable_cpus())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "1", result.stderr

@@ -2,6 +2,7 @@
 product whatever the order of the tile list."""
 
 import numpy as np
+import pytest
 from osgeo import gdal, osr
 
 from tests.stages.test_clip import class_tile
@@ -90,14 +91,12 @@ def test_the_zone_edge_meets_without_gap_or_overlap_in_laea(tmp_path):
     assert result.info["tiles"] == 2
     swapped, _ = _run(tmp_path, [b, a], "edge2")
     assert np.array_equal(open_raster(swapped).ReadAsArray(), data)
-    # about a hundred windows, filled by three threads, written in order
+    # 36 windows, filled by three threads, written in order
     windowed, _ = _run(tmp_path, [a, b], "edge3", "output.window=64", "output.threads=3")
     assert np.array_equal(open_raster(windowed).ReadAsArray(), data)
 
 
 def test_a_window_that_fails_stops_the_mosaic_with_its_error(tmp_path, monkeypatch):
-    import pytest
-
     from watergee.core.errors import TileInputError
     from watergee.io.raster import iter_windows
     from watergee.mosaic import Mosaicker, mosaic_windows, open_sources, target_grid
@@ -123,8 +122,6 @@ def test_a_window_that_fails_stops_the_mosaic_with_its_error(tmp_path, monkeypat
 
 
 def test_class_maps_of_different_pixel_types_are_refused(tmp_path):
-    import pytest
-
     from watergee.core.errors import TileInputError
     from watergee.io.raster import utm_grid, write_array
 

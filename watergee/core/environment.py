@@ -20,6 +20,15 @@ _STARTUP_NOTICES = re.compile(
 )
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a Slurm job's share of a node), not
+    the node's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
 def _version(distribution: str) -> str:
     try:
         return metadata.version(distribution)

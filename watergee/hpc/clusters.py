@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watergee.core.config import ClusterSettings
+from watergee.core.environment import usable_cpus
 from watergee.core.errors import ClusterError
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _local_client(settings: ClusterSettings, tasks: int | None) -> Iterator[Clie
     import dask
     from distributed import Client, LocalCluster
 
-    workers = settings.workers or os.cpu_count() or 1
+    workers = settings.workers or usable_cpus()
     if tasks:
         workers = max(1, min(workers, tasks))
     config = {"distributed.scheduler.allowed-failures": settings.allowed_failures}

@@ -5,11 +5,11 @@ Optimized GeoTIFF with MODE overviews, colour table and class names."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from watergee.core import layout
 from watergee.core.config import Settings
+from watergee.core.environment import usable_cpus
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile, write_tile_list
 from watergee.io.raster import ClassStyle, create_geotiff, iter_windows, spatial_reference
@@ -45,7 +45,7 @@ def merge(run: Tile, settings: Settings, out: Path) -> StageResult:
     }
     metadata.pop("TILE", None)
     windows = iter_windows(grid.width, grid.height, settings.output.window)
-    threads = settings.output.threads or os.cpu_count() or 1
+    threads = settings.output.threads or usable_cpus()
     with create_geotiff(target, grid, [style.band], style.dtype, nodata, settings.output, metadata,
                         style.colours or None, overviews=opts.overviews) as writer:  # fmt: skip
         for window, data in mosaic_windows(sources, grid, windows, nodata, style.dtype, threads):
