@@ -314,3 +314,30 @@ def test_the_pipeline_script_runs_every_step_on_one_cluster_and_the_gpu_script_a
         np.testing.assert_array_equal(
             gdal.Open(str(tmp_path / "gpu" / name)).ReadAsArray(), expected
         )
+
+
+def test_tasks_wait_for_the_whole_scheduler_file(tmp_path):
+    """The scheduler writes its file in place: a task that read it half written failed with a
+    JSON error and left the allocation waiting; now it waits until the address is there."""
+    import threading
+    import time
+
+    from watergee.core.errors import ClusterError
+    from watergee.hpc.allocation import wait_for_scheduler
+
+    path = tmp_path / "scheduler.json"
+    path.write_text('{"type": "Scheduler", "addr')  # half written
+
+    def finish():
+        time.sleep(0.5)
+        path.write_text('{"type": "Scheduler", "address": "tls://10.0.0.1:8786"}')
+
+    writer = threading.Thread(target=finish)
+    started = time.monotonic()
+    writer.start()
+    wait_for_scheduler(path, timeout=10)
+    writer.join()
+    assert time.monotonic() - started >= 0.5
+    path.write_text("")
+    with pytest.raises(ClusterError, match=r"scheduler\.json: the scheduler's address did not"):
+        wait_for_scheduler(path, timeout=0.3)

@@ -6,9 +6,11 @@ through a scheduler file on a shared folder (dask-jobqueue's SLURMRunner)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from distributed.security import Security
 
 DRIVER_RANK = 1  # SLURMRunner's client task
+SCHEDULER_FILE = "scheduler.json"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,22 @@ def _security(settings: ClusterSettings, folder: Path, rank: Rank) -> Security |
     return wait_for_certificates(certificates, timeout=settings.connect_timeout)
 
 
+def wait_for_scheduler(path: Path, timeout: float) -> None:
+    """Until the scheduler's address can be read from its file. The scheduler writes the file
+    in place and SLURMRunner reads it as soon as it exists: read half written, it stopped the
+    driver's task with a JSON error and left the scheduler waiting for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if json.loads(path.read_text()).get("address"):
+                return
+        except (OSError, ValueError, AttributeError):
+            pass
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{path}: the scheduler's address did not appear in {timeout:g} s")
+        time.sleep(0.2)
+
+
 def _runner_options(settings: ClusterSettings, folder: Path, security: Any) -> dict[str, Any]:
     protocol = {"protocol": "tls://", "security": security} if security is not None else {}
     scheduler = {"dashboard_address": settings.dashboard or "127.0.0.1:0", **protocol}
@@ -76,7 +95,7 @@ def _runner_options(settings: ClusterSettings, folder: Path, security: Any) -> d
     if settings.interface:
         scheduler["interface"] = worker["interface"] = settings.interface
     return {
-        "scheduler_file": str(folder / "scheduler.json"),
+        "scheduler_file": str(folder / SCHEDULER_FILE),
         "scheduler_options": scheduler,
         "worker_options": {k: v for k, v in worker.items() if v is not None},
     }
@@ -98,6 +117,8 @@ def serve(settings: ClusterSettings, folder: Path) -> bool:
     here = run_folder(folder, rank)
     here.mkdir(parents=True, exist_ok=True)
     security = _security(settings, here, rank)
+    if rank.rank != 0:
+        wait_for_scheduler(here / SCHEDULER_FILE, settings.connect_timeout * 4)
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the job log stays readable
     # SLURMRunner serves inside its constructor and stops its own task with SIGINT
     with contextlib.suppress(KeyboardInterrupt):
@@ -118,6 +139,7 @@ def runner_client(settings: ClusterSettings, folder: Path) -> Iterator[Client]:
     here.mkdir(parents=True, exist_ok=True)
     security = _security(settings, here, rank)
     try:
+        wait_for_scheduler(here / SCHEDULER_FILE, settings.connect_timeout * 4)
         with (
             SLURMRunner(**_runner_options(settings, here, security)) as runner,
             Client(runner, security=security) as client,
