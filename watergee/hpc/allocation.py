@@ -11,14 +11,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watergee.core.config import ClusterSettings
 from watergee.core.errors import ClusterError
-from watergee.hpc.security import wait_for_certificates, write_certificates
+from watergee.hpc.security import KEY, security_from, write_certificates
 from watergee.hpc.slurm import worker_resources
 
 if TYPE_CHECKING:
@@ -64,23 +64,37 @@ def _security(settings: ClusterSettings, folder: Path, rank: Rank) -> Security |
     certificates = folder / "certificates"
     if rank.rank == 0:
         return write_certificates(certificates)
-    return wait_for_certificates(certificates, timeout=settings.connect_timeout)
+    # written to a staging folder and renamed: the key's presence means both files are whole
+    _wait_until(
+        (certificates / KEY).is_file,
+        settings.connect_timeout,
+        f"{certificates}: the run's certificates did not appear",
+    )
+    return security_from(certificates)
+
+
+def _wait_until(ready: Callable[[], bool], timeout: float, failure: str) -> None:
+    """Until another task of the allocation has written what `ready` looks for; a ClusterError
+    saying `failure` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{failure} in {timeout:g} s")
+        time.sleep(0.1)
 
 
 def wait_for_scheduler(path: Path, timeout: float) -> None:
     """Until the scheduler's address can be read from its file. The scheduler writes the file
     in place and SLURMRunner reads it as soon as it exists: read half written, it stopped the
     driver's task with a JSON error and left the scheduler waiting for it."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def readable() -> bool:
         try:
-            if json.loads(path.read_text()).get("address"):
-                return
+            return bool(json.loads(path.read_text()).get("address"))
         except (OSError, ValueError, AttributeError):
-            pass
-        if time.monotonic() > deadline:
-            raise ClusterError(f"{path}: the scheduler's address did not appear in {timeout:g} s")
-        time.sleep(0.2)
+            return False
+
+    _wait_until(readable, timeout, f"{path}: the scheduler's address did not appear")
 
 
 def _runner_options(settings: ClusterSettings, folder: Path, security: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,16 +55,6 @@ def write_certificates(folder: Path) -> Security:
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ClusterError(f"{folder}: cannot write the run's certificates ({exc})") from None
-    return security_from(folder)
-
-
-def wait_for_certificates(folder: Path, timeout: float) -> Security:
-    """The Security of a run whose certificates another process writes (slurm-runner)."""
-    deadline = time.monotonic() + timeout
-    while not (folder / KEY).is_file():
-        if time.monotonic() > deadline:
-            raise ClusterError(f"{folder}: the run's certificates did not appear in {timeout:g} s")
-        time.sleep(0.1)
     return security_from(folder)
 
 
