@@ -21,6 +21,9 @@ from watergee.models.artifact import ClassInfo, ModelMetadata, write_metadata
 from watergee.stages.classify import classify
 
 H, W, BANDS = 150, 170, ("B02", "B03", "B04", "B08", "B11")
+#: The stacks below hold random reflectances, their "water" as bright as roofs in B11: tests of
+#: the model's own output turn the SWIR check on water off (it has tests of its own).
+NO_SWIR_CHECK = "classify.water_max_swir=null"
 CLASSES = [ClassInfo(id=1, name="water"), ClassInfo(id=2, name="land"),
            ClassInfo(id=3, name="urban")]  # fmt: skip
 
@@ -109,6 +112,7 @@ def test_classify_equals_patch_inference_across_window_seams(tmp_path, kind):
             "classify.probabilities=float32",
             "classify.window=64",
             "classify.batch_size=1000",
+            NO_SWIR_CHECK,
         ],
     )
     out = tmp_path / "out"
@@ -163,7 +167,12 @@ def test_random_forest_per_pixel_equals_its_training_features(tmp_path, recipe):
     folder, pipeline, patch = _forest(tmp_path, recipe)
     settings = load_settings(
         None,
-        [f"classify.model={folder}", "classify.probabilities=float32", "classify.memory_mb=64"],
+        [
+            f"classify.model={folder}",
+            "classify.probabilities=float32",
+            "classify.memory_mb=64",
+            NO_SWIR_CHECK,
+        ],
     )
     out = tmp_path / "out"
     classify(tile, settings, out)
@@ -191,7 +200,13 @@ def test_svm_writes_its_decision_as_probabilities(tmp_path):
     folder, pipeline, _ = _forest(tmp_path, "centre", kind="svm")
     out = tmp_path / "out"
     settings = load_settings(
-        None, [f"classify.model={folder}", "classify.probabilities=uint8", "classify.window=64"]
+        None,
+        [
+            f"classify.model={folder}",
+            "classify.probabilities=uint8",
+            "classify.window=64",
+            NO_SWIR_CHECK,
+        ],
     )
     classify(tile, settings, out)
     ds = open_raster(layout.classes(out, tile, "pixel"))
@@ -216,8 +231,8 @@ def test_superpixel_mode_paints_one_class_per_segment(tmp_path):
     write_array(seg_path, segments.astype(np.uint32), raster_grid(tile.source), nodata=0)
     # No SEGMENTS metadata (segments made elsewhere): the ids are counted by a scan.
     out = tmp_path / "out"
-    settings = load_settings(None, [f"classify.model={folder}", "classify.mode=superpixel"])
-    classify(tile, settings, out)
+    options = [f"classify.model={folder}", "classify.mode=superpixel", NO_SWIR_CHECK]
+    classify(tile, load_settings(None, options), out)
     painted = open_raster(layout.classes(out, tile, "superpixel")).ReadAsArray()
     x = np.moveaxis(values, 0, -1).reshape(-1, len(BANDS))
     pixel_probabilities = pipeline.predict_proba(x).reshape(H, W, 3)
@@ -424,3 +439,105 @@ def test_the_quicklook_shows_the_classes_with_a_legend_beside_the_tile_in_true_c
     assert (panel[classes == 255] == 255).all()  # no data: the white background
     true_colour = look[:H, :W].astype(int)
     assert true_colour.std() > 20 and (true_colour[:, :, 0] != true_colour[:, :, 2]).any()
+
+
+def _swir_stack(tmp_path, scale=1e-4):
+    """Water-like bands everywhere; B11 0.02 (water), 0.14 (just below the limit) and 0.3
+    (a roof) in three column bands; a no-data block."""
+    data = np.full((len(BANDS), H, W), 500, np.uint16)
+    swir = np.select([np.arange(W) < 60, np.arange(W) < 110], [200, 1400], 3000).astype(np.uint16)
+    data[BANDS.index("B11")] = swir[None, :]
+    data[:, 60:64, 90:95] = 0
+    path = tmp_path / "T33XYZ_swir.tif"
+    write_array(path, data, utm_grid(32633, ORIGIN, 10, W, H), nodata=0)
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    for i, name in enumerate(BANDS, start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+        if scale is not None:
+            ds.GetRasterBand(i).SetScale(scale)
+    ds = None
+    return Tile("T33XYZ_swir", path), data[0] != 0, swir[None, :].repeat(H, 0) * 1e-4
+
+
+def _certain_model(tmp_path, channels=BANDS, classes=CLASSES):
+    """A pixel CNN that ignores its input: softmax of the biases (2, 1, 0) everywhere, water
+    first."""
+    from watergee.models.pixelcnn import build_pixelcnn
+
+    model = build_pixelcnn(len(channels), 3)
+    for layer in model.layers:
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    kernel, _ = model.get_layer("probabilities").get_weights()
+    model.get_layer("probabilities").set_weights([kernel, np.array([2.0, 1.0, 0.0], np.float32)])
+    folder = tmp_path / "model"
+    metadata = _artifact(folder, "pixelcnn", model, 7, 7, channels=channels)
+    if classes is not CLASSES:
+        write_metadata(folder, metadata.model_copy(update={"classes": classes}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("channels", "mode"),
+    [(BANDS, "pixel"), (BANDS[:4], "pixel"), (BANDS, "superpixel")],
+    ids=["B11 a model input", "B11 read from the stack", "superpixel"],
+)
+def test_water_too_bright_in_the_swir_gets_its_next_most_probable_class(tmp_path, channels, mode):
+    tile, valid, swir = _swir_stack(tmp_path)
+    folder = _certain_model(tmp_path, channels)
+    out = tmp_path / "out"
+    if mode == "superpixel":
+        segments = (np.arange(H)[:, None] // 10) * 100 + (np.arange(W)[None, :] // 17) + 1
+        write_array(layout.segments(out, tile), segments.astype(np.uint32),
+                    raster_grid(tile.source), nodata=0)  # fmt: skip
+    options = [f"classify.model={folder}", f"classify.mode={mode}",
+               "classify.probabilities=float32", "classify.window=64"]  # fmt: skip
+    result = classify(tile, load_settings(None, options), out)
+
+    if mode == "pixel":
+        valid = _expected_valid(np.where(valid, 0, np.nan)[None], 7)
+    else:  # a segment's class covers its no-data pixels too (no SWIR there: they stay water)
+        valid = np.ones_like(valid)
+    classes = open_raster(layout.classes(out, tile, mode)).ReadAsArray()
+    probabilities = np.moveaxis(
+        open_raster(layout.probabilities(out, tile, mode)).ReadAsArray(), 0, -1
+    )
+    bright = valid & (swir > 0.15)
+    np.testing.assert_array_equal(classes[valid & ~bright], 1)  # 0.02 and 0.14 stay water
+    np.testing.assert_array_equal(classes[bright], 2)  # the roof: land, the next most probable
+    assert (classes[~valid] == 255).all()
+    model_p = np.exp([2.0, 1.0, 0.0]) / np.exp([2.0, 1.0, 0.0]).sum()
+    np.testing.assert_allclose(probabilities[valid & ~bright], np.broadcast_to(model_p, (1, 3))
+                               .repeat((valid & ~bright).sum(), 0), atol=1e-6)  # fmt: skip
+    rest = np.array([0, model_p[1], model_p[2]]) / (model_p[1] + model_p[2])
+    np.testing.assert_allclose(probabilities[bright], rest[None].repeat(bright.sum(), 0), atol=1e-6)
+    assert result.info["not_water_by_swir"] == bright.sum() > 0
+    assert result.info["water_swir_check"] == "B11 > 0.15"
+    assert open_raster(layout.classes(out, tile, mode)).GetMetadataItem("WATER_SWIR_CHECK") == (
+        "B11 > 0.15"
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "options", "reason"),
+    [
+        ("off", ["classify.water_max_swir=null"], "off (classify.water_max_swir: null)"),
+        ("unscaled", [], "off (band B11 is stored as integers without a scale to reflectance)"),
+        ("no water class", [], "off (no water class among the model's classes, or no other class)"),
+        ("no B11", ["classify.swir_band=B12"], "has no band B12"),
+    ],
+)
+def test_the_swir_check_stays_off_where_it_cannot_judge(tmp_path, case, options, reason, caplog):
+    tile, _, _ = _swir_stack(tmp_path, scale=None if case == "unscaled" else 1e-4)
+    named = [ClassInfo(id=1, name="lake"), *CLASSES[1:]] if case == "no water class" else CLASSES
+    folder = _certain_model(tmp_path, classes=named)
+    out = tmp_path / "out"
+    result = classify(tile, load_settings(None, [f"classify.model={folder}", *options]), out)
+    classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
+    assert set(np.unique(classes)) == {1, 255}  # the model's water everywhere, roofs included
+    assert reason in result.info["water_swir_check"] and result.info["not_water_by_swir"] == 0
+    if case == "unscaled":
+        assert "T33XYZ_swir.tif: band B11 is stored as integers" in caplog.text
+    if case == "no water class":  # named by id instead, the check is on again
+        options = [f"classify.model={folder}", "classify.water_class=1"]
+        result = classify(tile, load_settings(None, options), tmp_path / "again")
+        assert result.info["not_water_by_swir"] > 0

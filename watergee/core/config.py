@@ -569,6 +569,25 @@ class ClassifySettings(Section):
         description="Also write a PNG quicklook: the classes with a legend, beside the tile in "
         "true colour.",
     )
+    water_max_swir: float | None = Field(
+        0.15,
+        gt=0,
+        description="A pixel the model calls water whose reflectance in swir_band exceeds this "
+        "gets its next most probable class: open water absorbs the short-wave infrared "
+        "(real scenes' water at most 0.11), bright roofs a model extrapolates to do not "
+        "(0.2-0.5). null: off. Off for a tile whose stack lacks swir_band or holds it as "
+        "integers without a scale, and for a model without a water class.",
+    )
+    swir_band: str = Field(
+        "B11",
+        description="Stack band (by description) the water_max_swir check reads: Sentinel-2 "
+        "B11 (1.61 um); the 1.5-1.7 um band of another sensor.",
+    )
+    water_class: int | None = Field(
+        None,
+        description="Class id the water_max_swir check applies to; unset: the model's class "
+        "named 'water'.",
+    )
 
 
 class ProductSettings(Section):

@@ -27,6 +27,7 @@ from watergee.io.raster import (
     iter_windows,
     open_raster,
     read_codes,
+    read_window,
 )
 from watergee.io.stac import write_item
 from watergee.io.vector import read_points
@@ -35,6 +36,7 @@ from watergee.models.inference import predict_windows
 from watergee.models.predictor import Predictor, load_predictor
 from watergee.spectral import INDEX_BANDS
 from watergee.stacks import band_stack
+from watergee.swirguard import SwirGuard, reflectance_problem, water_index
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +83,47 @@ def window_side(predictor: Predictor, memory_mb: int, width: int, height: int) -
 
 def predict_tile(
     predictor: Predictor, reader: FeatureReader, side: int
-) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-    """(window, probabilities (rows, cols, classes), valid) over the tile."""
-    windows = predict_windows(
-        predictor.window, reader, predictor.field, side, len(predictor.classes)
-    )
-    for window, probabilities, valid, _ in windows:
-        yield window, probabilities, valid
+) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
+    """(window, probabilities (rows, cols, classes), valid, features) over the tile."""
+    return predict_windows(predictor.window, reader, predictor.field, side, len(predictor.classes))
+
+
+class _GuardPlan:
+    """Where a tile's SWIR check reads its band: the model's features when it is one of
+    them (no second read), else the stack."""
+
+    def __init__(self, guard: SwirGuard, ds, band: int, channel: int | None) -> None:
+        self.guard, self.ds, self.band, self.channel = guard, ds, band, channel
+        self.changed = 0
+
+    def swir(self, window: Window, features: np.ndarray | None) -> np.ndarray:
+        if features is not None and self.channel is not None:
+            return features[self.channel]
+        return read_window(self.ds, window, [self.band], scaled=True)[0]
+
+
+def guard_plan(
+    ds, predictor: Predictor, reader: FeatureReader, opts: ClassifySettings, source: Path
+) -> tuple[_GuardPlan | None, str]:
+    """The tile's SWIR check on water, or None with the reason it is off."""
+    if opts.water_max_swir is None:
+        return None, "off (classify.water_max_swir: null)"
+    info = predictor.metadata.classes
+    water = water_index([c.name for c in info], [c.id for c in info], opts.water_class)
+    if water is None or len(info) < 2:
+        return None, "off (no water class among the model's classes, or no other class)"
+    described = [ds.GetRasterBand(i).GetDescription() for i in range(1, ds.RasterCount + 1)]
+    if opts.swir_band not in described:
+        return None, f"off ({source} has no band {opts.swir_band})"
+    band = described.index(opts.swir_band) + 1
+    problem = reflectance_problem(ds.GetRasterBand(band))
+    if problem is not None:
+        log.warning("%s: band %s %s: water SWIR check off", source, opts.swir_band, problem)
+        return None, f"off (band {opts.swir_band} {problem})"
+    names = reader.names
+    channel = names.index(opts.swir_band) if opts.swir_band in names else None
+    guard = SwirGuard(water, opts.water_max_swir)
+    return _GuardPlan(guard, ds, band, channel), f"{opts.swir_band} > {opts.water_max_swir}"
 
 
 def check(settings: Settings) -> None:
@@ -148,13 +184,16 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         painted = _paint(segments_path, segment_class, segment_probabilities)
     else:
         painted = (
-            (w, classes[p.argmax(-1)], p, v) for w, p, v in predict_tile(predictor, reader, side)
+            (w, classes[p.argmax(-1)], p, v, f)
+            for w, p, v, f in predict_tile(predictor, reader, side)
         )
+    plan, guard_rule = guard_plan(ds, predictor, reader, opts, source)
+    painted = _guarded(painted, plan, classes)
 
     names = {str(c.id): c.name for c in predictor.metadata.classes}
     metadata = {"TILE": tile.id, "WATERGEE_STAGE": "classify", "MODE": opts.mode,
                 "MODEL": str(opts.model), "CLASSES": ",".join(f"{k}:{v}" for k, v in names.items()),
-                "NODATA": str(NODATA)}  # fmt: skip
+                "NODATA": str(NODATA), "WATER_SWIR_CHECK": guard_rule}  # fmt: skip
     target = layout.classes(out, tile, opts.mode)
     outputs = [target]
     band = class_band("class", {c.id: c.name for c in predictor.metadata.classes})
@@ -194,9 +233,20 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         write_quicklook(target, look, ds)
         outputs.append(look)
     outputs.append(write_item(target, sources, "classify"))
-    log.info("%s: classified (%s, %s, window %d px)", tile.id, opts.mode,
-             predictor.metadata.kind, side)  # fmt: skip
-    return StageResult(inputs, outputs, {"mode": opts.mode, "window": side})
+    changed = plan.changed if plan else 0
+    log.info("%s: classified (%s, %s, window %d px; %d px too bright in the SWIR for water)",
+             tile.id, opts.mode, predictor.metadata.kind, side, changed)  # fmt: skip
+    details = {"mode": opts.mode, "window": side, "water_swir_check": guard_rule}
+    return StageResult(inputs, outputs, {**details, "not_water_by_swir": changed})
+
+
+def _guarded(painted, plan: _GuardPlan | None, classes: np.ndarray):
+    """(window, labels, probabilities, valid) with the SWIR check applied."""
+    for window, labels, probabilities, valid, features in painted:
+        if plan is not None:
+            swir = plan.swir(window, features)
+            plan.changed += plan.guard.apply(labels, probabilities, valid, swir, classes)
+        yield window, labels, probabilities, valid
 
 
 def _classify_segments(
@@ -227,7 +277,7 @@ def _classify_segments(
     else:
         sums = np.zeros((count + 1, k))
         pixels = np.zeros(count + 1)
-        for window, probs, valid in predict_tile(predictor, reader, side):
+        for window, probs, valid, _ in predict_tile(predictor, reader, side):
             seg = np.maximum(read_codes(segments_ds, window), 0)
             use = valid & (seg > 0)
             ids = seg[use]
@@ -261,4 +311,4 @@ def _paint(segments_path: Path, segment_class: np.ndarray, probabilities: np.nda
     for window in iter_windows(ds.RasterXSize, ds.RasterYSize, 2048):
         ids = np.maximum(read_codes(ds, window), 0)
         labels = segment_class[ids]
-        yield window, labels, probabilities[ids], labels != NODATA
+        yield window, labels, probabilities[ids], labels != NODATA, None
