@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from watergee import __version__
 from watergee.core import layout, records
 from watergee.core.atomic import atomic_path
-from watergee.core.config import Settings, section_hash
+from watergee.core.config import SampleSettings, Settings, section_hash
 from watergee.core.errors import TileInputError
 from watergee.core.records import write_json_atomic
 from watergee.core.registry import STAGES
@@ -135,7 +135,7 @@ def write_manifest(
         "layout": "X: (samples, patch, patch, bands) float32; y: class id; code: label code",
         "mode": opts.mode,
         "classes": {str(k): v for k, v in opts.classes.items()},
-        "class_names": {str(k): v for k, v in opts.class_names.items()},
+        "class_names": {str(k): v for k, v in _names(opts).items()},
         "required": opts.required,
         "seed": opts.seed,
         "validation": opts.validation,
@@ -248,3 +248,11 @@ def validate(root: Path, required: Sequence[int] = ()) -> tuple[list[str], list[
     if not manifest["tiles"]:
         problems.append(f"{path}: no tile produced samples")
     return lines, problems
+
+
+def _names(opts: SampleSettings) -> dict[int, str]:
+    """Class names for the model; the water class is 'water' unless named otherwise, so
+    that classify's SWIR check on water finds it."""
+    if opts.water_class is None or opts.water_class in opts.class_names:
+        return dict(opts.class_names)
+    return {**opts.class_names, opts.water_class: "water"}

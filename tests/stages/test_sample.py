@@ -327,6 +327,19 @@ def test_manifest_and_validate(tmp_path):
     assert problems == [f"{out}/manifest.json: required class 7 has no samples"]
 
 
+def test_the_water_class_is_named_water_unless_named_otherwise(tmp_path):
+    tile, _, _, label_path = _scene(tmp_path)
+    out = tmp_path / "s"
+    sample(tile, _settings(label_path), out)
+    for names, expected in (
+        ("{}", {"3": "water"}),
+        ("{3: lake, 1: left}", {"3": "lake", "1": "left"}),
+    ):
+        settings = _settings(label_path, "sample.water_class=3", f"sample.class_names={names}")
+        manifest = json.loads(write_manifest(completed([tile]), settings, out)[0].read_text())
+        assert manifest["class_names"] == expected
+
+
 def test_rerun_with_other_settings_leaves_no_stale_shards(tmp_path):
     tile, _, _, label_path = _scene(tmp_path)
     out = tmp_path / "s"

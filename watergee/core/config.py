@@ -311,7 +311,8 @@ class SampleSettings(Section):
         None,
         description="Class id of water. When set, samples of other classes whose MNDWI exceeds "
         "'water_guard' are dropped: incomplete water labels (OpenStreetMap) leave unmapped "
-        "lakes in the background classes.",
+        "lakes in the background classes. Named 'water' in the model unless class_names "
+        "names it (classify's SWIR check on water looks for that name).",
     )
     water_guard: float = Field(
         0.2,
