@@ -10,20 +10,21 @@ CLASSES = np.array([4, 7, 9])  # water is 7, the second output
 
 
 def test_bright_water_takes_the_next_class_and_probabilities_agree_with_it():
-    labels = np.array([7, 7, 7, 7, 4, 7])
-    swir = np.array([0.02, 0.3, 0.3, np.nan, 0.5, 0.3], np.float32)
-    valid = np.array([True, True, True, True, True, False])
-    p = np.array([[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.0, 1.0, 0.0], [0.1, 0.9, 0.0],
-                  [0.9, 0.1, 0.0], [0.2, 0.7, 0.1]], np.float32)  # fmt: skip
+    labels = np.array([[7, 7, 7, 7, 4, 7]])
+    swir = np.array([[0.02, 0.3, 0.3, np.nan, 0.5, 0.3]], np.float32)
+    valid = np.array([[True, True, True, True, True, False]])
+    p = np.array([[[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.0, 1.0, 0.0], [0.1, 0.9, 0.0],
+                   [0.9, 0.1, 0.0], [0.2, 0.7, 0.1]]], np.float32)  # fmt: skip
     before = p.copy()
-    changed = SwirGuard(water=1, limit=0.15).apply(labels, p, valid, swir, CLASSES)
-    assert changed == 2
+    guard = SwirGuard(water=1, limit=0.15)
+    guard.apply(labels, p, valid, swir, CLASSES)
+    assert (guard.changed, guard.unclassified) == (1, 1)
     # dark water, no SWIR value, not water, not valid: untouched
-    np.testing.assert_array_equal(labels, [7, 9, 4, 7, 4, 7])
-    np.testing.assert_array_equal(p[[0, 3, 4, 5]], before[[0, 3, 4, 5]])
-    np.testing.assert_allclose(p[1], [0.25, 0, 0.75])  # 0.1 and 0.3 rescaled to sum to 1
-    np.testing.assert_allclose(p[2], [0.5, 0, 0.5])  # a model certain of water: shared evenly
-    assert labels[2] == 4  # ties go to the first other class
+    np.testing.assert_array_equal(labels[0, [0, 1, 3, 4, 5]], [7, 9, 7, 4, 7])
+    np.testing.assert_array_equal(p[0, [0, 2, 3, 4, 5]], before[0, [0, 2, 3, 4, 5]])
+    np.testing.assert_allclose(p[0, 1], [0.25, 0, 0.75])  # 0.1 and 0.3 rescaled to sum to 1
+    # a model certain of water leaves no next class: no data, not an arbitrary class
+    np.testing.assert_array_equal(valid, [[True, True, False, True, True, False]])
 
 
 def test_water_is_found_by_id_or_by_name():
@@ -35,18 +36,23 @@ def test_water_is_found_by_id_or_by_name():
 
 
 @pytest.mark.parametrize(
-    ("dtype", "scale", "offset", "problem"),
+    ("dtype", "scale", "offset", "fill", "problem"),
     [
-        (gdal.GDT_UInt16, 1e-4, 0.0, False),
-        (gdal.GDT_UInt16, None, None, True),
-        (gdal.GDT_Int16, 1e-4, -0.1, False),
-        (gdal.GDT_Float32, None, None, False),  # reflectance stored as floats
+        (gdal.GDT_UInt16, 1e-4, 0.0, 1500, None),
+        (gdal.GDT_UInt16, None, None, 1500, "integers without a scale"),
+        (gdal.GDT_UInt16, None, -0.1, 1500, "integers without a scale"),  # an offset alone
+        (gdal.GDT_Int16, 1e-4, -0.1, 1500, None),
+        (gdal.GDT_Float32, None, None, 0.15, None),  # reflectance stored as floats
+        (gdal.GDT_Float32, None, None, 1500, "median of 1500"),  # digital numbers as floats
     ],
 )
-def test_only_a_band_of_reflectance_is_judged(dtype, scale, offset, problem):
-    ds = gdal.GetDriverByName("MEM").Create("", 4, 4, 1, dtype)
+def test_only_a_band_of_reflectance_is_judged(dtype, scale, offset, fill, problem):
+    ds = gdal.GetDriverByName("MEM").Create("", 8, 8, 1, dtype)
     band = ds.GetRasterBand(1)
+    band.Fill(fill)
     if scale is not None:
         band.SetScale(scale)
+    if offset is not None:
         band.SetOffset(offset)
-    assert (reflectance_problem(band) is not None) == problem
+    found = reflectance_problem(ds, 1)
+    assert found is None if problem is None else problem in found

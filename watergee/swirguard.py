@@ -1,10 +1,10 @@
 """A physical check on a classifier's water: water absorbs the short-wave infrared.
 
-Open water reflects almost nothing beyond 1.5 um whatever its sediment or algae (the real
-scenes' water: B11 reflectance at most 0.11, median 0.02), while every land cover a model may
-confuse with it is brighter there (roofs 0.2-0.5, winter forest 0.06-0.4). A classifier meeting
-a scene unlike its training data extrapolates, and bright roofs can land on water; a pixel that
-bright in the SWIR cannot be open water, so it gets its next most probable class instead.
+Open water reflects almost nothing beyond 1.5 um whatever its sediment (the real scenes' water:
+B11 reflectance at most 0.11, median 0.02), and bright land a model may extrapolate to is far
+brighter there (roofs 0.2-0.5). A pixel that bright cannot be open water, so it gets its next
+most probable class. Land as dark as water in the SWIR (winter conifers, 0.06-0.09) is beyond
+this check.
 """
 
 from __future__ import annotations
@@ -12,19 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from osgeo import gdal
+from osgeo import gdal, gdal_array
 
-#: GDAL integer data types: a band of these without a scale holds digital numbers.
-_INTEGER_TYPES = {gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32}
+from watergee.io.raster import overview_sample
+
+#: Above this median a band without a scale holds digital numbers, not reflectance.
+HIGHEST_MEDIAN = 1.5
 
 
-@dataclass(frozen=True)
+@dataclass
 class SwirGuard:
     """Pixels of class `water` (index into the model's classes) brighter than `limit` in the
-    SWIR band lose the water class."""
+    SWIR lose the water class; `changed` and `unclassified` count them."""
 
     water: int
     limit: float
+    changed: int = 0
+    unclassified: int = 0
 
     def apply(
         self,
@@ -33,24 +37,24 @@ class SwirGuard:
         valid: np.ndarray,
         swir: np.ndarray,
         classes: np.ndarray,
-    ) -> int:
-        """Relabel valid pixels in place; returns how many changed. Their water probability
-        becomes 0 and the others are rescaled to sum to 1, so the probabilities agree with the
-        map."""
-        bright = valid & (labels == classes[self.water]) & (swir > self.limit)  # NaN: False
-        count = int(np.count_nonzero(bright))
-        if count == 0:
-            return 0
-        others = probabilities[bright].astype(np.float64)
+    ) -> None:
+        """Relabel in place. The water probability becomes 0 and the others are rescaled to sum
+        to 1, so that probabilities and map agree. Where the model left no probability to
+        another class (an SVM, a unanimous forest) no class is more likely than another: the
+        pixel becomes no data (valid False) rather than an arbitrary class."""
+        rows, cols = np.nonzero(valid & (labels == classes[self.water]) & (swir > self.limit))
+        if rows.size == 0:  # NaN SWIR (no data) compares False: the model's call stays
+            return
+        others = probabilities[rows, cols].astype(np.float64)
         others[:, self.water] = 0
-        total = others.sum(axis=1, keepdims=True)
-        # A model certain of water leaves nothing else: the other classes share evenly.
-        flat = np.full_like(others, 1 / (others.shape[1] - 1))
-        flat[:, self.water] = 0
-        others = np.where(total > 0, others / np.where(total > 0, total, 1), flat)
-        labels[bright] = classes[others.argmax(axis=1)]
-        probabilities[bright] = others
-        return count
+        total = others.sum(axis=1)
+        left = total > 0
+        rescaled = others[left] / total[left, None]
+        labels[rows[left], cols[left]] = classes[rescaled.argmax(axis=1)]
+        probabilities[rows[left], cols[left]] = rescaled
+        valid[rows[~left], cols[~left]] = False
+        self.changed += int(left.sum())
+        self.unclassified += int((~left).sum())
 
 
 def water_index(names: list[str], ids: list[int], water_class: int | None) -> int | None:
@@ -62,10 +66,19 @@ def water_index(names: list[str], ids: list[int], water_class: int | None) -> in
     return None
 
 
-def reflectance_problem(band: gdal.Band) -> str | None:
-    """Why a band's values are not reflectance, or None when they are: an integer band
-    without a scale holds digital numbers the limit cannot be compared with."""
-    scale = band.GetScale()
-    if band.DataType in _INTEGER_TYPES and scale in (None, 1.0) and not band.GetOffset():
+def reflectance_problem(ds: gdal.Dataset, index: int) -> str | None:
+    """Why a band's values are not reflectance, or None when they are. A scale to reflectance
+    is trusted; without one, integers are digital numbers, and floats are judged by their
+    median (a float DN band would have every water pixel fail the limit)."""
+    band = ds.GetRasterBand(index)
+    if band.GetScale() not in (None, 1.0):
+        return None
+    kind = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)).kind
+    if kind in "iu":
         return "is stored as integers without a scale to reflectance"
+    sample = overview_sample(ds, [index], max_side=256)
+    values = sample[np.isfinite(sample)]
+    median = float(np.median(values)) if values.size else 0.0
+    if median > HIGHEST_MEDIAN:
+        return f"has no scale and a median of {median:.4g}, far above reflectance"
     return None

@@ -443,11 +443,11 @@ def test_the_quicklook_shows_the_classes_with_a_legend_beside_the_tile_in_true_c
 
 def _swir_stack(tmp_path, scale=1e-4):
     """Water-like bands everywhere; B11 0.02 (water), 0.14 (just below the limit) and 0.3
-    (a roof) in three column bands; a no-data block."""
+    (a roof) in three column bands; a no-data block among the roofs."""
     data = np.full((len(BANDS), H, W), 500, np.uint16)
     swir = np.select([np.arange(W) < 60, np.arange(W) < 110], [200, 1400], 3000).astype(np.uint16)
     data[BANDS.index("B11")] = swir[None, :]
-    data[:, 60:64, 90:95] = 0
+    data[:, 60:64, 140:145] = 0  # among the roofs: no SWIR there, no evidence against water
     path = tmp_path / "T33XYZ_swir.tif"
     write_array(path, data, utm_grid(32633, ORIGIN, 10, W, H), nodata=0)
     ds = gdal.Open(str(path), gdal.GA_Update)
@@ -459,16 +459,15 @@ def _swir_stack(tmp_path, scale=1e-4):
     return Tile("T33XYZ_swir", path), data[0] != 0, swir[None, :].repeat(H, 0) * 1e-4
 
 
-def _certain_model(tmp_path, channels=BANDS, classes=CLASSES):
-    """A pixel CNN that ignores its input: softmax of the biases (2, 1, 0) everywhere, water
-    first."""
+def _certain_model(tmp_path, channels=BANDS, classes=CLASSES, biases=(2.0, 1.0, 0.0)):
+    """A pixel CNN that ignores its input: softmax of `biases` everywhere, water first."""
     from watergee.models.pixelcnn import build_pixelcnn
 
     model = build_pixelcnn(len(channels), 3)
     for layer in model.layers:
         layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
     kernel, _ = model.get_layer("probabilities").get_weights()
-    model.get_layer("probabilities").set_weights([kernel, np.array([2.0, 1.0, 0.0], np.float32)])
+    model.get_layer("probabilities").set_weights([kernel, np.array(biases, np.float32)])
     folder = tmp_path / "model"
     metadata = _artifact(folder, "pixelcnn", model, 7, 7, channels=channels)
     if classes is not CLASSES:
@@ -482,7 +481,7 @@ def _certain_model(tmp_path, channels=BANDS, classes=CLASSES):
     ids=["B11 a model input", "B11 read from the stack", "superpixel"],
 )
 def test_water_too_bright_in_the_swir_gets_its_next_most_probable_class(tmp_path, channels, mode):
-    tile, valid, swir = _swir_stack(tmp_path)
+    tile, has_data, swir = _swir_stack(tmp_path)
     folder = _certain_model(tmp_path, channels)
     out = tmp_path / "out"
     if mode == "superpixel":
@@ -494,14 +493,14 @@ def test_water_too_bright_in_the_swir_gets_its_next_most_probable_class(tmp_path
     result = classify(tile, load_settings(None, options), out)
 
     if mode == "pixel":
-        valid = _expected_valid(np.where(valid, 0, np.nan)[None], 7)
-    else:  # a segment's class covers its no-data pixels too (no SWIR there: they stay water)
-        valid = np.ones_like(valid)
+        valid = _expected_valid(np.where(has_data, 0, np.nan)[None], 7)
+    else:  # a segment's class covers its no-data pixels: no SWIR there, they stay water
+        valid = np.ones_like(has_data)
     classes = open_raster(layout.classes(out, tile, mode)).ReadAsArray()
     probabilities = np.moveaxis(
         open_raster(layout.probabilities(out, tile, mode)).ReadAsArray(), 0, -1
     )
-    bright = valid & (swir > 0.15)
+    bright = valid & has_data & (swir > 0.15)
     np.testing.assert_array_equal(classes[valid & ~bright], 1)  # 0.02 and 0.14 stay water
     np.testing.assert_array_equal(classes[bright], 2)  # the roof: land, the next most probable
     assert (classes[~valid] == 255).all()
@@ -511,6 +510,7 @@ def test_water_too_bright_in_the_swir_gets_its_next_most_probable_class(tmp_path
     rest = np.array([0, model_p[1], model_p[2]]) / (model_p[1] + model_p[2])
     np.testing.assert_allclose(probabilities[bright], rest[None].repeat(bright.sum(), 0), atol=1e-6)
     assert result.info["not_water_by_swir"] == bright.sum() > 0
+    assert result.info["unclassified_by_swir"] == 0
     assert result.info["water_swir_check"] == "B11 > 0.15"
     assert open_raster(layout.classes(out, tile, mode)).GetMetadataItem("WATER_SWIR_CHECK") == (
         "B11 > 0.15"
@@ -534,10 +534,31 @@ def test_the_swir_check_stays_off_where_it_cannot_judge(tmp_path, case, options,
     result = classify(tile, load_settings(None, [f"classify.model={folder}", *options]), out)
     classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
     assert set(np.unique(classes)) == {1, 255}  # the model's water everywhere, roofs included
-    assert reason in result.info["water_swir_check"] and result.info["not_water_by_swir"] == 0
+    assert reason in result.info["water_swir_check"] and "not_water_by_swir" not in result.info
     if case == "unscaled":
         assert "T33XYZ_swir.tif: band B11 is stored as integers" in caplog.text
     if case == "no water class":  # named by id instead, the check is on again
         options = [f"classify.model={folder}", "classify.water_class=1"]
         result = classify(tile, load_settings(None, options), tmp_path / "again")
         assert result.info["not_water_by_swir"] > 0
+
+
+def test_water_a_model_is_certain_of_and_too_bright_in_the_swir_becomes_no_data(tmp_path):
+    """No other class has any probability: none is more likely, so none is written."""
+    tile, has_data, swir = _swir_stack(tmp_path)
+    folder = _certain_model(tmp_path, biases=(200.0, 0.0, 0.0))  # float32 softmax: exactly 1, 0
+    result = classify(tile, load_settings(None, [f"classify.model={folder}"]), tmp_path / "out")
+    classes = open_raster(layout.classes(tmp_path / "out", tile, "pixel")).ReadAsArray()
+    valid = _expected_valid(np.where(has_data, 0, np.nan)[None], 7)
+    np.testing.assert_array_equal(classes[valid & (swir > 0.15)], 255)
+    np.testing.assert_array_equal(classes[valid & (swir < 0.15)], 1)
+    assert result.info["unclassified_by_swir"] == (valid & (swir > 0.15)).sum() > 0
+    assert result.info["not_water_by_swir"] == 0
+
+
+def test_a_water_class_the_model_lacks_stops_the_run_before_any_tile(tmp_path):
+    folder = _certain_model(tmp_path)
+    settings = load_settings(None, [f"classify.model={folder}", "classify.water_class=9"])
+    problem = STAGES["classify"].missing_input(settings)
+    expected = "classify.water_class 9 is not one of the model's classes [1, 2, 3]"
+    assert problem == f"{folder / 'model.json'}: {expected}"

@@ -334,6 +334,7 @@ def test_the_water_class_is_named_water_unless_named_otherwise(tmp_path):
     for names, expected in (
         ("{}", {"3": "water"}),
         ("{3: lake, 1: left}", {"3": "lake", "1": "left"}),
+        ("{1: Water}", {"1": "Water"}),  # never two classes named water
     ):
         settings = _settings(label_path, "sample.water_class=3", f"sample.class_names={names}")
         manifest = json.loads(write_manifest(completed([tile]), settings, out)[0].read_text())

@@ -236,7 +236,9 @@ class SampleSettings(Section):
         "own class.",
     )
     class_names: dict[int, str] = knob(
-        default_factory=dict, description="Class id -> name, for reports and model metadata."
+        default_factory=dict,
+        description="Class id -> name, for reports and model metadata (classify's SWIR check "
+        "on water applies to the class named 'water').",
     )
     ignore: list[int] = Field(
         default_factory=lambda: [0],
@@ -534,7 +536,8 @@ class ClassifySettings(Section):
     mode: Literal["pixel", "superpixel"] = Field(
         "pixel",
         description="pixel: a class per pixel; superpixel: one class per segment of the "
-        "superpixel stage, painted back onto its pixels.",
+        "superpixel stage, painted back onto its pixels (the SWIR check on water, "
+        "water_max_swir, can still change single pixels).",
     )
     source: Literal["stack", "bands"] = Field(
         "stack",
@@ -574,10 +577,11 @@ class ClassifySettings(Section):
         0.15,
         gt=0,
         description="A pixel the model calls water whose reflectance in swir_band exceeds this "
-        "gets its next most probable class: open water absorbs the short-wave infrared "
-        "(real scenes' water at most 0.11), bright roofs a model extrapolates to do not "
-        "(0.2-0.5). null: off. Off for a tile whose stack lacks swir_band or holds it as "
-        "integers without a scale, and for a model without a water class.",
+        "gets its next most probable class (no data where the model gave the others none): "
+        "open water absorbs the short-wave infrared (real scenes' water at most 0.11), bright "
+        "roofs a model extrapolates to do not (0.2-0.5). Per pixel, in superpixel mode too. "
+        "null: off. Off for a tile whose stack lacks swir_band or holds it without a scale to "
+        "reflectance, and for a model without a water class.",
     )
     swir_band: str = Field(
         "B11",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+from osgeo import gdal
 
 from watergee.core import layout
 from watergee.core.config import ClassifySettings, Settings
@@ -89,23 +90,37 @@ def predict_tile(
 
 
 class _GuardPlan:
-    """Where a tile's SWIR check reads its band: the model's features when it is one of
-    them (no second read), else the stack."""
+    """Where a tile's SWIR check reads its band: the model's features when it is one of them
+    (pixel mode: no second read), else a dataset handle of its own (the prediction reads the
+    next window of the tile's handle in another thread meanwhile)."""
 
-    def __init__(self, guard: SwirGuard, ds, band: int, channel: int | None) -> None:
-        self.guard, self.ds, self.band, self.channel = guard, ds, band, channel
-        self.changed = 0
+    def __init__(
+        self, guard: SwirGuard, band: int, channel: int | None, reopen: Callable[[], gdal.Dataset]
+    ) -> None:
+        self.guard, self.band, self.channel = guard, band, channel
+        self._reopen, self._ds = reopen, None
 
-    def swir(self, window: Window, features: np.ndarray | None) -> np.ndarray:
+    def apply(
+        self, window: Window, labels: np.ndarray, probabilities: np.ndarray, valid: np.ndarray,
+        features: np.ndarray | None, classes: np.ndarray,
+    ) -> None:  # fmt: skip
         if features is not None and self.channel is not None:
-            return features[self.channel]
-        return read_window(self.ds, window, [self.band], scaled=True)[0]
+            swir = features[self.channel]
+        else:
+            self._ds = self._ds or self._reopen()
+            swir = read_window(self._ds, window, [self.band], scaled=True)[0]
+        self.guard.apply(labels, probabilities, valid, swir, classes)
 
 
 def guard_plan(
-    ds, predictor: Predictor, reader: FeatureReader, opts: ClassifySettings, source: Path
+    ds: gdal.Dataset,
+    predictor: Predictor,
+    reader: FeatureReader,
+    opts: ClassifySettings,
+    source: Path,
+    reopen: Callable[[], gdal.Dataset],
 ) -> tuple[_GuardPlan | None, str]:
-    """The tile's SWIR check on water, or None with the reason it is off."""
+    """The tile's SWIR check on water, or None; and the rule or the reason it is off."""
     if opts.water_max_swir is None:
         return None, "off (classify.water_max_swir: null)"
     info = predictor.metadata.classes
@@ -116,20 +131,27 @@ def guard_plan(
     if opts.swir_band not in described:
         return None, f"off ({source} has no band {opts.swir_band})"
     band = described.index(opts.swir_band) + 1
-    problem = reflectance_problem(ds.GetRasterBand(band))
+    problem = reflectance_problem(ds, band)
     if problem is not None:
         log.warning("%s: band %s %s: water SWIR check off", source, opts.swir_band, problem)
         return None, f"off (band {opts.swir_band} {problem})"
-    names = reader.names
-    channel = names.index(opts.swir_band) if opts.swir_band in names else None
-    guard = SwirGuard(water, opts.water_max_swir)
-    return _GuardPlan(guard, ds, band, channel), f"{opts.swir_band} > {opts.water_max_swir}"
+    channel = reader.names.index(opts.swir_band) if opts.swir_band in reader.names else None
+    plan = _GuardPlan(SwirGuard(water, opts.water_max_swir), band, channel, reopen)
+    return plan, f"{opts.swir_band} > {opts.water_max_swir}"
 
 
 def check(settings: Settings) -> None:
     """The model folder every tile reads, checked before any tile runs (no model loaded)."""
-    if settings.classify.model is not None:
-        check_model_folder(settings.classify.model)
+    opts = settings.classify
+    if opts.model is None:
+        return
+    metadata = check_model_folder(opts.model)
+    ids = [c.id for c in metadata.classes]
+    if opts.water_class is not None and opts.water_class not in ids:
+        raise ModelError(
+            f"{opts.model / 'model.json'}: classify.water_class {opts.water_class} is not one "
+            f"of the model's classes {ids}"
+        )
 
 
 def check_written(targets: list[Path], classified: int, source: Path) -> None:
@@ -152,7 +174,8 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     opts = settings.classify
     work = opts.work or out
     predictor = predictor_for(opts, settings.output.threads)
-    if opts.source == "bands" and tile.source.is_dir():
+    direct = opts.source == "bands" and tile.source.is_dir()
+    if direct:
         ds, band_paths = band_stack(tile, settings)
         source, sources = tile.source, band_paths
     else:
@@ -187,7 +210,11 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
             (w, classes[p.argmax(-1)], p, v, f)
             for w, p, v, f in predict_tile(predictor, reader, side)
         )
-    plan, guard_rule = guard_plan(ds, predictor, reader, opts, source)
+
+    def reopen() -> gdal.Dataset:
+        return band_stack(tile, settings)[0] if direct else open_raster(source)
+
+    plan, guard_rule = guard_plan(ds, predictor, reader, opts, source, reopen)
     painted = _guarded(painted, plan, classes)
 
     names = {str(c.id): c.name for c in predictor.metadata.classes}
@@ -233,19 +260,29 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         write_quicklook(target, look, ds)
         outputs.append(look)
     outputs.append(write_item(target, sources, "classify"))
-    changed = plan.changed if plan else 0
-    log.info("%s: classified (%s, %s, window %d px; %d px too bright in the SWIR for water)",
-             tile.id, opts.mode, predictor.metadata.kind, side, changed)  # fmt: skip
     details = {"mode": opts.mode, "window": side, "water_swir_check": guard_rule}
-    return StageResult(inputs, outputs, {**details, "not_water_by_swir": changed})
+    if plan is not None:
+        found = {
+            "not_water_by_swir": plan.guard.changed,
+            "unclassified_by_swir": plan.guard.unclassified,
+        }
+        details.update(found)
+        log.info("%s: %d px called water too bright in %s: %d given their next class, %d no "
+                 "data", tile.id, sum(found.values()), opts.swir_band, *found.values())  # fmt: skip
+    log.info("%s: classified (%s, %s, window %d px)", tile.id, opts.mode,
+             predictor.metadata.kind, side)  # fmt: skip
+    return StageResult(inputs, outputs, details)
 
 
-def _guarded(painted, plan: _GuardPlan | None, classes: np.ndarray):
+def _guarded(
+    painted: Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+    plan: _GuardPlan | None,
+    classes: np.ndarray,
+) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
     """(window, labels, probabilities, valid) with the SWIR check applied."""
     for window, labels, probabilities, valid, features in painted:
         if plan is not None:
-            swir = plan.swir(window, features)
-            plan.changed += plan.guard.apply(labels, probabilities, valid, swir, classes)
+            plan.apply(window, labels, probabilities, valid, features, classes)
         yield window, labels, probabilities, valid
 
 
