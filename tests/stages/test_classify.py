@@ -332,9 +332,11 @@ def test_pixel_and_superpixel_maps_keep_records_of_their_own(tmp_path, client):
     assert layout.record(out, tile, "classify-superpixel").exists()
 
 
-def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp_path):
+@pytest.mark.parametrize("reads_b11", [True, False], ids=["B11 an input", "B11 not an input"])
+def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp_path, reads_b11):
     """Reading JP2 bands directly, 20 m bands interpolated on the fly, gives the same map as
-    resample + combine + classify, without writing either intermediate."""
+    resample + combine + classify, without writing either intermediate; the SWIR check on water
+    reads B11 from the model's inputs or through a band stack of its own alike."""
     from watergee.io.bandstack import UpsampledBand
     from watergee.models.pixelcnn import build_pixelcnn
     from watergee.sentinel2 import STACK_ORDER, read_tiles
@@ -343,16 +345,22 @@ def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp
     from watergee.stages.resample import resample
 
     tile = read_tiles(demo_scene)[1]  # the L2A .SAFE, with its -1000 offset
-    model = build_pixelcnn(10, 3)
+    channels = [b for b in STACK_ORDER if reads_b11 or b != "B11"]
+    model = build_pixelcnn(len(channels), 3)
     randomise_weights(model, 4)
     folder = tmp_path / "model"
-    _artifact(folder, "pixelcnn", model, 7, 7, channels=STACK_ORDER, normalization=False)
-    common = [f"classify.model={folder}", "classify.probabilities=float32", "classify.window=100"]
+    _artifact(folder, "pixelcnn", model, 7, 7, channels=channels, normalization=False)
+    common = [
+        f"classify.model={folder}",
+        "classify.probabilities=float32",
+        "classify.window=100",
+        "classify.water_class=3",
+    ]  # the class random weights give most pixels: the SWIR check bites
     staged = tmp_path / "staged"
     settings = load_settings(None, common)
     resample(tile, settings, staged)
     combine(tile, settings, staged)
-    classify(tile, settings, staged)
+    checked = classify(tile, settings, staged).info["not_water_by_swir"]
     direct = tmp_path / "direct"
     result = classify(tile, load_settings(None, [*common, "classify.source=bands"]), direct)
     assert not list(direct.glob("*/*_10m.tif"))  # no intermediate written
@@ -360,6 +368,7 @@ def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp
     upsampled = [b for b, r in stack._readers.items() if isinstance(r, UpsampledBand)]
     assert sorted(stack._readers) == list(range(1, 11)) and upsampled == list(range(5, 11))
     assert all(p.suffix == ".jp2" for p in result.inputs[:10])
+    assert result.info["not_water_by_swir"] == checked > 0
     a = open_raster(layout.probabilities(staged, tile, "pixel")).ReadAsArray()
     b = open_raster(layout.probabilities(direct, tile, "pixel")).ReadAsArray()
     np.testing.assert_allclose(a, b, atol=1e-6)
