@@ -99,7 +99,7 @@ def test_osm_labels_with_the_water_guard_find_the_lakes(real_data):
         settings = load_settings(None, [
             f"sample.labels={labels}", f"sample.work={work}", "sample.ignore=[]",
             "sample.classes={0: 1, 1: 2, 2: 1}", "sample.quota=1500", "sample.patch=1",
-            "sample.validation=0", *extra,
+            "sample.validation=0", "sample.indices=[]", *extra,  # the 10 bands, as `image`
         ])  # fmt: skip
         out = work / f"samples-{guard}"
         sample(tile, settings, out)
