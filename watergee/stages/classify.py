@@ -12,7 +12,7 @@ from osgeo import gdal
 
 from watergee.core import layout
 from watergee.core.config import ClassifySettings, Settings
-from watergee.core.errors import MissingBandError, ModelError, OutputError
+from watergee.core.errors import MissingBandError, ModelError, OutputError, TileInputError
 from watergee.core.records import sidecar
 from watergee.core.stage import StageResult
 from watergee.core.tiles import Tile
@@ -21,6 +21,7 @@ from watergee.io.quicklook import write_quicklook
 from watergee.io.raster import (
     BandSpec,
     Window,
+    band_index,
     class_band,
     count_valid,
     create_geotiff,
@@ -127,10 +128,10 @@ def guard_plan(
     water = water_index([c.name for c in info], [c.id for c in info], opts.water_class)
     if water is None or len(info) < 2:
         return None, "off (no water class among the model's classes, or no other class)"
-    described = [ds.GetRasterBand(i).GetDescription() for i in range(1, ds.RasterCount + 1)]
-    if opts.swir_band not in described:
+    try:
+        band = band_index(ds, opts.swir_band)
+    except TileInputError:
         return None, f"off ({source} has no band {opts.swir_band})"
-    band = described.index(opts.swir_band) + 1
     problem = reflectance_problem(ds, band)
     if problem is not None:
         log.warning("%s: band %s %s: water SWIR check off", source, opts.swir_band, problem)
