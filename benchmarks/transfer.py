@@ -61,6 +61,10 @@ RECIPES: dict[str, dict[str, list[str]]] = {
 }
 
 
+#: The checks on water in classify, whose changed pixels each map reports.
+CHECKS = ("swir", "vegetation")
+
+
 def stack_nir(work: Path, tile) -> np.ndarray:
     """A tile's near-infrared reflectance (B08) from its stack."""
     ds = open_raster(layout.stack(work, tile))
@@ -129,10 +133,12 @@ def run(
     for scene, tile in scenes.tiles.items():
         out = root / "maps" / tag / scene
         options = load_settings(None, [f"classify.model={model}", f"classify.work={scenes.work}"])
-        classify(tile, options, out)
+        info = classify(tile, options, out).info
         classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
         scores = scenes.score(scene, classes)
-        cells.append(f"{scene}: " + " ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+        checks = [f"{name} {info.get(f'not_water_by_{name}', 0)}" for name in CHECKS]
+        cells.append(f"{scene}: " + " ".join(f"{k} {v:.3f}" for k, v in scores.items())
+                     + f" (not water by {', '.join(checks)} px)")  # fmt: skip
     return f"{recipe:8s} {kind:8s} {'+'.join(sources):10s} {seconds:6.1f} s  " + "  ".join(cells)
 
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "watergee"
 SCIENCE = {"sentinel2", "stacks", "spectral", "features", "sampling", "sampleset",
            "segmentation", "denoising", "metrics", "mgrs", "ownership", "mosaic",
-           "classmaps", "demo", "accuracy", "reference", "nirsplit", "swirguard"}  # fmt: skip
+           "classmaps", "demo", "accuracy", "reference", "nirsplit", "waterchecks"}  # fmt: skip
 #: Each layer and the layers it may import from (itself included).
 ALLOWED = {
     "core": {"core"},

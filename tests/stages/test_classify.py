@@ -21,9 +21,10 @@ from watergee.models.artifact import ClassInfo, ModelMetadata, write_metadata
 from watergee.stages.classify import classify
 
 H, W, BANDS = 150, 170, ("B02", "B03", "B04", "B08", "B11")
-#: The stacks below hold random reflectances, their "water" as bright as roofs in B11: tests of
-#: the model's own output turn the SWIR check on water off (it has tests of its own).
-NO_SWIR_CHECK = "classify.water_max_swir=null"
+#: The stacks below hold random reflectances, their "water" as bright as roofs in B11 and as green
+#: as forest: tests of
+#: the model's own output turn the checks on water off (they have tests of their own).
+NO_WATER_CHECKS = ["classify.water_max_swir=null", "classify.water_max_ndvi=null"]
 CLASSES = [ClassInfo(id=1, name="water"), ClassInfo(id=2, name="land"),
            ClassInfo(id=3, name="urban")]  # fmt: skip
 
@@ -112,7 +113,7 @@ def test_classify_equals_patch_inference_across_window_seams(tmp_path, kind):
             "classify.probabilities=float32",
             "classify.window=64",
             "classify.batch_size=1000",
-            NO_SWIR_CHECK,
+            *NO_WATER_CHECKS,
         ],
     )
     out = tmp_path / "out"
@@ -171,7 +172,7 @@ def test_random_forest_per_pixel_equals_its_training_features(tmp_path, recipe):
             f"classify.model={folder}",
             "classify.probabilities=float32",
             "classify.memory_mb=64",
-            NO_SWIR_CHECK,
+            *NO_WATER_CHECKS,
         ],
     )
     out = tmp_path / "out"
@@ -205,7 +206,7 @@ def test_svm_writes_its_decision_as_probabilities(tmp_path):
             f"classify.model={folder}",
             "classify.probabilities=uint8",
             "classify.window=64",
-            NO_SWIR_CHECK,
+            *NO_WATER_CHECKS,
         ],
     )
     classify(tile, settings, out)
@@ -231,7 +232,7 @@ def test_superpixel_mode_paints_one_class_per_segment(tmp_path):
     write_array(seg_path, segments.astype(np.uint32), raster_grid(tile.source), nodata=0)
     # No SEGMENTS metadata (segments made elsewhere): the ids are counted by a scan.
     out = tmp_path / "out"
-    options = [f"classify.model={folder}", "classify.mode=superpixel", NO_SWIR_CHECK]
+    options = [f"classify.model={folder}", "classify.mode=superpixel", *NO_WATER_CHECKS]
     classify(tile, load_settings(None, options), out)
     painted = open_raster(layout.classes(out, tile, "superpixel")).ReadAsArray()
     x = np.moveaxis(values, 0, -1).reshape(-1, len(BANDS))
@@ -335,8 +336,8 @@ def test_pixel_and_superpixel_maps_keep_records_of_their_own(tmp_path, client):
 @pytest.mark.parametrize("reads_b11", [True, False], ids=["B11 an input", "B11 not an input"])
 def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp_path, reads_b11):
     """Reading JP2 bands directly, 20 m bands interpolated on the fly, gives the same map as
-    resample + combine + classify, without writing either intermediate; the SWIR check on water
-    reads B11 from the model's inputs or through a band stack of its own alike."""
+    resample + combine + classify, without writing either intermediate; the checks on water read
+    B11 from the model's inputs or through a band stack of their own alike."""
     from watergee.io.bandstack import UpsampledBand
     from watergee.models.pixelcnn import build_pixelcnn
     from watergee.sentinel2 import STACK_ORDER, read_tiles
@@ -360,7 +361,7 @@ def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp
     settings = load_settings(None, common)
     resample(tile, settings, staged)
     combine(tile, settings, staged)
-    checked = classify(tile, settings, staged).info["not_water_by_swir"]
+    checked = classify(tile, settings, staged).info
     direct = tmp_path / "direct"
     result = classify(tile, load_settings(None, [*common, "classify.source=bands"]), direct)
     assert not list(direct.glob("*/*_10m.tif"))  # no intermediate written
@@ -368,7 +369,8 @@ def test_classify_from_band_files_equals_classify_from_the_stack(demo_scene, tmp
     upsampled = [b for b, r in stack._readers.items() if isinstance(r, UpsampledBand)]
     assert sorted(stack._readers) == list(range(1, 11)) and upsampled == list(range(5, 11))
     assert all(p.suffix == ".jp2" for p in result.inputs[:10])
-    assert result.info["not_water_by_swir"] == checked > 0
+    assert result.info["not_water_by_swir"] == checked["not_water_by_swir"] > 0
+    assert result.info["not_water_by_vegetation"] == checked["not_water_by_vegetation"]
     a = open_raster(layout.probabilities(staged, tile, "pixel")).ReadAsArray()
     b = open_raster(layout.probabilities(direct, tile, "pixel")).ReadAsArray()
     np.testing.assert_allclose(a, b, atol=1e-6)
@@ -450,12 +452,16 @@ def test_the_quicklook_shows_the_classes_with_a_legend_beside_the_tile_in_true_c
     assert true_colour.std() > 20 and (true_colour[:, :, 0] != true_colour[:, :, 2]).any()
 
 
-def _swir_stack(tmp_path, scale=1e-4):
+def _check_stack(tmp_path, scale=1e-4):
     """Water-like bands everywhere; B11 0.02 (water), 0.14 (just below the limit) and 0.3
-    (a roof) in three column bands; a no-data block among the roofs."""
+    (a roof) in three column bands; rows 120 on NDVI 0.6 and 0.2 in the NIR (vegetation), rows
+    100-110 NDVI 0.6 but 0.06 in the NIR (water by a shore); a no-data block among the roofs.
+    Returns the tile, where it has data, B11 and where it is vegetation."""
     data = np.full((len(BANDS), H, W), 500, np.uint16)
     swir = np.select([np.arange(W) < 60, np.arange(W) < 110], [200, 1400], 3000).astype(np.uint16)
     data[BANDS.index("B11")] = swir[None, :]
+    data[BANDS.index("B08"), 120:], data[BANDS.index("B04"), 120:] = 2000, 500
+    data[BANDS.index("B08"), 100:110], data[BANDS.index("B04"), 100:110] = 600, 150
     data[:, 60:64, 140:145] = 0  # among the roofs: no SWIR there, no evidence against water
     path = tmp_path / "T33XYZ_swir.tif"
     write_array(path, data, utm_grid(32633, ORIGIN, 10, W, H), nodata=0)
@@ -465,7 +471,9 @@ def _swir_stack(tmp_path, scale=1e-4):
         if scale is not None:
             ds.GetRasterBand(i).SetScale(scale)
     ds = None
-    return Tile("T33XYZ_swir", path), data[0] != 0, swir[None, :].repeat(H, 0) * 1e-4
+    green = np.zeros((H, W), bool)
+    green[120:] = True
+    return Tile("T33XYZ_swir", path), data[0] != 0, swir[None, :].repeat(H, 0) * 1e-4, green
 
 
 def _certain_model(tmp_path, channels=BANDS, classes=CLASSES, biases=(2.0, 1.0, 0.0)):
@@ -486,11 +494,23 @@ def _certain_model(tmp_path, channels=BANDS, classes=CLASSES, biases=(2.0, 1.0, 
 
 @pytest.mark.parametrize(
     ("channels", "mode"),
-    [(BANDS, "pixel"), (BANDS[:4], "pixel"), (BANDS, "superpixel")],
-    ids=["B11 a model input", "B11 read from the stack", "superpixel"],
+    [
+        (BANDS, "pixel"),
+        (BANDS[:4], "pixel"),
+        (("B02", "B03", "B11"), "pixel"),
+        (BANDS, "superpixel"),
+    ],
+    ids=[
+        "all model inputs",
+        "B11 read from the stack",
+        "B04, B08 read from the stack",
+        "superpixel",
+    ],
 )
-def test_water_too_bright_in_the_swir_gets_its_next_most_probable_class(tmp_path, channels, mode):
-    tile, has_data, swir = _swir_stack(tmp_path)
+def test_water_too_bright_in_the_swir_or_green_gets_its_next_most_probable_class(
+    tmp_path, channels, mode
+):
+    tile, has_data, swir, green = _check_stack(tmp_path)
     folder = _certain_model(tmp_path, channels)
     out = tmp_path / "out"
     if mode == "superpixel":
@@ -510,59 +530,82 @@ def test_water_too_bright_in_the_swir_gets_its_next_most_probable_class(tmp_path
         open_raster(layout.probabilities(out, tile, mode)).ReadAsArray(), 0, -1
     )
     bright = valid & has_data & (swir > 0.15)
-    np.testing.assert_array_equal(classes[valid & ~bright], 1)  # 0.02 and 0.14 stay water
-    np.testing.assert_array_equal(classes[bright], 2)  # the roof: land, the next most probable
+    vegetation = valid & has_data & green & ~bright  # the roofs fail the SWIR check first
+    failed = bright | vegetation
+    # 0.02 and 0.14 in B11, NDVI 0.06 or NDVI 0.6 dark in the NIR: water stays
+    np.testing.assert_array_equal(classes[valid & ~failed], 1)
+    np.testing.assert_array_equal(classes[failed], 2)  # land, the next most probable
     assert (classes[~valid] == 255).all()
     model_p = np.exp([2.0, 1.0, 0.0]) / np.exp([2.0, 1.0, 0.0]).sum()
-    np.testing.assert_allclose(probabilities[valid & ~bright], np.broadcast_to(model_p, (1, 3))
-                               .repeat((valid & ~bright).sum(), 0), atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(probabilities[valid & ~failed], np.broadcast_to(model_p, (1, 3))
+                               .repeat((valid & ~failed).sum(), 0), atol=1e-6)  # fmt: skip
     rest = np.array([0, model_p[1], model_p[2]]) / (model_p[1] + model_p[2])
-    np.testing.assert_allclose(probabilities[bright], rest[None].repeat(bright.sum(), 0), atol=1e-6)
+    np.testing.assert_allclose(probabilities[failed], rest[None].repeat(failed.sum(), 0), atol=1e-6)
     assert result.info["not_water_by_swir"] == bright.sum() > 0
-    assert result.info["unclassified_by_swir"] == 0
+    assert result.info["not_water_by_vegetation"] == vegetation.sum() > 0
+    assert result.info["unclassified_by_swir"] == result.info["unclassified_by_vegetation"] == 0
+    vegetation_rule = "NDVI(B04, B08) > 0.25 and B08 > 0.1"
     assert result.info["water_swir_check"] == "B11 > 0.15"
-    assert open_raster(layout.classes(out, tile, mode)).GetMetadataItem("WATER_SWIR_CHECK") == (
-        "B11 > 0.15"
-    )
+    assert result.info["water_vegetation_check"] == vegetation_rule
+    metadata = open_raster(layout.classes(out, tile, mode)).GetMetadata()
+    assert metadata["WATER_SWIR_CHECK"] == "B11 > 0.15"
+    assert metadata["WATER_VEGETATION_CHECK"] == vegetation_rule
+
+
+SWIR_OFF, NDVI_OFF = "classify.water_max_swir=null", "classify.water_max_ndvi=null"
 
 
 @pytest.mark.parametrize(
-    ("case", "options", "reason"),
+    ("case", "options", "reasons"),
     [
-        ("off", ["classify.water_max_swir=null"], "off (classify.water_max_swir: null)"),
-        ("unscaled", [], "off (band B11 is stored as integers without a scale to reflectance)"),
-        ("no water class", [], "off (no water class among the model's classes, or no other class)"),
-        ("no B11", ["classify.swir_band=B12"], "has no band B12"),
+        ("off", [SWIR_OFF, NDVI_OFF],
+         {"swir": "off (classify.water_max_swir: null)",
+          "vegetation": "off (classify.water_max_ndvi: null)"}),
+        ("unscaled", [],
+         {"swir": "off (band B11 is stored as integers without a scale to reflectance)",
+          "vegetation": "off (band B04 is stored as integers without a scale to reflectance)"}),
+        ("no water class", [],
+         dict.fromkeys(["swir", "vegetation"],
+                       "off (no water class among the model's classes, or no other class)")),
+        ("no B12, no B8A", ["classify.swir_band=B12", "classify.nir_band=B8A"],
+         {"swir": "has no band B12", "vegetation": "has no band B8A"}),
     ],
-)
-def test_the_swir_check_stays_off_where_it_cannot_judge(tmp_path, case, options, reason, caplog):
-    tile, _, _ = _swir_stack(tmp_path, scale=None if case == "unscaled" else 1e-4)
+)  # fmt: skip
+def test_the_checks_on_water_stay_off_where_they_cannot_judge(
+    tmp_path, case, options, reasons, caplog
+):
+    tile, _, _, _ = _check_stack(tmp_path, scale=None if case == "unscaled" else 1e-4)
     named = [ClassInfo(id=1, name="lake"), *CLASSES[1:]] if case == "no water class" else CLASSES
     folder = _certain_model(tmp_path, classes=named)
     out = tmp_path / "out"
     result = classify(tile, load_settings(None, [f"classify.model={folder}", *options]), out)
     classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
     assert set(np.unique(classes)) == {1, 255}  # the model's water everywhere, roofs included
-    assert reason in result.info["water_swir_check"] and "not_water_by_swir" not in result.info
+    for check, reason in reasons.items():
+        assert reason in result.info[f"water_{check}_check"]
+        assert f"not_water_by_{check}" not in result.info
     if case == "unscaled":
         assert "T33XYZ_swir.tif: band B11 is stored as integers" in caplog.text
-    if case == "no water class":  # named by id instead, the check is on again
+    if case == "no water class":  # named by id instead, the checks are on again
         options = [f"classify.model={folder}", "classify.water_class=1"]
         result = classify(tile, load_settings(None, options), tmp_path / "again")
-        assert result.info["not_water_by_swir"] > 0
+        assert result.info["not_water_by_swir"] > 0 and result.info["not_water_by_vegetation"] > 0
 
 
-def test_water_a_model_is_certain_of_and_too_bright_in_the_swir_becomes_no_data(tmp_path):
+def test_water_a_model_is_certain_of_and_failing_a_check_becomes_no_data(tmp_path):
     """No other class has any probability: none is more likely, so none is written."""
-    tile, has_data, swir = _swir_stack(tmp_path)
+    tile, has_data, swir, green = _check_stack(tmp_path)
     folder = _certain_model(tmp_path, biases=(200.0, 0.0, 0.0))  # float32 softmax: exactly 1, 0
     result = classify(tile, load_settings(None, [f"classify.model={folder}"]), tmp_path / "out")
     classes = open_raster(layout.classes(tmp_path / "out", tile, "pixel")).ReadAsArray()
     valid = _expected_valid(np.where(has_data, 0, np.nan)[None], 7)
-    np.testing.assert_array_equal(classes[valid & (swir > 0.15)], 255)
-    np.testing.assert_array_equal(classes[valid & (swir < 0.15)], 1)
-    assert result.info["unclassified_by_swir"] == (valid & (swir > 0.15)).sum() > 0
-    assert result.info["not_water_by_swir"] == 0
+    bright = valid & (swir > 0.15)
+    vegetation = valid & green & ~bright
+    np.testing.assert_array_equal(classes[bright | vegetation], 255)
+    np.testing.assert_array_equal(classes[valid & ~bright & ~vegetation], 1)
+    assert result.info["unclassified_by_swir"] == bright.sum() > 0
+    assert result.info["unclassified_by_vegetation"] == vegetation.sum() > 0
+    assert result.info["not_water_by_swir"] == result.info["not_water_by_vegetation"] == 0
 
 
 def test_a_water_class_the_model_lacks_stops_the_run_before_any_tile(tmp_path):

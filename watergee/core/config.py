@@ -536,8 +536,8 @@ class ClassifySettings(Section):
     mode: Literal["pixel", "superpixel"] = Field(
         "pixel",
         description="pixel: a class per pixel; superpixel: one class per segment of the "
-        "superpixel stage, painted back onto its pixels (the SWIR check on water, "
-        "water_max_swir, can still change single pixels).",
+        "superpixel stage, painted back onto its pixels (the checks on water, "
+        "water_max_swir and water_max_ndvi, can still change single pixels).",
     )
     source: Literal["stack", "bands"] = Field(
         "stack",
@@ -588,10 +588,30 @@ class ClassifySettings(Section):
         description="Stack band (by description) the water_max_swir check reads: Sentinel-2 "
         "B11 (1.61 um); the 1.5-1.7 um band of another sensor.",
     )
+    water_max_ndvi: float | None = Field(
+        0.25,
+        gt=-1,
+        lt=1,
+        description="A pixel the model calls water whose NDVI (red_band, nir_band) exceeds "
+        "this while its nir_band reflectance exceeds vegetation_min_nir is vegetation: it gets "
+        "its next most probable class, as for water_max_swir. Catches land as dark as water in "
+        "the SWIR (winter top-of-atmosphere conifers: NDVI 0.28-0.49, NIR 0.11-0.19; the real "
+        "scenes' water: NDVI below 0.07). null: off. Off for a tile whose stack lacks either "
+        "band or holds it without a scale to reflectance.",
+    )
+    vegetation_min_nir: float = Field(
+        0.1,
+        ge=0,
+        description="Near-infrared reflectance below which water_max_ndvi leaves water alone: "
+        "shore and narrow-river water with an NDVI up to 0.4 from the vegetation around it "
+        "stays dark in the NIR (0.05-0.07 in the Aberystwyth rivers).",
+    )
+    red_band: str = Field("B04", description="Stack band of red for water_max_ndvi.")
+    nir_band: str = Field("B08", description="Stack band of the near infrared for water_max_ndvi.")
     water_class: int | None = Field(
         None,
-        description="Class id the water_max_swir check applies to; unset: the model's class "
-        "named 'water'.",
+        description="Class id the water_max_swir and water_max_ndvi checks apply to; unset: the "
+        "model's class named 'water'.",
     )
 
 

@@ -38,7 +38,13 @@ from watergee.models.inference import predict_windows
 from watergee.models.predictor import Predictor, load_predictor
 from watergee.spectral import INDEX_BANDS
 from watergee.stacks import band_stack
-from watergee.swirguard import SwirGuard, reflectance_problem, water_index
+from watergee.waterchecks import (
+    WaterCheck,
+    reflectance_problem,
+    swir_check,
+    vegetation_check,
+    water_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,55 +96,95 @@ def predict_tile(
     return predict_windows(predictor.window, reader, predictor.field, side, len(predictor.classes))
 
 
-class _GuardPlan:
-    """Where a tile's SWIR check reads its band: the model's features when it is one of them
-    (pixel mode: no second read), else a dataset handle of its own (the prediction reads the
-    next window of the tile's handle in another thread meanwhile)."""
+class _CheckPlan:
+    """A tile's checks on water and where they read their bands: the model's features when a
+    band is one of them (pixel mode: no second read), else a dataset handle of their own (the
+    prediction reads the next window of the tile's handle in another thread meanwhile)."""
 
     def __init__(
-        self, guard: SwirGuard, band: int, channel: int | None, reopen: Callable[[], gdal.Dataset]
+        self,
+        checks: list[WaterCheck],
+        bands: dict[str, int],
+        channels: dict[str, int],
+        reopen: Callable[[], gdal.Dataset],
     ) -> None:
-        self.guard, self.band, self.channel = guard, band, channel
+        self.checks, self.bands, self.channels = checks, bands, channels
+        self.water = checks[0].water
         self._reopen, self._ds = reopen, None
 
     def apply(
         self, window: Window, labels: np.ndarray, probabilities: np.ndarray, valid: np.ndarray,
         features: np.ndarray | None, classes: np.ndarray,
     ) -> None:  # fmt: skip
-        if features is not None and self.channel is not None:
-            swir = features[self.channel]
-        else:
+        if not np.any(valid & (labels == classes[self.water])):
+            return
+        values = {} if features is None else {n: features[c] for n, c in self.channels.items()}
+        missing = [name for name in self.bands if name not in values]
+        if missing:
             self._ds = self._ds or self._reopen()
-            swir = read_window(self._ds, window, [self.band], scaled=True)[0]
-        self.guard.apply(labels, probabilities, valid, swir, classes)
+            read = read_window(self._ds, window, [self.bands[n] for n in missing], scaled=True)
+            values.update(zip(missing, read, strict=True))
+        for check in self.checks:
+            check.apply(labels, probabilities, valid, values, classes)
 
 
-def guard_plan(
+def check_plan(
     ds: gdal.Dataset,
     predictor: Predictor,
     reader: FeatureReader,
     opts: ClassifySettings,
     source: Path,
     reopen: Callable[[], gdal.Dataset],
-) -> tuple[_GuardPlan | None, str]:
-    """The tile's SWIR check on water, or None; and the rule or the reason it is off."""
-    if opts.water_max_swir is None:
-        return None, "off (classify.water_max_swir: null)"
+) -> tuple[_CheckPlan | None, dict[str, str]]:
+    """The tile's checks on water (None: none applies) and, per check, its rule or the reason
+    it is off."""
     info = predictor.metadata.classes
     water = water_index([c.name for c in info], [c.id for c in info], opts.water_class)
-    if water is None or len(info) < 2:
-        return None, "off (no water class among the model's classes, or no other class)"
-    try:
-        band = band_index(ds, opts.swir_band)
-    except TileInputError:
-        return None, f"off ({source} has no band {opts.swir_band})"
-    problem = reflectance_problem(ds, band)
-    if problem is not None:
-        log.warning("%s: band %s %s: water SWIR check off", source, opts.swir_band, problem)
-        return None, f"off (band {opts.swir_band} {problem})"
-    channel = reader.names.index(opts.swir_band) if opts.swir_band in reader.names else None
-    plan = _GuardPlan(SwirGuard(water, opts.water_max_swir), band, channel, reopen)
-    return plan, f"{opts.swir_band} > {opts.water_max_swir}"
+    wanted = {
+        "swir": ("water_max_swir", (opts.swir_band,)),
+        "vegetation": ("water_max_ndvi", (opts.red_band, opts.nir_band)),
+    }
+    rules, checks, bands = {}, [], {}
+    for name, (key, needed) in wanted.items():
+        if getattr(opts, key) is None:
+            rules[name] = f"off (classify.{key}: null)"
+            continue
+        if water is None or len(info) < 2:
+            rules[name] = "off (no water class among the model's classes, or no other class)"
+            continue
+        found, reason = _reflectance_bands(ds, needed, source)
+        if reason is not None:
+            rules[name] = reason
+            continue
+        if name == "swir":
+            check = swir_check(water, opts.swir_band, opts.water_max_swir)
+        else:
+            check = vegetation_check(water, opts.red_band, opts.nir_band, opts.water_max_ndvi,
+                                     opts.vegetation_min_nir)  # fmt: skip
+        checks.append(check)
+        bands.update(found)
+        rules[name] = check.rule
+    if not checks:
+        return None, rules
+    channels = {n: reader.names.index(n) for n in bands if n in reader.names}
+    return _CheckPlan(checks, bands, channels, reopen), rules
+
+
+def _reflectance_bands(
+    ds: gdal.Dataset, names: tuple[str, ...], source: Path
+) -> tuple[dict[str, int], str | None]:
+    """The bands' indices in the stack, or why a check on them is off."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = band_index(ds, name)
+        except TileInputError:
+            return found, f"off ({source} has no band {name})"
+        problem = reflectance_problem(ds, found[name])
+        if problem is not None:
+            log.warning("%s: band %s %s: water check on it off", source, name, problem)
+            return found, f"off (band {name} {problem})"
+    return found, None
 
 
 def check(settings: Settings) -> None:
@@ -215,13 +261,14 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
     def reopen() -> gdal.Dataset:
         return band_stack(tile, settings)[0] if direct else open_raster(source)
 
-    plan, guard_rule = guard_plan(ds, predictor, reader, opts, source, reopen)
-    painted = _guarded(painted, plan, classes)
+    plan, rules = check_plan(ds, predictor, reader, opts, source, reopen)
+    painted = _checked(painted, plan, classes)
 
     names = {str(c.id): c.name for c in predictor.metadata.classes}
     metadata = {"TILE": tile.id, "WATERGEE_STAGE": "classify", "MODE": opts.mode,
                 "MODEL": str(opts.model), "CLASSES": ",".join(f"{k}:{v}" for k, v in names.items()),
-                "NODATA": str(NODATA), "WATER_SWIR_CHECK": guard_rule}  # fmt: skip
+                "NODATA": str(NODATA), "WATER_SWIR_CHECK": rules["swir"],
+                "WATER_VEGETATION_CHECK": rules["vegetation"]}  # fmt: skip
     target = layout.classes(out, tile, opts.mode)
     outputs = [target]
     band = class_band("class", {c.id: c.name for c in predictor.metadata.classes})
@@ -261,26 +308,25 @@ def classify(tile: Tile, settings: Settings, out: Path) -> StageResult:
         write_quicklook(target, look, ds)
         outputs.append(look)
     outputs.append(write_item(target, sources, "classify"))
-    details = {"mode": opts.mode, "window": side, "water_swir_check": guard_rule}
-    if plan is not None:
-        found = {
-            "not_water_by_swir": plan.guard.changed,
-            "unclassified_by_swir": plan.guard.unclassified,
-        }
-        details.update(found)
-        log.info("%s: %d px called water too bright in %s: %d given their next class, %d no "
-                 "data", tile.id, sum(found.values()), opts.swir_band, *found.values())  # fmt: skip
+    details = {"mode": opts.mode, "window": side, "water_swir_check": rules["swir"],
+               "water_vegetation_check": rules["vegetation"]}  # fmt: skip
+    for check in plan.checks if plan is not None else []:
+        details[f"not_water_by_{check.name}"] = check.changed
+        details[f"unclassified_by_{check.name}"] = check.unclassified
+        log.info("%s: %d px called water failed %s: %d given their next class, %d no data",
+                 tile.id, check.changed + check.unclassified, check.rule, check.changed,
+                 check.unclassified)  # fmt: skip
     log.info("%s: classified (%s, %s, window %d px)", tile.id, opts.mode,
              predictor.metadata.kind, side)  # fmt: skip
     return StageResult(inputs, outputs, details)
 
 
-def _guarded(
+def _checked(
     painted: Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
-    plan: _GuardPlan | None,
+    plan: _CheckPlan | None,
     classes: np.ndarray,
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
-    """(window, labels, probabilities, valid) with the SWIR check applied."""
+    """(window, labels, probabilities, valid) with the checks on water applied."""
     for window, labels, probabilities, valid, features in painted:
         if plan is not None:
             plan.apply(window, labels, probabilities, valid, features, classes)

@@ -1,14 +1,18 @@
-"""A physical check on a classifier's water: water absorbs the short-wave infrared.
+"""Physical checks on a classifier's water: open water is dark in the short-wave infrared and
+is not vegetation.
 
 Open water reflects almost nothing beyond 1.5 um whatever its sediment (the real scenes' water:
 B11 reflectance at most 0.11, median 0.02), and bright land a model may extrapolate to is far
-brighter there (roofs 0.2-0.5). A pixel that bright cannot be open water, so it gets its next
-most probable class. Land as dark as water in the SWIR (winter conifers, 0.06-0.09) is beyond
-this check.
+brighter there (roofs 0.2-0.5). Land as dark as water in the SWIR (winter conifers at the top of
+the atmosphere, 0.06-0.09) is still vegetation: NDVI 0.28-0.49 and near-infrared reflectance
+above 0.1, where the real scenes' water has an NDVI below 0.07 (a few shore and river pixels up
+to 0.4, but those at most 0.07 in the near infrared). A pixel failing a check cannot be open
+water, so it gets its next most probable class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,12 +25,15 @@ HIGHEST_MEDIAN = 1.5
 
 
 @dataclass
-class SwirGuard:
-    """Pixels of class `water` (index into the model's classes) brighter than `limit` in the
-    SWIR lose the water class; `changed` and `unclassified` count them."""
+class WaterCheck:
+    """A rule every pixel of class `water` (index into the model's classes) must pass, on the
+    reflectances of `bands`; `changed` and `unclassified` count the pixels that failed it."""
 
     water: int
-    limit: float
+    name: str
+    rule: str
+    bands: tuple[str, ...]
+    fails: Callable[..., np.ndarray]
     changed: int = 0
     unclassified: int = 0
 
@@ -35,15 +42,21 @@ class SwirGuard:
         labels: np.ndarray,
         probabilities: np.ndarray,
         valid: np.ndarray,
-        swir: np.ndarray,
+        values: Mapping[str, np.ndarray],
         classes: np.ndarray,
     ) -> None:
         """Relabel in place. The water probability becomes 0 and the others are rescaled to sum
         to 1, so that probabilities and map agree. Where the model left no probability to
         another class (an SVM, a unanimous forest) no class is more likely than another: the
         pixel becomes no data (valid False) rather than an arbitrary class."""
-        rows, cols = np.nonzero(valid & (labels == classes[self.water]) & (swir > self.limit))
-        if rows.size == 0:  # NaN SWIR (no data) compares False: the model's call stays
+        rows, cols = np.nonzero(valid & (labels == classes[self.water]))
+        if rows.size == 0:
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # NaN reflectance (no data) compares False: the model's call stays
+            failed = self.fails(*(values[band][rows, cols] for band in self.bands))
+        rows, cols = rows[failed], cols[failed]
+        if rows.size == 0:
             return
         others = probabilities[rows, cols].astype(np.float64)
         others[:, self.water] = 0
@@ -55,6 +68,22 @@ class SwirGuard:
         valid[rows[~left], cols[~left]] = False
         self.changed += int(left.sum())
         self.unclassified += int((~left).sum())
+
+
+def swir_check(water: int, band: str, limit: float) -> WaterCheck:
+    """Water brighter than `limit` in the SWIR `band` fails."""
+    return WaterCheck(water, "swir", f"{band} > {limit}", (band,), lambda swir: swir > limit)
+
+
+def vegetation_check(water: int, red: str, nir: str, max_ndvi: float, min_nir: float) -> WaterCheck:
+    """Water with an NDVI above `max_ndvi` and a near-infrared reflectance above `min_nir`
+    fails: vegetation, not water darkened at a shore or in a narrow channel."""
+
+    def fails(r: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return (n > min_nir) & ((n - r) / (n + r) > max_ndvi)
+
+    rule = f"NDVI({red}, {nir}) > {max_ndvi} and {nir} > {min_nir}"
+    return WaterCheck(water, "vegetation", rule, (red, nir), fails)
 
 
 def water_index(names: list[str], ids: list[int], water_class: int | None) -> int | None:

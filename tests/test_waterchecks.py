@@ -1,10 +1,10 @@
-"""The SWIR check on water: known answers for the relabelling and for when it applies."""
+"""The checks on water: known answers for the relabelling and for when they apply."""
 
 import numpy as np
 import pytest
 from osgeo import gdal
 
-from watergee.swirguard import SwirGuard, reflectance_problem, water_index
+from watergee.waterchecks import reflectance_problem, swir_check, vegetation_check, water_index
 
 CLASSES = np.array([4, 7, 9])  # water is 7, the second output
 
@@ -16,8 +16,8 @@ def test_bright_water_takes_the_next_class_and_probabilities_agree_with_it():
     p = np.array([[[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.0, 1.0, 0.0], [0.1, 0.9, 0.0],
                    [0.9, 0.1, 0.0], [0.2, 0.7, 0.1]]], np.float32)  # fmt: skip
     before = p.copy()
-    guard = SwirGuard(water=1, limit=0.15)
-    guard.apply(labels, p, valid, swir, CLASSES)
+    guard = swir_check(water=1, band="B11", limit=0.15)
+    guard.apply(labels, p, valid, {"B11": swir}, CLASSES)
     assert (guard.changed, guard.unclassified) == (1, 1)
     # dark water, no SWIR value, not water, not valid: untouched
     np.testing.assert_array_equal(labels[0, [0, 1, 3, 4, 5]], [7, 9, 7, 4, 7])
@@ -25,6 +25,23 @@ def test_bright_water_takes_the_next_class_and_probabilities_agree_with_it():
     np.testing.assert_allclose(p[0, 1], [0.25, 0, 0.75])  # 0.1 and 0.3 rescaled to sum to 1
     # a model certain of water leaves no next class: no data, not an arbitrary class
     np.testing.assert_array_equal(valid, [[True, True, False, True, True, False]])
+
+
+def test_green_water_bright_in_the_near_infrared_takes_the_next_class():
+    # NDVI:    0.6 (NIR 0.2)   0.6 (NIR 0.06)  0.2 (NIR 0.2)  0.6 (NIR 0.2)  -0.5   0.6, NaN red
+    red = np.array([[0.05, 0.015, 0.1333, 0.05, 0.06, np.nan]], np.float32)
+    nir = np.array([[0.2, 0.06, 0.2, 0.2, 0.02, 0.2]], np.float32)
+    labels = np.array([[7, 7, 7, 4, 7, 7]])
+    valid = np.ones_like(labels, bool)
+    p = np.tile(np.array([0.2, 0.7, 0.1], np.float32), (1, 6, 1))
+    check = vegetation_check(water=1, red="B04", nir="B08", max_ndvi=0.25, min_nir=0.1)
+    check.apply(labels, p, valid, {"B04": red, "B08": nir}, CLASSES)
+    assert check.rule == "NDVI(B04, B08) > 0.25 and B08 > 0.1"
+    assert (check.changed, check.unclassified) == (1, 0)
+    # vegetation -> its next class (4); dark in the NIR, NDVI low, not water, no red: untouched
+    np.testing.assert_array_equal(labels, [[4, 7, 7, 4, 7, 7]])
+    np.testing.assert_allclose(p[0, 0], [2 / 3, 0, 1 / 3])
+    np.testing.assert_allclose(p[0, 1:], np.tile([0.2, 0.7, 0.1], (5, 1)), rtol=1e-6)
 
 
 def test_water_is_found_by_id_or_by_name():
