@@ -3,6 +3,7 @@ pyramided by mode, on the download lattice; checked offline with --dry-run."""
 
 import json
 
+import numpy as np
 from typer.testing import CliRunner
 
 from tests.conftest import randomise_weights
@@ -27,6 +28,8 @@ def test_predict_dry_run_builds_an_asset_export_pyramided_by_mode(tmp_path):
     result = runner.invoke(app, ["gee", "predict", str(folder), "--grid", str(grid), "--dry-run",
                                  "--dest", "projects/p/assets/water_2021"])  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "check on water, swir: swir1 > 0.15" in result.output
+    assert "check on water, vegetation: NDVI(red, nir) > 0.25 and nir > 0.1" in result.output
     summary = _summary(result.output)
     options = summary["assetExportOptions"]
     assert options["pyramidingPolicyOverrides"] == {"class": "MODE"}
@@ -59,3 +62,36 @@ def test_the_export_is_on_the_download_lattice(ee_offline):
     text = json.dumps(ee.serializer.encode(task.config["expression"], for_cloud_api=True))
     assert json.dumps({"constantValue": transform}) in text and '"EPSG:4326"' in text
     assert task.config["fileExportOptions"]["cloudStorageDestination"]["bucket"] == "bucket"
+
+
+def test_water_failing_a_check_loses_its_class_in_earth_engine_as_it_does_locally(ee_offline):
+    """The checks as an expression, evaluated locally on known reflectances: bright in the
+    SWIR, vegetation, a model certain of water (masked), and water that passes."""
+    from watergee.core.config import load_settings
+    from watergee.gee.composite import FEATURE_BANDS
+    from watergee.gee.interpreter import evaluate, image_from_array
+    from watergee.gee.predict import water_checked
+    from watergee.models.artifact import ClassInfo
+
+    ee = ee_offline
+    classes = [ClassInfo(id=4, name="land"), ClassInfo(id=7, name="Water"), ClassInfo(id=9)]
+    names = ["probability_4", "probability_7", "probability_9"]
+    # pixels: clear water, bright in the SWIR, vegetation, green but dark in NIR, certain + bright
+    reflectance = {"red": [0.04, 0.05, 0.05, 0.015, 0.05], "nir": [0.03, 0.05, 0.2, 0.06, 0.05],
+                   "swir1": [0.02, 0.3, 0.08, 0.02, 0.3]}  # fmt: skip
+    composite = np.zeros((len(FEATURE_BANDS), 1, 5))
+    for band, values in reflectance.items():
+        composite[FEATURE_BANDS.index(band), 0] = values
+    p = np.array([[0.2, 0.7, 0.1]] * 4 + [[0.0, 1.0, 0.0]]).T[:, None, :]
+    image, rules = water_checked(ee.Image("p"), ee.Image("c"), classes, load_settings().classify)
+    assert rules == {"swir": "swir1 > 0.15", "vegetation": "NDVI(red, nir) > 0.25 and nir > 0.1"}
+    encoded = ee.serializer.encode(image, for_cloud_api=True)
+    sources = {"p": image_from_array(p, names), "c": image_from_array(composite, FEATURE_BANDS)}
+    bands = evaluate(encoded, sources)
+    assert [b.name for b in bands] == names
+    got = np.stack([b.data[0] for b in bands], axis=-1)
+    np.testing.assert_allclose(got[[0, 3]], [[0.2, 0.7, 0.1]] * 2)
+    np.testing.assert_allclose(got[[1, 2]], [[2 / 3, 0, 1 / 3]] * 2)
+    np.testing.assert_array_equal(bands[0].mask[0], [True, True, True, True, False])
+    off = load_settings(None, ["classify.water_max_swir=null", "classify.water_max_ndvi=null"])
+    assert water_checked(ee.Image("p"), ee.Image("c"), classes, off.classify)[1] == {}

@@ -190,19 +190,22 @@ def predict(
         raise fail(f"--to {to}: choose asset, drive or storage")
     if not dest and not dry_run:
         raise fail("--dest is needed: the asset id, Drive folder or bucket to export to")
-    opts = _settings(config, set_).gee
+    settings = _settings(config, set_)
+    opts = settings.gee
     cells = read_grid(grid, opts.cell)
     with offline() if dry_run else contextlib.nullcontext():
         if not dry_run:
             connect(opts)
         bounds = grid_bounds(cells)
         area = region(bounds)
-        image = prediction(folder, opts, area, probabilities)
+        image, rules = prediction(folder, opts, area, probabilities, settings.classify)
         west, _, _, north = bounds
         task = export_task(image, to, dest or "DEST", name, area,  # type: ignore[arg-type]
                            lattice_transform(opts, west, north), probabilities)  # fmt: skip
         summary = {k: v for k, v in task.config.items() if k != "expression"}
         typer.echo(f"{name}: {operation_count(image)} operations over {len(cells)} cells, to {to}")
+        for check in ("swir", "vegetation"):
+            typer.echo(f"check on water, {check}: {rules.get(check, 'off')}")
         typer.echo(json.dumps(summary, indent=1))
         if dry_run:
             return

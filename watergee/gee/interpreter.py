@@ -237,6 +237,11 @@ def _add_bands(dstImg: Image, srcImg: Image, names=None, overwrite=False) -> Ima
     return [b for b in dstImg if b.name not in {s.name for s in srcImg}] + list(srcImg)
 
 
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Earth Engine's division: 0 where the divisor is 0."""
+    return np.where(b != 0, a / np.where(b != 0, b, 1), 0.0)
+
+
 def _cast(function: Callable[[np.ndarray], np.ndarray]):
     return lambda value: [b.like(data=function(b.data)) for b in value]
 
@@ -249,7 +254,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "Image.add": _binary(np.add, "add"),
     "Image.subtract": _binary(np.subtract, "subtract"),
     "Image.multiply": _binary(np.multiply, "multiply"),
-    "Image.divide": _binary(np.divide, "divide"),
+    "Image.divide": _binary(_divide, "divide"),
     "Image.max": _binary(np.maximum, "max"),
     "Image.eq": _binary(lambda a, b: (a == b).astype(np.float64), "eq"),
     "Image.neq": _binary(lambda a, b: (a != b).astype(np.float64), "neq"),
