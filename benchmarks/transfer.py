@@ -45,6 +45,7 @@ from watergee.stages.classify import classify
 from watergee.stages.combine import combine
 from watergee.stages.resample import resample
 from watergee.stages.sample import sample
+from watergee.waterchecks import CHECKS
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 NAMES = "{1: water, 2: forest, 3: grass, 4: urban}"
@@ -59,10 +60,6 @@ RECIPES: dict[str, dict[str, list[str]]] = {
     },
     "default": {"sample": ["sample.water_class=1"], "train": []},
 }
-
-
-#: The checks on water in classify, whose changed pixels each map reports.
-CHECKS = ("swir", "vegetation")
 
 
 def stack_nir(work: Path, tile) -> np.ndarray:

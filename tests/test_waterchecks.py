@@ -44,6 +44,17 @@ def test_green_water_bright_in_the_near_infrared_takes_the_next_class():
     np.testing.assert_allclose(p[0, 1:], np.tile([0.2, 0.7, 0.1], (5, 1)), rtol=1e-6)
 
 
+def test_the_vegetation_check_is_strict_and_needs_a_defined_ndvi():
+    # NDVI exactly 0.25 (binary fractions: exact in float32), red + NIR = 0, NDVI 0.2500x
+    red = np.array([[0.375, -0.2, 0.3749]], np.float32)
+    nir = np.array([[0.625, 0.2, 0.625]], np.float32)
+    labels, valid = np.full((1, 3), 7), np.ones((1, 3), bool)
+    p = np.tile(np.array([0.2, 0.7, 0.1], np.float32), (1, 3, 1))
+    check = vegetation_check(water=1, red="B04", nir="B08", max_ndvi=0.25, min_nir=0.1)
+    check.apply(labels, p, valid, {"B04": red, "B08": nir}, CLASSES)
+    np.testing.assert_array_equal(labels, [[7, 7, 4]])
+
+
 def test_water_is_found_by_id_or_by_name():
     names, ids = ["Land", " Water ", "urban"], [1, 5, 3]
     assert water_index(names, ids, None) == 1

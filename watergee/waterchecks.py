@@ -7,7 +7,8 @@ brighter there (roofs 0.2-0.5). Land as dark as water in the SWIR (winter conife
 the atmosphere, 0.06-0.09) is still vegetation: NDVI 0.28-0.49 and near-infrared reflectance
 above 0.1, where the real scenes' water has an NDVI below 0.07 (a few shore and river pixels up
 to 0.4, but those at most 0.07 in the near infrared). A pixel failing a check cannot be open
-water, so it gets its next most probable class.
+water, so it gets its next most probable class. The SWIR check runs first: a pixel failing both
+is counted once, under the SWIR.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from watergee.io.raster import overview_sample
+from watergee.spectral import normalized_difference
+
+#: The checks' names, in the order they run (record keys: not_water_by_<name>, ...).
+CHECKS = ("swir", "vegetation")
 
 #: Above this median a band without a scale holds digital numbers, not reflectance.
 HIGHEST_MEDIAN = 1.5
@@ -80,7 +85,7 @@ def vegetation_check(water: int, red: str, nir: str, max_ndvi: float, min_nir: f
     fails: vegetation, not water darkened at a shore or in a narrow channel."""
 
     def fails(r: np.ndarray, n: np.ndarray) -> np.ndarray:
-        return (n > min_nir) & ((n - r) / (n + r) > max_ndvi)
+        return (n > min_nir) & (normalized_difference(n, r) > max_ndvi)
 
     rule = f"NDVI({red}, {nir}) > {max_ndvi} and {nir} > {min_nir}"
     return WaterCheck(water, "vegetation", rule, (red, nir), fails)

@@ -65,8 +65,7 @@ def test_the_export_is_on_the_download_lattice(ee_offline):
 
 
 def test_water_failing_a_check_loses_its_class_in_earth_engine_as_it_does_locally(ee_offline):
-    """The checks as an expression, evaluated locally on known reflectances: bright in the
-    SWIR, vegetation, a model certain of water (masked), and water that passes."""
+    """The checks as an expression, evaluated locally on known reflectances."""
     from watergee.core.config import load_settings
     from watergee.gee.composite import FEATURE_BANDS
     from watergee.gee.interpreter import evaluate, image_from_array
@@ -76,22 +75,49 @@ def test_water_failing_a_check_loses_its_class_in_earth_engine_as_it_does_locall
     ee = ee_offline
     classes = [ClassInfo(id=4, name="land"), ClassInfo(id=7, name="Water"), ClassInfo(id=9)]
     names = ["probability_4", "probability_7", "probability_9"]
-    # pixels: clear water, bright in the SWIR, vegetation, green but dark in NIR, certain + bright
-    reflectance = {"red": [0.04, 0.05, 0.05, 0.015, 0.05], "nir": [0.03, 0.05, 0.2, 0.06, 0.05],
-                   "swir1": [0.02, 0.3, 0.08, 0.02, 0.3]}  # fmt: skip
-    composite = np.zeros((len(FEATURE_BANDS), 1, 5))
+    # 0 clear water, 1 bright in the SWIR, 2 vegetation, 3 green but dark in the NIR, 4 bright
+    # and the model certain of water, 5 bright but land the most probable, 6 red + NIR = 0,
+    # 7 bright but masked in the composite
+    reflectance = {"red": [0.04, 0.05, 0.05, 0.015, 0.05, 0.05, -0.2, 0.05],
+                   "nir": [0.03, 0.05, 0.2, 0.06, 0.05, 0.05, 0.2, 0.05],
+                   "swir1": [0.02, 0.3, 0.08, 0.02, 0.3, 0.3, 0.02, 0.3]}  # fmt: skip
+    composite = np.zeros((len(FEATURE_BANDS), 1, 8))
     for band, values in reflectance.items():
         composite[FEATURE_BANDS.index(band), 0] = values
-    p = np.array([[0.2, 0.7, 0.1]] * 4 + [[0.0, 1.0, 0.0]]).T[:, None, :]
+    water_first = [0.2, 0.7, 0.1]
+    p = np.array([water_first] * 4 + [[0.0, 1.0, 0.0], [0.7, 0.2, 0.1]] + [water_first] * 2)
+    mask = np.array([[True] * 7 + [False]])
     image, rules = water_checked(ee.Image("p"), ee.Image("c"), classes, load_settings().classify)
     assert rules == {"swir": "swir1 > 0.15", "vegetation": "NDVI(red, nir) > 0.25 and nir > 0.1"}
     encoded = ee.serializer.encode(image, for_cloud_api=True)
-    sources = {"p": image_from_array(p, names), "c": image_from_array(composite, FEATURE_BANDS)}
+    sources = {"p": image_from_array(p.T[:, None, :], names),
+               "c": image_from_array(composite, FEATURE_BANDS, mask)}  # fmt: skip
     bands = evaluate(encoded, sources)
     assert [b.name for b in bands] == names
     got = np.stack([b.data[0] for b in bands], axis=-1)
-    np.testing.assert_allclose(got[[0, 3]], [[0.2, 0.7, 0.1]] * 2)
+    unchanged = [0, 3, 5, 6, 7]
+    np.testing.assert_allclose(got[unchanged], p[unchanged])
     np.testing.assert_allclose(got[[1, 2]], [[2 / 3, 0, 1 / 3]] * 2)
-    np.testing.assert_array_equal(bands[0].mask[0], [True, True, True, True, False])
-    off = load_settings(None, ["classify.water_max_swir=null", "classify.water_max_ndvi=null"])
-    assert water_checked(ee.Image("p"), ee.Image("c"), classes, off.classify)[1] == {}
+    np.testing.assert_array_equal(bands[0].mask[0], [True] * 4 + [False] + [True] * 3)
+    off = load_settings(None, ["classify.water_max_swir=null", "classify.water_class=4"])
+    assert water_checked(ee.Image("p"), ee.Image("c"), classes, off.classify)[1] == {
+        "swir": "off (classify.water_max_swir: null)",
+        "vegetation": "NDVI(red, nir) > 0.25 and nir > 0.1",
+    }
+    unnamed = [ClassInfo(id=4, name="land"), ClassInfo(id=7, name="lake")]
+    _, rules = water_checked(ee.Image("p"), ee.Image("c"), unnamed, load_settings().classify)
+    assert set(rules.values()) == {
+        "off (no water class among the model's classes, or no other class)"
+    }
+
+
+def test_predict_refuses_a_water_class_the_model_lacks(tmp_path):
+    folder = _artifact(tmp_path / "cnn", build_pixelcnn(8))
+    grid = tmp_path / "grid.gpkg"
+    write_grid(cells_over(parse_bbox("10.0,50.0,10.2,50.1"), 0.135), grid, 0.135)
+    result = runner.invoke(app, ["gee", "predict", str(folder), "--grid", str(grid), "--dry-run",
+                                 "--set", "classify.water_class=5"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "model.json: classify.water_class 5 is not one of the model's classes [1, 2]" in (
+        result.output
+    )

@@ -21,9 +21,9 @@ from watergee.models.artifact import ClassInfo, ModelMetadata, write_metadata
 from watergee.stages.classify import classify
 
 H, W, BANDS = 150, 170, ("B02", "B03", "B04", "B08", "B11")
-#: The stacks below hold random reflectances, their "water" as bright as roofs in B11 and as green
-#: as forest: tests of
-#: the model's own output turn the checks on water off (they have tests of their own).
+#: The stacks below hold random reflectances, their "water" as bright as roofs in B11 and as
+#: green as forest: tests of the model's own output turn the checks on water off (they have
+#: tests of their own).
 NO_WATER_CHECKS = ["classify.water_max_swir=null", "classify.water_max_ndvi=null"]
 CLASSES = [ClassInfo(id=1, name="water"), ClassInfo(id=2, name="land"),
            ClassInfo(id=3, name="urban")]  # fmt: skip
@@ -590,6 +590,23 @@ def test_the_checks_on_water_stay_off_where_they_cannot_judge(
         options = [f"classify.model={folder}", "classify.water_class=1"]
         result = classify(tile, load_settings(None, options), tmp_path / "again")
         assert result.info["not_water_by_swir"] > 0 and result.info["not_water_by_vegetation"] > 0
+
+
+def test_one_check_on_water_works_with_the_other_off(tmp_path):
+    """The SWIR check off: the roofs in the vegetation rows fail the vegetation check instead,
+    the other roofs stay water."""
+    tile, has_data, swir, green = _check_stack(tmp_path)
+    folder = _certain_model(tmp_path, BANDS[:3])  # B04 from the features, B08 from the stack
+    options = [f"classify.model={folder}", SWIR_OFF]
+    result = classify(tile, load_settings(None, options), tmp_path / "out")
+    classes = open_raster(layout.classes(tmp_path / "out", tile, "pixel")).ReadAsArray()
+    valid = _expected_valid(np.where(has_data, 0, np.nan)[None], 7)
+    np.testing.assert_array_equal(classes[valid & green], 2)
+    np.testing.assert_array_equal(classes[valid & ~green], 1)
+    assert result.info["not_water_by_vegetation"] == (valid & green).sum() > 0
+    assert "not_water_by_swir" not in result.info
+    assert result.info["water_swir_check"] == "off (classify.water_max_swir: null)"
+    assert (swir[valid & ~green] > 0.15).any()  # bright roofs among what stays water
 
 
 def test_water_a_model_is_certain_of_and_failing_a_check_becomes_no_data(tmp_path):

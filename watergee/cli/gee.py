@@ -204,8 +204,8 @@ def predict(
                            lattice_transform(opts, west, north), probabilities)  # fmt: skip
         summary = {k: v for k, v in task.config.items() if k != "expression"}
         typer.echo(f"{name}: {operation_count(image)} operations over {len(cells)} cells, to {to}")
-        for check in ("swir", "vegetation"):
-            typer.echo(f"check on water, {check}: {rules.get(check, 'off')}")
+        for check, rule in rules.items():
+            typer.echo(f"check on water, {check}: {rule}")
         typer.echo(json.dumps(summary, indent=1))
         if dry_run:
             return

@@ -19,14 +19,24 @@ from watergee.gee.composite import FEATURE_BANDS, FEATURE_CHANNELS, features
 from watergee.gee.export import classified
 from watergee.gee.model_export import model_image
 from watergee.models.artifact import ClassInfo
-from watergee.waterchecks import WaterCheck, swir_check, vegetation_check, water_index
+from watergee.waterchecks import (
+    CHECKS,
+    WaterCheck,
+    swir_check,
+    vegetation_check,
+    water_index,
+)
 
 Destination = Literal["asset", "drive", "storage"]
 MAX_PIXELS = 1e13
 
 
 def prediction(
-    folder: Path, settings: GeeSettings, region: Any, probabilities: bool, checks: ClassifySettings
+    folder: Path,
+    settings: GeeSettings,
+    region: Any,
+    probabilities: bool,
+    classify_settings: ClassifySettings,
 ) -> tuple[Any, dict[str, str]]:
     """The class band (and the probability bands) of the model over the composite, with
     classify's checks on water; and each check's rule, or why it is off."""
@@ -35,56 +45,82 @@ def prediction(
     if list(metadata.channels) != list(FEATURE_CHANNELS):
         raise ModelError(f"{folder}: model channels {', '.join(metadata.channels)}; the Earth "
                          f"Engine composite gives {', '.join(FEATURE_CHANNELS)}")  # fmt: skip
-    probability, rules = water_checked(probability, composite, metadata.classes, checks)
-    classes = classified(probability, [c.id for c in metadata.classes])
+    ids = [c.id for c in metadata.classes]
+    if classify_settings.water_class not in (None, *ids):
+        raise ModelError(f"{folder / 'model.json'}: classify.water_class "
+                         f"{classify_settings.water_class} is not one of the model's classes "
+                         f"{ids}")  # fmt: skip
+    probability, rules = water_checked(probability, composite, metadata.classes, classify_settings)
+    classes = classified(probability, ids)
     return (classes.addBands(probability.toFloat()) if probabilities else classes), rules
 
 
-def composite_checks(classes: list[ClassInfo], opts: ClassifySettings) -> list[WaterCheck]:
-    """classify's checks on water, on the composite's bands (reflectance, named by kind)."""
+def composite_checks(
+    classes: list[ClassInfo], opts: ClassifySettings
+) -> tuple[list[WaterCheck], dict[str, str]]:
+    """classify's checks on water on the composite's bands (reflectance, named by kind:
+    classify.swir_band, red_band and nir_band name stack bands and do not apply here); and each
+    check's rule, or why it is off."""
     water = water_index([c.name for c in classes], [c.id for c in classes], opts.water_class)
-    if water is None or len(classes) < 2:
-        return []
-    found = []
-    if opts.water_max_swir is not None:
-        found.append(swir_check(water, "swir1", opts.water_max_swir))
-    if opts.water_max_ndvi is not None:
-        found.append(vegetation_check(water, "red", "nir", opts.water_max_ndvi,
-                                      opts.vegetation_min_nir))  # fmt: skip
-    return found
+    limits = {"swir": ("water_max_swir", opts.water_max_swir),
+              "vegetation": ("water_max_ndvi", opts.water_max_ndvi)}  # fmt: skip
+    checks, rules = [], {}
+    for name in CHECKS:
+        key, limit = limits[name]
+        if limit is None:
+            rules[name] = f"off (classify.{key}: null)"
+        elif water is None or len(classes) < 2:
+            rules[name] = "off (no water class among the model's classes, or no other class)"
+        else:
+            check = (
+                swir_check(water, "swir1", limit)
+                if name == "swir"
+                else vegetation_check(water, "red", "nir", limit, opts.vegetation_min_nir)
+            )
+            checks.append(check)
+            rules[name] = check.rule
+    return checks, rules
+
+
+def _fails(check: WaterCheck, composite: Any, opts: ClassifySettings) -> Any:
+    """Where the composite fails `check`, as a 0/1 image."""
+    if check.name == "swir":
+        return composite.select("swir1").gt(opts.water_max_swir)
+    if check.name == "vegetation":
+        red, nir = composite.select("red"), composite.select("nir")
+        ndvi = nir.subtract(red).divide(nir.add(red))  # 0 where the sum is 0: no evidence
+        return ndvi.gt(opts.water_max_ndvi).multiply(nir.gt(opts.vegetation_min_nir))
+    raise ValueError(f"no Earth Engine form of the check on water {check.name!r}")
 
 
 def water_checked(
     probability: Any, composite: Any, classes: list[ClassInfo], opts: ClassifySettings
 ) -> tuple[Any, dict[str, str]]:
-    """The probabilities with water's set to 0 where a check fails and the others rescaled to
-    sum to 1; masked where no other class had any (as locally: no data, not an arbitrary
-    class)."""
-    checks = composite_checks(classes, opts)
-    rules = {c.name: c.rule for c in checks}
+    """The probabilities as classify leaves them: where the model's class is water and a check
+    fails, water's probability set to 0 and the others rescaled to sum to 1, masked where no
+    other class had any (no data, not an arbitrary class)."""
+    checks, rules = composite_checks(classes, opts)
     if not checks:
         return probability, rules
     failed = None
     for check in checks:
-        if check.name == "swir":
-            fails = composite.select("swir1").gt(opts.water_max_swir)
-        else:
-            red, nir = composite.select("red"), composite.select("nir")
-            ndvi = nir.subtract(red).divide(nir.add(red))
-            fails = ndvi.gt(opts.water_max_ndvi).multiply(nir.gt(opts.vegetation_min_nir))
+        fails = _fails(check, composite, opts)
         failed = fails if failed is None else failed.max(fails)
     names = [f"probability_{c.id}" for c in classes]
-    water = names[checks[0].water]
-    kept = probability.select([water]).multiply(failed.eq(0))
+    water = checks[0].water
+    called_water = classified(probability, [c.id for c in classes]).eq(classes[water].id)
+    # a band the checks read that is masked is no evidence against water: the call stays
+    keep = failed.unmask(0).multiply(called_water).eq(0)
+    kept = probability.select([names[water]]).multiply(keep)
     adjusted = probability.addBands(kept, overwrite=True).select(names)
-    total = adjusted.reduce(_sum())
+    total = adjusted.reduce(_ee().Reducer.sum())
     return adjusted.divide(total).updateMask(total.gt(0)), rules
 
 
-def _sum() -> Any:
+def _ee() -> Any:
     import ee
 
-    return ee.Reducer.sum()
+    return ee
 
 
 def lattice_transform(settings: GeeSettings, west: float, north: float) -> list[float]:

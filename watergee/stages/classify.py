@@ -39,6 +39,7 @@ from watergee.models.predictor import Predictor, load_predictor
 from watergee.spectral import INDEX_BANDS
 from watergee.stacks import band_stack
 from watergee.waterchecks import (
+    CHECKS,
     WaterCheck,
     reflectance_problem,
     swir_check,
@@ -145,7 +146,8 @@ def check_plan(
         "vegetation": ("water_max_ndvi", (opts.red_band, opts.nir_band)),
     }
     rules, checks, bands = {}, [], {}
-    for name, (key, needed) in wanted.items():
+    for name in CHECKS:
+        key, needed = wanted[name]
         if getattr(opts, key) is None:
             rules[name] = f"off (classify.{key}: null)"
             continue
@@ -173,17 +175,17 @@ def check_plan(
 def _reflectance_bands(
     ds: gdal.Dataset, names: tuple[str, ...], source: Path
 ) -> tuple[dict[str, int], str | None]:
-    """The bands' indices in the stack, or why a check on them is off."""
+    """The bands' indices in the stack, or ({}, why a check on them is off)."""
     found = {}
     for name in names:
         try:
             found[name] = band_index(ds, name)
         except TileInputError:
-            return found, f"off ({source} has no band {name})"
+            return {}, f"off ({source} has no band {name})"
         problem = reflectance_problem(ds, found[name])
         if problem is not None:
             log.warning("%s: band %s %s: water check on it off", source, name, problem)
-            return found, f"off (band {name} {problem})"
+            return {}, f"off (band {name} {problem})"
     return found, None
 
 
