@@ -252,7 +252,7 @@ def validate(root: Path, required: Sequence[int] = ()) -> tuple[list[str], list[
 
 def _names(opts: SampleSettings) -> dict[int, str]:
     """Class names for the model; the water class is 'water' unless named otherwise, so
-    that classify's SWIR check on water finds it."""
+    that classify's checks on water find it."""
     named = {name.strip().lower() for name in opts.class_names.values()}
     if opts.water_class is None or opts.water_class in opts.class_names or "water" in named:
         return dict(opts.class_names)

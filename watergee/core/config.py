@@ -237,8 +237,8 @@ class SampleSettings(Section):
     )
     class_names: dict[int, str] = knob(
         default_factory=dict,
-        description="Class id -> name, for reports and model metadata (classify's SWIR check "
-        "on water applies to the class named 'water').",
+        description="Class id -> name, for reports and model metadata (classify's checks "
+        "on water apply to the class named 'water').",
     )
     ignore: list[int] = Field(
         default_factory=lambda: [0],
@@ -314,7 +314,7 @@ class SampleSettings(Section):
         description="Class id of water. When set, samples of other classes whose MNDWI exceeds "
         "'water_guard' are dropped: incomplete water labels (OpenStreetMap) leave unmapped "
         "lakes in the background classes. Named 'water' in the model unless class_names "
-        "names it (classify's SWIR check on water looks for that name).",
+        "names it (classify's checks on water look for that name).",
     )
     water_guard: float = Field(
         0.2,
