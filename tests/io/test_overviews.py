@@ -102,3 +102,20 @@ def test_other_resamplings_keep_gdals_overviews(tmp_path):
     first = _levels(tmp_path / "c.tif")[0]
     assert first.shape == (150, 150)
     assert abs(float(first[0, 0]) - float(floats[:2, :2].mean())) < 1e-6
+
+
+def test_running_out_of_memory_in_the_cog_rewrite_names_the_file_and_leaves_nothing(
+    tmp_path, monkeypatch
+):
+    from watergee.core.errors import OutputError
+    from watergee.io import overviews
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(overviews, "fill_mode_overviews", exhausted)
+    scratch = _scratch(tmp_path / "s.tif", np.zeros((64, 64), np.uint8), 255)
+    final = tmp_path / "classes.tif"
+    with pytest.raises(OutputError, match=r"classes.tif: cannot write COG \(out of memory\)"):
+        to_cog(scratch, tmp_path / "tmp.tif", final, OutputSettings(blocksize=128), "MODE")
+    assert not scratch.exists() and not (tmp_path / "tmp.tif").exists()

@@ -632,6 +632,8 @@ def to_cog(
         gdal.Translate(str(tmp), source, format="COG", creationOptions=options)
     except RuntimeError as exc:
         raise OutputError(f"{final}: cannot write COG ({gdal_reason(exc)})") from None
+    except MemoryError:  # the MODE overviews' windows, or GDAL's own buffers
+        raise OutputError(f"{final}: cannot write COG (out of memory)") from None
     finally:
         source = None  # closed before its file goes
         scratch.unlink(missing_ok=True)
