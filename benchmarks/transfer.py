@@ -10,7 +10,8 @@ each map classifies:
     havel: water recall on the water polygons, forest polygons called water;
     aber:  sea recall (outside the land polygon), water-polygon recall as drawn and on the
            polygon pixels dark in the near infrared (82 px of the shore polygon lie on the
-           beach, inside the land polygon), forest/grass/urban polygons called water.
+           beach, inside the land polygon), forest/grass/urban polygons called water;
+    and, per map, the pixels classify's checks on water (SWIR, vegetation) took from water.
 
 Recipes:
     plain:    the 10 bands, water polygons as drawn, no augmentation (the first recipe);
