@@ -20,6 +20,7 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from watergee.io.raster import overview_sample
+from watergee.models.inference import most_probable
 from watergee.spectral import normalized_difference
 
 #: The checks' names, in the order they run (record keys: not_water_by_<name>, ...).
@@ -54,25 +55,30 @@ class WaterCheck:
         to 1, so that probabilities and map agree. Where the model left no probability to
         another class (an SVM, a unanimous forest) no class is more likely than another: the
         pixel becomes no data (valid False) rather than an arbitrary class."""
-        rows, cols = np.nonzero(valid & (labels == classes[self.water]))
-        if rows.size == 0:
+        water = valid & (labels == classes[self.water])
+        if not water.any():
             return
         with np.errstate(divide="ignore", invalid="ignore"):
             # NaN reflectance (no data) compares False: the model's call stays
-            failed = self.fails(*(values[band][rows, cols] for band in self.bands))
-        rows, cols = rows[failed], cols[failed]
-        if rows.size == 0:
+            failed = self.fails(*(values[band] for band in self.bands)) & water
+        if not failed.any():
             return
-        others = probabilities[rows, cols].astype(np.float64)
-        others[:, self.water] = 0
-        total = others.sum(axis=1)
-        left = total > 0
-        rescaled = others[left] / total[left, None]
-        labels[rows[left], cols[left]] = classes[rescaled.argmax(axis=1)]
-        probabilities[rows[left], cols[left]] = rescaled
-        valid[rows[~left], cols[~left]] = False
-        self.changed += int(left.sum())
-        self.unclassified += int((~left).sum())
+        # whole class planes, in place: gathering the failed pixels of a window of millions
+        # and scattering them back took three times as long
+        others = [k for k in range(probabilities.shape[-1]) if k != self.water]
+        rest = probabilities[..., others[0]].copy()
+        for k in others[1:]:
+            rest += probabilities[..., k]
+        certain = failed & ~(rest > 0)
+        changed = failed & ~certain
+        np.copyto(probabilities[..., self.water], 0, where=changed)
+        for k in others:
+            plane = probabilities[..., k]
+            np.divide(plane, rest, out=plane, where=changed)
+        np.copyto(labels, most_probable(probabilities, classes, skip=self.water), where=changed)
+        valid[certain] = False
+        self.changed += int(np.count_nonzero(changed))
+        self.unclassified += int(np.count_nonzero(certain))
 
 
 def swir_check(water: int, band: str, limit: float) -> WaterCheck:
