@@ -84,3 +84,16 @@ def test_only_a_band_of_reflectance_is_judged(dtype, scale, offset, fill, proble
         band.SetOffset(offset)
     found = reflectance_problem(ds, 1)
     assert found is None if problem is None else problem in found
+
+
+def test_the_most_probable_class_is_argmaxs_and_can_leave_one_out():
+    from watergee.waterchecks import most_probable
+
+    classes = np.array([4, 7, 9])
+    p = np.random.default_rng(2).random((40, 50, 3)).astype(np.float32)
+    p[0, :3] = [[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [0.3, 0.3, 0.3]]  # ties: the first wins
+    np.testing.assert_array_equal(most_probable(p, classes), classes[p.argmax(-1)])
+    masked = p.copy()
+    masked[..., 1] = -1
+    np.testing.assert_array_equal(most_probable(p, classes, skip=1), classes[masked.argmax(-1)])
+    assert list(most_probable(p, classes, skip=1)[0, :3]) == [4, 9, 4]

@@ -20,7 +20,6 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from watergee.io.raster import overview_sample
-from watergee.models.inference import most_probable
 from watergee.spectral import normalized_difference
 
 #: The checks' names, in the order they run (record keys: not_water_by_<name>, ...).
@@ -122,3 +121,19 @@ def reflectance_problem(ds: gdal.Dataset, index: int) -> str | None:
     if median > HIGHEST_MEDIAN:
         return f"has no scale and a median of {median:.4g}, far above reflectance"
     return None
+
+
+def most_probable(
+    probabilities: np.ndarray, classes: np.ndarray, skip: int | None = None
+) -> np.ndarray:
+    """The class code of each pixel's highest probability (the first on ties, as argmax),
+    leaving out class index `skip` (without copying the probabilities to drop it)."""
+    order = [k for k in range(probabilities.shape[-1]) if k != skip]
+    best = probabilities[..., order[0]].copy()
+    labels = np.full(best.shape, classes[order[0]], dtype=classes.dtype)
+    for k in order[1:]:
+        plane = probabilities[..., k]
+        higher = plane > best
+        labels[higher] = classes[k]
+        np.copyto(best, plane, where=higher)
+    return labels

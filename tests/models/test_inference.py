@@ -37,16 +37,3 @@ def test_no_data_and_infinities_are_kept_from_the_model(tmp_path):
     np.testing.assert_array_equal(valid, expected)
     np.testing.assert_allclose(probabilities[valid][:, 0], values.sum(0)[valid], rtol=1e-6)
     assert np.isnan(features[0, 10, 12]) and np.isnan(features[1, 30, 33])  # inf is no data too
-
-
-def test_the_most_probable_class_is_argmaxs_and_can_leave_one_out():
-    from watergee.models.inference import most_probable
-
-    classes = np.array([4, 7, 9])
-    p = np.random.default_rng(2).random((40, 50, 3)).astype(np.float32)
-    p[0, :3] = [[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [0.3, 0.3, 0.3]]  # ties: the first wins
-    np.testing.assert_array_equal(most_probable(p, classes), classes[p.argmax(-1)])
-    masked = p.copy()
-    masked[..., 1] = -1
-    np.testing.assert_array_equal(most_probable(p, classes, skip=1), classes[masked.argmax(-1)])
-    assert list(most_probable(p, classes, skip=1)[0, :3]) == [4, 9, 4]

@@ -51,19 +51,3 @@ def predict_windows(
                 continue
             known = np.where(missing, np.float32(0), features) if missing.any() else features
             yield window, predict(known, window.height, window.width), valid, inner
-
-
-def most_probable(
-    probabilities: np.ndarray, classes: np.ndarray, skip: int | None = None
-) -> np.ndarray:
-    """The class code of each pixel's highest probability (the first on ties, as argmax),
-    leaving out class index `skip` (without copying the probabilities to drop it)."""
-    order = [k for k in range(probabilities.shape[-1]) if k != skip]
-    best = probabilities[..., order[0]].copy()
-    labels = np.full(best.shape, classes[order[0]], dtype=classes.dtype)
-    for k in order[1:]:
-        plane = probabilities[..., k]
-        higher = plane > best
-        labels[higher] = classes[k]
-        np.copyto(best, plane, where=higher)
-    return labels
