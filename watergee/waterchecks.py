@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, gdal_array
 
+from watergee.core.config import ClassifySettings
 from watergee.io.raster import overview_sample
 from watergee.spectral import normalized_difference
 
@@ -38,6 +39,7 @@ class WaterCheck:
     name: str
     rule: str
     bands: tuple[str, ...]
+    limits: tuple[float, ...]
     fails: Callable[..., np.ndarray]
     changed: int = 0
     unclassified: int = 0
@@ -82,7 +84,8 @@ class WaterCheck:
 
 def swir_check(water: int, band: str, limit: float) -> WaterCheck:
     """Water brighter than `limit` in the SWIR `band` fails."""
-    return WaterCheck(water, "swir", f"{band} > {limit}", (band,), lambda swir: swir > limit)
+    rule = f"{band} > {limit}"
+    return WaterCheck(water, "swir", rule, (band,), (limit,), lambda swir: swir > limit)
 
 
 def vegetation_check(water: int, red: str, nir: str, max_ndvi: float, min_nir: float) -> WaterCheck:
@@ -93,7 +96,50 @@ def vegetation_check(water: int, red: str, nir: str, max_ndvi: float, min_nir: f
         return (n > min_nir) & (normalized_difference(n, r) > max_ndvi)
 
     rule = f"NDVI({red}, {nir}) > {max_ndvi} and {nir} > {min_nir}"
-    return WaterCheck(water, "vegetation", rule, (red, nir), fails)
+    return WaterCheck(water, "vegetation", rule, (red, nir), (max_ndvi, min_nir), fails)
+
+
+def water_class_problem(ids: list[int], opts: ClassifySettings) -> str | None:
+    """Why `classify.water_class` cannot be used with a model of classes `ids`, or None."""
+    if opts.water_class is None or opts.water_class in ids:
+        return None
+    return f"classify.water_class {opts.water_class} is not one of the model's classes {ids}"
+
+
+def configured_checks(
+    names: list[str],
+    ids: list[int],
+    opts: ClassifySettings,
+    bands: Mapping[str, str],
+    unusable: Callable[[tuple[str, ...]], str | None] = lambda _: None,
+) -> tuple[list[WaterCheck], dict[str, str]]:
+    """The checks `opts` turns on for a model of classes `names` / `ids`, reading the bands
+    `bands` names for 'swir', 'red' and 'nir'; and per check its rule, or why it is off (a
+    limit set to null, no water class, or what `unusable` finds wrong with its bands)."""
+    water = water_index(names, ids, opts.water_class)
+    limits = {"swir": ("water_max_swir", opts.water_max_swir),
+              "vegetation": ("water_max_ndvi", opts.water_max_ndvi)}  # fmt: skip
+    checks, rules = [], {}
+    for name in CHECKS:
+        key, limit = limits[name]
+        if limit is None:
+            rules[name] = f"off (classify.{key}: null)"
+            continue
+        if water is None or len(ids) < 2:
+            rules[name] = "off (no water class among the model's classes, or no other class)"
+            continue
+        check = (
+            swir_check(water, bands["swir"], limit)
+            if name == "swir"
+            else vegetation_check(water, bands["red"], bands["nir"], limit, opts.vegetation_min_nir)
+        )
+        reason = unusable(check.bands)
+        if reason is not None:
+            rules[name] = reason
+            continue
+        checks.append(check)
+        rules[name] = check.rule
+    return checks, rules
 
 
 def water_index(names: list[str], ids: list[int], water_class: int | None) -> int | None:

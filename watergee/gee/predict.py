@@ -19,13 +19,7 @@ from watergee.gee.composite import FEATURE_BANDS, FEATURE_CHANNELS, features
 from watergee.gee.export import classified
 from watergee.gee.model_export import model_image
 from watergee.models.artifact import ClassInfo
-from watergee.waterchecks import (
-    CHECKS,
-    WaterCheck,
-    swir_check,
-    vegetation_check,
-    water_index,
-)
+from watergee.waterchecks import WaterCheck, configured_checks, water_class_problem
 
 Destination = Literal["asset", "drive", "storage"]
 MAX_PIXELS = 1e13
@@ -46,10 +40,9 @@ def prediction(
         raise ModelError(f"{folder}: model channels {', '.join(metadata.channels)}; the Earth "
                          f"Engine composite gives {', '.join(FEATURE_CHANNELS)}")  # fmt: skip
     ids = [c.id for c in metadata.classes]
-    if classify_settings.water_class not in (None, *ids):
-        raise ModelError(f"{folder / 'model.json'}: classify.water_class "
-                         f"{classify_settings.water_class} is not one of the model's classes "
-                         f"{ids}")  # fmt: skip
+    problem = water_class_problem(ids, classify_settings)
+    if problem is not None:
+        raise ModelError(f"{folder / 'model.json'}: {problem}")
     probability, rules = water_checked(probability, composite, metadata.classes, classify_settings)
     classes = classified(probability, ids)
     return (classes.addBands(probability.toFloat()) if probabilities else classes), rules
@@ -61,35 +54,20 @@ def composite_checks(
     """classify's checks on water on the composite's bands (reflectance, named by kind:
     classify.swir_band, red_band and nir_band name stack bands and do not apply here); and each
     check's rule, or why it is off."""
-    water = water_index([c.name for c in classes], [c.id for c in classes], opts.water_class)
-    limits = {"swir": ("water_max_swir", opts.water_max_swir),
-              "vegetation": ("water_max_ndvi", opts.water_max_ndvi)}  # fmt: skip
-    checks, rules = [], {}
-    for name in CHECKS:
-        key, limit = limits[name]
-        if limit is None:
-            rules[name] = f"off (classify.{key}: null)"
-        elif water is None or len(classes) < 2:
-            rules[name] = "off (no water class among the model's classes, or no other class)"
-        else:
-            check = (
-                swir_check(water, "swir1", limit)
-                if name == "swir"
-                else vegetation_check(water, "red", "nir", limit, opts.vegetation_min_nir)
-            )
-            checks.append(check)
-            rules[name] = check.rule
-    return checks, rules
+    bands = {"swir": "swir1", "red": "red", "nir": "nir"}
+    return configured_checks([c.name for c in classes], [c.id for c in classes], opts, bands)
 
 
-def _fails(check: WaterCheck, composite: Any, opts: ClassifySettings) -> Any:
-    """Where the composite fails `check`, as a 0/1 image."""
+def _fails(check: WaterCheck, composite: Any) -> Any:
+    """Where the composite fails `check`, as a 0/1 image: its numpy rule as an expression."""
     if check.name == "swir":
-        return composite.select("swir1").gt(opts.water_max_swir)
+        (swir,), (limit,) = check.bands, check.limits
+        return composite.select(swir).gt(limit)
     if check.name == "vegetation":
-        red, nir = composite.select("red"), composite.select("nir")
+        (red, nir), (max_ndvi, min_nir) = check.bands, check.limits
+        red, nir = composite.select(red), composite.select(nir)
         ndvi = nir.subtract(red).divide(nir.add(red))  # 0 where the sum is 0: no evidence
-        return ndvi.gt(opts.water_max_ndvi).multiply(nir.gt(opts.vegetation_min_nir))
+        return ndvi.gt(max_ndvi).multiply(nir.gt(min_nir))
     raise ValueError(f"no Earth Engine form of the check on water {check.name!r}")
 
 
@@ -104,7 +82,7 @@ def water_checked(
         return probability, rules
     failed = None
     for check in checks:
-        fails = _fails(check, composite, opts)
+        fails = _fails(check, composite)
         failed = fails if failed is None else failed.max(fails)
     names = [f"probability_{c.id}" for c in classes]
     water = checks[0].water

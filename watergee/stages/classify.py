@@ -39,12 +39,10 @@ from watergee.models.predictor import Predictor, load_predictor
 from watergee.spectral import INDEX_BANDS
 from watergee.stacks import band_stack
 from watergee.waterchecks import (
-    CHECKS,
     WaterCheck,
+    configured_checks,
     reflectance_problem,
-    swir_check,
-    vegetation_check,
-    water_index,
+    water_class_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -140,53 +138,28 @@ def check_plan(
     """The tile's checks on water (None: none applies) and, per check, its rule or the reason
     it is off."""
     info = predictor.metadata.classes
-    water = water_index([c.name for c in info], [c.id for c in info], opts.water_class)
-    wanted = {
-        "swir": ("water_max_swir", (opts.swir_band,)),
-        "vegetation": ("water_max_ndvi", (opts.red_band, opts.nir_band)),
-    }
-    rules, checks, bands = {}, [], {}
-    for name in CHECKS:
-        key, needed = wanted[name]
-        if getattr(opts, key) is None:
-            rules[name] = f"off (classify.{key}: null)"
-            continue
-        if water is None or len(info) < 2:
-            rules[name] = "off (no water class among the model's classes, or no other class)"
-            continue
-        found, reason = _reflectance_bands(ds, needed, source)
-        if reason is not None:
-            rules[name] = reason
-            continue
-        if name == "swir":
-            check = swir_check(water, opts.swir_band, opts.water_max_swir)
-        else:
-            check = vegetation_check(water, opts.red_band, opts.nir_band, opts.water_max_ndvi,
-                                     opts.vegetation_min_nir)  # fmt: skip
-        checks.append(check)
-        bands.update(found)
-        rules[name] = check.rule
+    bands = {"swir": opts.swir_band, "red": opts.red_band, "nir": opts.nir_band}
+    checks, rules = configured_checks([c.name for c in info], [c.id for c in info], opts, bands,
+                                      lambda needed: _unusable(ds, needed, source))  # fmt: skip
     if not checks:
         return None, rules
-    channels = {n: reader.names.index(n) for n in bands if n in reader.names}
-    return _CheckPlan(checks, bands, channels, reopen), rules
+    indices = {name: band_index(ds, name) for check in checks for name in check.bands}
+    channels = {n: reader.names.index(n) for n in indices if n in reader.names}
+    return _CheckPlan(checks, indices, channels, reopen), rules
 
 
-def _reflectance_bands(
-    ds: gdal.Dataset, names: tuple[str, ...], source: Path
-) -> tuple[dict[str, int], str | None]:
-    """The bands' indices in the stack, or ({}, why a check on them is off)."""
-    found = {}
+def _unusable(ds: gdal.Dataset, names: tuple[str, ...], source: Path) -> str | None:
+    """Why a check on these stack bands is off, or None."""
     for name in names:
         try:
-            found[name] = band_index(ds, name)
+            index = band_index(ds, name)
         except TileInputError:
-            return {}, f"off ({source} has no band {name})"
-        problem = reflectance_problem(ds, found[name])
+            return f"off ({source} has no band {name})"
+        problem = reflectance_problem(ds, index)
         if problem is not None:
             log.warning("%s: band %s %s: water check on it off", source, name, problem)
-            return {}, f"off (band {name} {problem})"
-    return found, None
+            return f"off (band {name} {problem})"
+    return None
 
 
 def check(settings: Settings) -> None:
@@ -195,12 +168,9 @@ def check(settings: Settings) -> None:
     if opts.model is None:
         return
     metadata = check_model_folder(opts.model)
-    ids = [c.id for c in metadata.classes]
-    if opts.water_class is not None and opts.water_class not in ids:
-        raise ModelError(
-            f"{opts.model / 'model.json'}: classify.water_class {opts.water_class} is not one "
-            f"of the model's classes {ids}"
-        )
+    problem = water_class_problem([c.id for c in metadata.classes], opts)
+    if problem is not None:
+        raise ModelError(f"{opts.model / 'model.json'}: {problem}")
 
 
 def check_written(targets: list[Path], classified: int, source: Path) -> None:
