@@ -54,7 +54,7 @@ def _product_stage(
     return Stage(
         name, function, ("output", "product", section), summary,
         help="A tile list entry that is a raster (a mosaic) is read as it is; --input picks "
-        "which raster of each tile otherwise.",
+        "what an earlier product stage made of it (or of each tile's class map) instead.",
         options=(*options, _INPUT, _PRODUCT_WORK),
         work="product.work",
         finish=CATALOG,
