@@ -174,6 +174,27 @@ def test_knobs_are_the_documented_ones():
     assert all(is_knob(cls, n) for s, cls, n in _every_field() if s == "cluster")
 
 
+def test_watergee_config_marks_exactly_the_settings_kept_out_of_the_hash():
+    """Every key's comment, or for the cluster section the section's, says when changing it
+    leaves finished outputs current; no other comment says so."""
+    from watergee.core.config import UNHASHED
+
+    marked, comment, section = set(), "", None
+    for line in annotated_yaml().splitlines():
+        if line.lstrip().startswith("#"):
+            comment += line.lstrip("# ") + " "
+            continue
+        if line and not line.startswith(" "):
+            section = line.rstrip(":")
+            marked |= {f"{section}.*"} if UNHASHED in comment else set()
+        elif line.strip():
+            key = line.strip().split(":")[0]
+            marked |= {f"{section}.{key}"} if UNHASHED in comment else set()
+        comment = ""
+    knobs = {f"{s}.{n}" for s, cls, n in _every_field() if is_knob(cls, n)}
+    assert marked == {k for k in knobs if not k.startswith("cluster.")} | {"cluster.*"}
+
+
 def test_command_values_are_typed_never_reparsed(tmp_path):
     """A path from an option is a path, whatever YAML would make of it."""
     odd = tmp_path / "labels #2.tif"
