@@ -20,7 +20,7 @@ def test_the_quicklook_legend_is_wide_enough_for_its_longest_label(tmp_path):
     assert width >= ImageFont.load_default().getlength(f"2 {names[2]}") + SWATCH + 10
 
 
-def test_the_true_colour_is_read_from_the_coarsest_overview_that_still_covers_the_quicklook(
+def test_the_coarsest_overview_that_still_covers_the_quicklook_is_the_one_read(
     tmp_path,
 ):
     from osgeo import gdal

@@ -90,3 +90,23 @@ def test_native_span_covers_each_output():
             first, stop = native_span(start, 5, factor)
             centres = (np.arange(start, start + 5) + 0.5) / factor - 0.5
             assert first <= np.floor(centres).min() and np.floor(centres).max() + 1 < stop
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.float32])
+def test_a_block_without_no_data_gives_what_the_general_rule_gives(factor, dtype):
+    """A block whose pixels are all valid skips the weights' sums (always (2 factor)^2 there);
+    the same block with one more column, of no data and read by no output, takes the general
+    rule: both must agree exactly, negative values and floats included."""
+    rng = np.random.default_rng(factor)
+    window = (5, 7, 13, 11)  # row, col, height, width
+    (r0, r1), (c0, c1) = native_span(5, 13, factor), native_span(7, 11, factor)
+    low = -5000 if np.issubdtype(dtype, np.signedinteger) or dtype == np.float32 else 0
+    block = rng.uniform(low, 9999, (r1 - r0, c1 - c0 + 1)).astype(dtype)
+    valid = np.ones(block.shape, bool)
+    valid[:, -1] = False
+    fast, fast_valid = upsample(block[:, :-1], valid[:, :-1], factor, "bilinear", (r0, c0), window)
+    general, general_valid = upsample(block, valid, factor, "bilinear", (r0, c0), window)
+    assert fast_valid.all() and general_valid.all()
+    assert fast.dtype == general.dtype == dtype
+    np.testing.assert_array_equal(fast, general)

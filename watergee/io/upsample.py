@@ -59,13 +59,24 @@ def upsample(
         raise ValueError(f"upsampling method {method!r} not one of {METHODS}")
     integer = np.issubdtype(values.dtype, np.integer)
     work = (np.int32 if values.dtype.itemsize <= 2 else np.int64) if integer else np.float64
-    v = np.where(valid, values, 0).astype(work)
-    m = valid.astype(work)
+    whole = bool(valid.all())  # the usual block: every weight counts, the sum is (2 factor)^2
+    v = values.astype(work) if whole else np.where(valid, values, 0).astype(work)
     r_w0, r_w1 = r_w0[:, None].astype(work), r_w1[:, None].astype(work)
     c_w0, c_w1 = c_w0.astype(work), c_w1.astype(work)
     vertical = r_w0 * v[r_low] + r_w1 * v[r_low + 1]
-    weight = r_w0 * m[r_low] + r_w1 * m[r_low + 1]
     numerator = vertical[:, c_low] * c_w0 + vertical[:, c_low + 1] * c_w1
+    if whole:
+        total = (2 * factor) ** 2
+        if not integer:
+            return (numerator / total).astype(values.dtype), centre_valid
+        numerator += total // 2  # half up, as (2 n + d) // (2 d) below
+        if total & (total - 1) == 0:  # a power of two (factor 2, 4): a shift, not a division
+            numerator >>= total.bit_length() - 1
+        else:
+            numerator //= total
+        return numerator.astype(values.dtype), centre_valid
+    m = valid.astype(work)
+    weight = r_w0 * m[r_low] + r_w1 * m[r_low + 1]
     denominator = weight[:, c_low] * c_w0 + weight[:, c_low + 1] * c_w1
     denominator[~centre_valid] = 1
     out = (2 * numerator + denominator) // (2 * denominator) if integer else numerator / denominator
