@@ -10,6 +10,7 @@ like real products), then times, each in a fresh process with its peak RSS (VmHW
 The model is the pixel CNN with random weights (speed does not depend on the weights).
 
     python benchmarks/end_to_end.py [--size 10980] [--keep DIR] [--steps floor,classify-bands]
+        [--set output.intermediate_compress=DEFLATE]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CHILD = r"""
 import json, sys, time
 from pathlib import Path
 step, tile_dir, work, model = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+chosen = json.loads(sys.argv[5])  # --set KEY=VALUE
 start = time.perf_counter()
 if step == "floor":
     import numpy as np
@@ -52,7 +54,7 @@ else:
     extra = ["classify.source=bands"] if step.startswith("classify-bands") else []
     if step.endswith("-unchecked"):  # what the checks on water cost
         extra += ["classify.water_max_swir=null", "classify.water_max_ndvi=null"]
-    settings = load_settings(None, [f"classify.model={model}", *extra])
+    settings = load_settings(None, [f"classify.model={model}", *extra, *chosen])
     STAGES[step.split("-")[0]].resolve()(tile, settings, work)
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
 print(json.dumps({"seconds": time.perf_counter() - start, "rss_mib": int(hwm) / 1024}))
@@ -121,6 +123,9 @@ def main() -> None:
         "--keep", type=Path, help="folder for the tile and model, kept and reused between runs"
     )
     parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated subset")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting of the steps"
+    )
     args = parser.parse_args()
     steps = args.steps.split(",")
     env = {
@@ -144,7 +149,8 @@ def main() -> None:
         for step in steps:
             work = root / (step if step.startswith("classify-bands") else "work")
             work.mkdir(exist_ok=True)
-            command = [sys.executable, "-c", CHILD, step, str(tile_dir), str(work), str(model)]
+            command = [sys.executable, "-c", CHILD, step, str(tile_dir), str(work), str(model),
+                       json.dumps(args.set)]  # fmt: skip
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode:
                 raise SystemExit(f"{step} failed:\n{done.stderr[-3000:]}")

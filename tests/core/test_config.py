@@ -162,8 +162,8 @@ def test_only_science_fields_change_a_stage_hash(section_name, section, name):
 def test_knobs_are_the_documented_ones():
     knobs = {f"{s}.{n}" for s, cls, n in _every_field() if is_knob(cls, n)}
     assert {k for k in knobs if not k.startswith("cluster.")} == {
-        "output.window", "output.threads", "output.compress", "output.blocksize",
-        "output.overviews",
+        "output.window", "output.threads", "output.compress", "output.intermediate_compress",
+        "output.blocksize", "output.overviews",
         "classify.memory_mb", "classify.window", "classify.batch_size", "classify.work",
         "sample.work", "sample.shard_size", "sample.required", "sample.class_names",
         "denoise.work", "product.work", "train.samples",

@@ -84,6 +84,29 @@ def test_create_geotiff_writes_georeferenced_tiled_compressed(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.parametrize("overviews", ["products", "all"])
+def test_products_and_intermediates_are_compressed_each_as_set(tmp_path, overviews):
+    """Products for every GIS tool (output.compress), rasters only watergee reads back fast
+    (output.intermediate_compress), as plain GeoTIFFs and as Cloud Optimized ones."""
+    grid = _grid(40, 30)
+    data = np.arange(1200, dtype=np.uint16).reshape(1, 30, 40)
+    settings = OutputSettings(blocksize=16, overviews=overviews)
+    for product, expected in ((True, "DEFLATE"), (False, "ZSTD")):
+        target = tmp_path / f"{overviews}-{product}.tif"
+        with create_geotiff(target, grid, [BandSpec("A")], np.uint16, 0, settings,
+                            overviews="AVERAGE", product=product) as w:  # fmt: skip
+            w.write(Window(0, 0, 40, 30), data)
+        ds = open_raster(target)
+        assert ds.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") == expected
+        np.testing.assert_array_equal(ds.ReadAsArray(), data[0])
+    swapped = OutputSettings(compress="ZSTD", intermediate_compress="NONE", overviews=overviews)
+    target = tmp_path / f"{overviews}-swapped.tif"
+    with create_geotiff(target, grid, [BandSpec("A")], np.uint16, 0, swapped,
+                        overviews="AVERAGE", product=False) as w:  # fmt: skip
+        w.write(Window(0, 0, 40, 30), data)
+    assert open_raster(target).GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") is None
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     target = tmp_path / "out.tif"
     with (

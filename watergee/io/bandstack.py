@@ -149,7 +149,7 @@ def warp_to_grid(
             nodata,
             format="GTiff",
             outputType=data_type,
-            creationOptions=creation_options(settings, data_type),
+            creationOptions=creation_options(settings, data_type, product=False),
         )
         if metadata:
             out.SetMetadata(dict(metadata))
@@ -157,7 +157,7 @@ def warp_to_grid(
         out.FlushCache()
         out = None
         if cog:
-            to_cog(scratch, tmp, final, settings, "AVERAGE")
+            to_cog(scratch, tmp, final, settings, "AVERAGE", product=False)
 
 
 def _first_unreadable(paths: Sequence[Path]) -> Path | None:
@@ -248,9 +248,9 @@ def stack_bands(
     if metadata:
         vrt.SetMetadata(dict(metadata))
     if builds_overviews(settings, "AVERAGE", product=False):  # straight to a COG: no rewrite
-        driver, options = "COG", cog_options(settings, "AVERAGE")
+        driver, options = "COG", cog_options(settings, "AVERAGE", product=False)
     else:
-        driver, options = "GTiff", creation_options(settings, data_type)
+        driver, options = "GTiff", creation_options(settings, data_type, product=False)
     with atomic_path(final) as tmp:
         try:
             out = gdal.Translate(

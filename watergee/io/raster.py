@@ -531,11 +531,16 @@ def _tiled_options(settings: OutputSettings) -> list[str]:
     ]
 
 
-def creation_options(settings: OutputSettings, dtype: int) -> list[str]:
-    options = [*_tiled_options(settings), f"COMPRESS={settings.compress}"]
-    if settings.compress != "NONE":
+def creation_options(settings: OutputSettings, dtype: int, product: bool = True) -> list[str]:
+    """A product's compression is `output.compress`; an intermediate's, read back only by
+    watergee, `output.intermediate_compress`, ZSTD at its fastest level."""
+    compress = settings.compress if product else settings.intermediate_compress
+    options = [*_tiled_options(settings), f"COMPRESS={compress}"]
+    if compress != "NONE":
         floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
         options.append(f"PREDICTOR={3 if floating else 2}")
+    if compress == "ZSTD" and not product:
+        options.append("ZSTD_LEVEL=1")
     return options
 
 
@@ -598,16 +603,19 @@ def builds_overviews(settings: OutputSettings, overviews: bool | str, product: b
     return product or settings.overviews == "all"
 
 
-def cog_options(settings: OutputSettings, resampling: str) -> list[str]:
+def cog_options(settings: OutputSettings, resampling: str, product: bool = True) -> list[str]:
+    compress = settings.compress if product else settings.intermediate_compress
     options = [
-        f"COMPRESS={settings.compress}",
+        f"COMPRESS={compress}",
         f"BLOCKSIZE={settings.blocksize}",
         f"OVERVIEW_RESAMPLING={resampling}",
         "BIGTIFF=IF_SAFER",
         f"NUM_THREADS={encoder_threads(settings)}",
     ]
-    if settings.compress != "NONE":
+    if compress != "NONE":
         options.append("PREDICTOR=YES")  # horizontal for integers, floating point for floats
+    if compress == "ZSTD" and not product:
+        options.append("LEVEL=1")
     return options
 
 
@@ -617,11 +625,16 @@ def pre_cog(tmp: Path) -> Path:
 
 
 def to_cog(
-    scratch: Path, tmp: Path, final: Path, settings: OutputSettings, resampling: str
+    scratch: Path,
+    tmp: Path,
+    final: Path,
+    settings: OutputSettings,
+    resampling: str,
+    product: bool = True,
 ) -> None:
     """Rewrite the finished GeoTIFF `scratch` as a Cloud Optimized GeoTIFF `tmp` with
     overviews by `resampling`; `scratch` goes either way."""
-    options = cog_options(settings, resampling)
+    options = cog_options(settings, resampling, product)
     mode = resampling == "MODE"  # its overviews are computed here (`overviews`), not by GDAL
     source = None
     try:
@@ -674,7 +687,9 @@ def create_geotiff(
                 grid.height,
                 len(bands),
                 gdal_type,
-                scratch_options(settings) if cog else creation_options(settings, gdal_type),
+                scratch_options(settings)
+                if cog
+                else creation_options(settings, gdal_type, product),
             )
         except RuntimeError as exc:
             raise OutputError(f"{final}: cannot create ({gdal_reason(exc)})") from None
@@ -702,7 +717,7 @@ def create_geotiff(
             writer.ds = None
             ds = None
         if cog:
-            to_cog(scratch, tmp, final, settings, resampling)
+            to_cog(scratch, tmp, final, settings, resampling, product)
     if names:
         write_categories(final, names, colours or {})
     else:
