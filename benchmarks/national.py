@@ -260,7 +260,12 @@ def main() -> None:
     co = "-co TILED=YES -co COMPRESS=DEFLATE -co BIGTIFF=IF_SAFER"
     cache = "--config GDAL_CACHEMAX 256"
     pixel = f"{args.pixel:g}"
-    settings = "--set cluster.processes=false --workers 2 --set cluster.gdal_cache_mb=256"
+    # the tiles cut to what they own are intermediates (ZSTD by default): DEFLATE here, as
+    # GDAL's side writes them
+    settings = (
+        "--set cluster.processes=false --workers 2 --set cluster.gdal_cache_mb=256 "
+        "--set output.intermediate_compress=DEFLATE"
+    )
 
     def ours(text: str) -> list[str]:
         return shlex.split(f"{q(str(BIN / 'watergee'))} -q {text} {settings} --force")
