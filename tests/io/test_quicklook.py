@@ -37,12 +37,15 @@ def test_the_coarsest_overview_that_still_covers_the_quicklook_is_the_one_read(
     assert _coarsest(band, (16, 17)).XSize == 32  # both sides must be covered
 
 
-def test_a_virtual_stack_of_jpeg2000_bands_gives_its_true_colour_from_a_wavelet_level(tmp_path):
+def test_a_virtual_stack_of_jpeg2000_bands_gives_its_true_colour_from_a_wavelet_level(
+    tmp_path, monkeypatch
+):
     """Asked to average a virtual stack of JPEG2000 band files down, GDAL decodes every band at
     full resolution (10 s a band for a full tile): the true colour reads a reduced level, and
     looks as the full-resolution average does."""
     import numpy as np
 
+    from watergee.io import quicklook
     from watergee.io.bandstack import virtual_stack
     from watergee.io.quicklook import TRUE_COLOUR, _coarsest, true_colour
     from watergee.io.raster import BandSpec, utm_grid, write_array
@@ -57,7 +60,16 @@ def test_a_virtual_stack_of_jpeg2000_bands_gives_its_true_colour_from_a_wavelet_
         planes.append(values.reshape(64, 8, 64, 8).mean(axis=(1, 3)))
     stack = virtual_stack(paths, grid, "bilinear", [BandSpec(n) for n in TRUE_COLOUR], 0)
     assert _coarsest(stack.GetRasterBand(1), (64, 64)).XSize < 512
+    read = []  # the sides of what each band is read from
+
+    def spy(band, size):
+        level = _coarsest(band, size)
+        read.append(level.XSize)
+        return level
+
+    monkeypatch.setattr(quicklook, "_coarsest", spy)
     image = true_colour(stack, (64, 64)).astype(int)
+    assert len(read) == 3 and max(read) < 512
     for k, plane in enumerate(planes):
         low, high = np.percentile(plane, (2, 98))
         expected = np.clip((plane - low) / (high - low), 0, 1) * 255

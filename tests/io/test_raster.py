@@ -107,6 +107,45 @@ def test_products_and_intermediates_are_compressed_each_as_set(tmp_path, overvie
     assert open_raster(target).GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") is None
 
 
+def test_intermediates_are_written_at_the_fastest_zstd_level_and_products_at_gdals_own():
+    from watergee.io.raster import cog_options, creation_options
+
+    default = OutputSettings()
+    assert "ZSTD_LEVEL=1" in creation_options(default, gdal.GDT_UInt16, product=False)
+    assert "LEVEL=1" in cog_options(default, "AVERAGE", product=False)
+    zstd = OutputSettings(compress="ZSTD")
+    deflate = OutputSettings(intermediate_compress="DEFLATE")
+    for options in (
+        creation_options(zstd, gdal.GDT_UInt16),
+        cog_options(zstd, "AVERAGE"),
+        creation_options(deflate, gdal.GDT_UInt16, product=False),
+        cog_options(deflate, "AVERAGE", product=False),
+    ):
+        assert not [o for o in options if "LEVEL" in o]
+
+
+def test_bands_resampled_by_gdals_warper_and_stacks_are_intermediates(tmp_path):
+    """The two writers of intermediates outside `create_geotiff`: a band on a grid that is no
+    aligned coarsening (GDAL's warper) and the band stack, as plain and as Cloud Optimized
+    GeoTIFFs."""
+    from watergee.io.bandstack import stack_bands, warp_to_grid
+
+    coarse = tmp_path / "coarse.tif"
+    write_array(coarse, np.arange(1, 401, dtype=np.uint16).reshape(20, 20),
+                utm_grid(32633, (399960.0, 5800020.0), 15, 20, 20))  # fmt: skip
+    fine = utm_grid(32633, (399960.0, 5800020.0), 10, 30, 30)
+    for overviews in ("products", "all"):
+        settings = OutputSettings(blocksize=16, overviews=overviews)
+        warped = tmp_path / f"warped-{overviews}.tif"
+        warp_to_grid(coarse, warped, fine, "bilinear", 0, settings, BandSpec("B05"))
+        stack = tmp_path / f"stack-{overviews}.tif"
+        stack_bands([warped, warped], stack, [BandSpec("a"), BandSpec("b")], 0, settings)
+        for path in (warped, stack):
+            ds = open_raster(path)
+            assert ds.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") == "ZSTD", path.name
+            assert (ds.GetRasterBand(1).GetOverviewCount() > 0) == (overviews == "all")
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     target = tmp_path / "out.tif"
     with (

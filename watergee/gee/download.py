@@ -252,10 +252,12 @@ def _write_cell(out: Path, cell: CellGrid, planes: np.ndarray, digest: str,
     grid = cell.grid()
     whole = Window(0, 0, cell.side, cell.side)
     specs = [BandSpec(name) for name in FEATURE_CHANNELS]
-    with create_geotiff(features_path, grid, specs, np.float32, float("nan"), output) as w:
+    with create_geotiff(features_path, grid, specs, np.float32, float("nan"), output,
+                        product=False) as w:  # fmt: skip
         w.write(whole, values)
     band = class_band("noisy water label", {WATER: "water", LAND: "not water"})
-    with create_geotiff(labels_path, grid, [band], np.uint8, UNKNOWN, output) as w:
+    with create_geotiff(labels_path, grid, [band], np.uint8, UNKNOWN, output,
+                        product=False) as w:  # fmt: skip
         w.write(whole, codes)
     files = output_fingerprints([features_path, labels_path], out)
     write_json_atomic(record_path, {"identity": _identity(cell, digest), "files": files})

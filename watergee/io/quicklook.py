@@ -1,6 +1,8 @@
 """PNG quicklooks: a class map in its colours with a small legend, beside the tile in true
 colour, small enough to glance at in a file browser. The class map and the stack's three
-bands are read through their overviews (a JPEG2000 band's wavelet levels)."""
+bands are read through their overviews where they have them (a JPEG2000 band's wavelet
+levels; a written stack only with `output.overviews: all`), else averaged from full
+resolution."""
 
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def class_image(ds: gdal.Dataset, style: ClassStyle, size: tuple[int, int]) -> n
 def _coarsest(band: gdal.Band, size: tuple[int, int]) -> gdal.Band:
     """The band or its coarsest overview still at least `size`: asked to average a virtual
     stack of JPEG2000 band files down, GDAL decodes each at full resolution (10 s a band for a
-    full tile, against 0.2 s from the wavelet level)."""
+    full tile, against 0.2 s from the wavelet level). A wavelet level blends no data into the
+    pixels beside it, so a swath edge can show a rim one quicklook pixel wide."""
     best = band
     for k in range(band.GetOverviewCount()):
         level = band.GetOverview(k)
