@@ -131,7 +131,8 @@ def test_a_worker_job_cancelled_mid_run_loses_no_tile(slurm, tmp_path):
 
 
 def test_workers_leave_before_their_walltime_and_are_replaced(slurm, tmp_path):
-    listing = linked_tiles(tmp_path / "in", 5, size10=1024)
+    # tiles large enough that resampling them outlasts a worker's two seconds
+    listing = linked_tiles(tmp_path / "in", 5, size10=1536)
     slurm.wait_idle()
     before = {job for job, _ in slurm.jobs("watergee-worker")}
     run = watergee(*_resample_on_slurm(listing, tmp_path / "out", "max_jobs=1", "lifetime=2s",
