@@ -531,15 +531,20 @@ def _tiled_options(settings: OutputSettings) -> list[str]:
     ]
 
 
-def creation_options(settings: OutputSettings, dtype: int, product: bool = True) -> list[str]:
-    """A product's compression is `output.compress`; an intermediate's, read back only by
-    watergee, `output.intermediate_compress`, ZSTD at its fastest level."""
+def _codec(settings: OutputSettings, product: bool) -> tuple[str, bool]:
+    """(compression, whether at its fastest level): a product's is `output.compress`; an
+    intermediate's, read back only by watergee, `output.intermediate_compress`, ZSTD at level 1."""
     compress = settings.compress if product else settings.intermediate_compress
+    return compress, compress == "ZSTD" and not product
+
+
+def creation_options(settings: OutputSettings, dtype: int, product: bool = True) -> list[str]:
+    compress, fastest = _codec(settings, product)
     options = [*_tiled_options(settings), f"COMPRESS={compress}"]
     if compress != "NONE":
         floating = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
         options.append(f"PREDICTOR={3 if floating else 2}")
-    if compress == "ZSTD" and not product:
+    if fastest:
         options.append("ZSTD_LEVEL=1")
     return options
 
@@ -604,7 +609,7 @@ def builds_overviews(settings: OutputSettings, overviews: bool | str, product: b
 
 
 def cog_options(settings: OutputSettings, resampling: str, product: bool = True) -> list[str]:
-    compress = settings.compress if product else settings.intermediate_compress
+    compress, fastest = _codec(settings, product)
     options = [
         f"COMPRESS={compress}",
         f"BLOCKSIZE={settings.blocksize}",
@@ -614,7 +619,7 @@ def cog_options(settings: OutputSettings, resampling: str, product: bool = True)
     ]
     if compress != "NONE":
         options.append("PREDICTOR=YES")  # horizontal for integers, floating point for floats
-    if compress == "ZSTD" and not product:
+    if fastest:
         options.append("LEVEL=1")
     return options
 
