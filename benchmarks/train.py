@@ -64,7 +64,7 @@ def first_training(samples: SampleSet, settings: TrainSettings, report: Any) -> 
     model = build_pixelcnn(channels, len(classes))
     mean, std = channel_statistics(samples)
     weights = class_weights(samples, settings.class_weights).astype(np.float32)
-    photometric = photometric_for(samples, settings)
+    photometric = photometric_for(samples, settings, network=True)
     rng = np.random.default_rng(settings.seed)
 
     def stream(split: str, augmented: bool = False) -> Any:

@@ -16,12 +16,17 @@ each map classifies:
 Recipes:
     plain:    the 10 bands, water polygons as drawn, no augmentation (the first recipe);
     gain:     the 10 bands, water samples in the bright NIR mode of a tile's water polygons
-              dropped (sample.water_class), brightness gain 1.5, no haze (the recipe before
-              today's);
-    default:  today's defaults with sample.water_class set: the drop, NDWI, MNDWI and NDVI
-              channels, brightness gain 3 and haze 0.1.
+              dropped (sample.water_class), brightness gain 1.5, no haze (the second recipe);
+    haze:     the drop, NDWI, MNDWI and NDVI channels, brightness gain 3 and haze 0.1 (the
+              third recipe);
+    default:  today's defaults with sample.water_class set: the third recipe with a factor of
+              each band's own (train.augment_jitter 0.2).
 
     python benchmarks/transfer.py [--real ../shared/data/real] [--models rf pixelcnn]
+        [--recipes ...] [--sources havel aber both] [--seed 0 1 ...] [--train-seed 0 1 ...]
+
+--seed seeds the sampling (and the training, unless --train-seed is given); every seed of
+one is run with every seed of the other.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -53,14 +59,17 @@ NAMES = "{1: water, 2: forest, 3: grass, 4: urban}"
 RECIPES: dict[str, dict[str, list[str]]] = {
     "plain": {
         "sample": ["sample.indices=[]"],
-        "train": ["train.augment_gain=1", "train.augment_haze=0"],
+        "train": ["train.augment_gain=1", "train.augment_haze=0", "train.augment_jitter=0"],
     },
     "gain": {
         "sample": ["sample.water_class=1", "sample.indices=[]"],
-        "train": ["train.augment_gain=1.5", "train.augment_haze=0"],
+        "train": ["train.augment_gain=1.5", "train.augment_haze=0", "train.augment_jitter=0"],
     },
+    "haze": {"sample": ["sample.water_class=1"], "train": ["train.augment_jitter=0"]},
     "default": {"sample": ["sample.water_class=1"], "train": []},
 }
+
+SOURCES = {"havel": ["havel"], "aber": ["aber"], "both": ["havel", "aber"]}
 
 
 def stack_nir(work: Path, tile) -> np.ndarray:
@@ -107,10 +116,17 @@ class Scenes:
 
 
 def run(
-    scenes: Scenes, recipe: str, kind: str, sources: list[str], root: Path, seed: int = 0
+    scenes: Scenes,
+    recipe: str,
+    kind: str,
+    sources: list[str],
+    root: Path,
+    seed: int = 0,
+    train_seed: int | None = None,
 ) -> str:
     settings = RECIPES[recipe]
-    tag = f"{recipe}-{kind}-{'+'.join(sources)}-{seed}"
+    train_seed = seed if train_seed is None else train_seed
+    tag = f"{recipe}-{kind}-{'+'.join(sources)}-{seed}-{train_seed}"
     samples = root / "samples" / tag
     tiles = []
     for scene in sources:
@@ -124,7 +140,7 @@ def run(
     write_manifest(completed(tiles), options, samples)
     model = root / "models" / tag
     started = time.perf_counter()
-    train_settings = load_settings(None, [*settings["train"], f"train.seed={seed}"]).train
+    train_settings = load_settings(None, [*settings["train"], f"train.seed={train_seed}"]).train
     train(samples, kind, model, train_settings, report=lambda line: None)
     seconds = time.perf_counter() - started
     cells = []
@@ -137,7 +153,9 @@ def run(
         checks = [f"{name} {info.get(f'not_water_by_{name}', 0)}" for name in CHECKS]
         cells.append(f"{scene}: " + " ".join(f"{k} {v:.3f}" for k, v in scores.items())
                      + f" (not water by {', '.join(checks)} px)")  # fmt: skip
-    return f"{recipe:8s} {kind:8s} {'+'.join(sources):10s} {seconds:6.1f} s  " + "  ".join(cells)
+    seeds = f"{seed}/{train_seed}"
+    line = f"{recipe:8s} {kind:8s} {'+'.join(sources):10s} {seeds:6s} {seconds:6.1f} s  "
+    return line + "  ".join(cells)
 
 
 def main() -> None:
@@ -145,16 +163,24 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--models", nargs="+", default=["rf", "pixelcnn"])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampling and training")
+    parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="seeds of sampling")
+    parser.add_argument(
+        "--train-seed", type=int, nargs="+", help="seeds of training (default: --seed's)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         scenes = Scenes(args.real, root / "work")
-        print("recipe   model    trained on  train    scores (water found; land called water)")
-        for recipe in args.recipes:
-            for kind in args.models:
-                for sources in (["havel"], ["aber"], ["havel", "aber"]):
-                    print(run(scenes, recipe, kind, sources, root, args.seed), flush=True)
+        print(
+            "recipe   model    trained on seeds  train    scores (water found; land called water)"
+        )
+        for recipe, kind, source, seed in product(
+            args.recipes, args.models, args.sources, args.seed
+        ):
+            for train_seed in args.train_seed or [seed]:
+                line = run(scenes, recipe, kind, SOURCES[source], root, seed, train_seed)
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

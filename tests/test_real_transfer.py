@@ -64,14 +64,15 @@ def _trained_map(scenes, source: str, target: str, kind: str, root: Path, *extra
 
 #: The first recipe: the 10 bands, the water polygons as drawn, no augmentation.
 PLAIN = ("sample.water_separability=null", "sample.indices=[]", "train.augment_gain=1",
-         "train.augment_haze=0")  # fmt: skip
+         "train.augment_haze=0", "train.augment_jitter=0")  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["rf", "pixelcnn"])
 def test_a_model_trained_on_havel_maps_aberystwyth(scenes, tmp_path, kind):
     """Sea found, no land polygon called water. The water polygons as drawn reach 0.95 only:
     their shore end covers 82 px of beach (inside the land polygon, bright in NIR). On the
-    polygon pixels dark in NIR the forest finds 0.992, the pixel CNN 0.977."""
+    polygon pixels dark in NIR both find 0.992 (the pixel CNN 0.977 without each band's own
+    augmentation factor)."""
     work, found, sea = scenes
     classes = _trained_map(scenes, "havel", "aber", kind, tmp_path)
     polygons = open_raster(found["aber"][1]).ReadAsArray()
@@ -81,7 +82,7 @@ def test_a_model_trained_on_havel_maps_aberystwyth(scenes, tmp_path, kind):
     dark = dark_members(nir, polygons == 1, 0.7)
     assert map_detection_scores(classes, 1, sea, ~sea)[1] >= 0.99
     assert map_detection_scores(classes, 1, polygons == 1, polygons == 2)[1] >= 0.94
-    assert map_detection_scores(classes, 1, dark, polygons == 2)[1] >= 0.97
+    assert map_detection_scores(classes, 1, dark, polygons == 2)[1] >= 0.98
     for code in (2, 3, 4):  # forest, grass, urban
         assert map_detection_scores(classes, 1, polygons == 1, polygons == code)[2] <= 0.01
 
@@ -111,17 +112,18 @@ def _reclassified(scenes, root: Path, target: str, *options: str):
 
 
 def _checked_and_unchecked(scenes, source: str, target: str, root: Path, check_off: str):
-    """The seed-2 pixel CNN trained on `source`, classifying `target` with the defaults and
-    with one check on water turned off by `check_off`."""
-    seed = ("sample.seed=2", "train.seed=2")
+    """The seed-2 pixel CNN trained on `source` without each band's own augmentation factor
+    (the recipe that made the errors below), classifying `target` with the defaults and with
+    one check on water turned off by `check_off`."""
+    seed = ("sample.seed=2", "train.seed=2", "train.augment_jitter=0")
     checked = _trained_map(scenes, source, target, "pixelcnn", root, *seed)
     return checked, _reclassified(scenes, root, target, check_off)
 
 
 def test_roofs_a_pixel_cnn_calls_water_are_too_bright_in_the_swir(scenes, tmp_path):
-    """Trained on Havel with seed 2, the pixel CNN calls 10.7 % of Aberystwyth's urban polygons
-    water (bright roofs: B11 0.23-0.46); the SWIR check on water (default B11 > 0.15) takes
-    them all back and not one pixel of the sea."""
+    """Trained on Havel with seed 2 and no band factors, the pixel CNN calls 10.7 % of
+    Aberystwyth's urban polygons water (bright roofs: B11 0.23-0.46); the SWIR check on water
+    (default B11 > 0.15) takes them all back and not one pixel of the sea."""
     _, found, sea = scenes
     off = "classify.water_max_swir=null"
     checked, unchecked = _checked_and_unchecked(scenes, "havel", "aber", tmp_path, off)
@@ -133,10 +135,10 @@ def test_roofs_a_pixel_cnn_calls_water_are_too_bright_in_the_swir(scenes, tmp_pa
 
 
 def test_forest_a_pixel_cnn_calls_water_is_vegetation(scenes, tmp_path):
-    """Trained on Aberystwyth with seed 2, the pixel CNN calls 20.8 % of Havel's winter
-    top-of-atmosphere forest water, as dark as water in the SWIR (B11 0.06-0.09); the check
-    that water is not vegetation (NDVI > 0.25 with B08 > 0.1) takes it back, and none of the
-    reference water."""
+    """Trained on Aberystwyth with seed 2 and no band factors, the pixel CNN calls 20.8 % of
+    Havel's winter top-of-atmosphere forest water, as dark as water in the SWIR (B11
+    0.06-0.09); the check that water is not vegetation (NDVI > 0.25 with B08 > 0.1) takes it
+    back, and none of the reference water."""
     _, found, _ = scenes
     off = "classify.water_max_ndvi=null"
     checked, unchecked = _checked_and_unchecked(scenes, "aber", "havel", tmp_path, off)

@@ -129,4 +129,5 @@ def test_the_config_trains_as_the_paper_did():
 
     settings = load_settings(CONFIG)
     assert settings.train.augment_gain == 1 and settings.train.augment_haze == 0
+    assert settings.train.augment_jitter == 0
     assert settings.sample.indices == [] and settings.sample.bands == settings.denoise.bands

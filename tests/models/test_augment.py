@@ -73,3 +73,36 @@ def test_same_seed_same_augmentation_and_none_when_off():
 def test_earth_engine_feature_names_are_bands():
     augment = Photometric.for_channels(["blue", "green", "nir", "swir1", "MNDWI"], 1.5, 0.0)
     assert np.isfinite(augment.profile[:4]).all() and np.isnan(augment.profile[4])
+
+
+def test_jitter_scales_each_band_of_a_patch_by_its_own_factor():
+    x = _patches(n=4000)
+    augment = Photometric.for_channels(NAMES, gain=1.0, haze=0.0, jitter=0.2)
+    assert augment.active
+    out = augment(x, np.random.default_rng(0))
+    factor = out[..., :5] / x[..., :5]
+    # One factor per patch and band, the same over the patch's pixels ...
+    np.testing.assert_allclose(factor, np.broadcast_to(factor[:, :1, :1], factor.shape), rtol=1e-5)
+    logs = np.log(factor[:, 0, 0])
+    # ... drawn apart for each band, log-normal with the jitter as standard deviation.
+    assert np.abs(np.corrcoef(logs.T) - np.eye(5)).max() < 0.06
+    np.testing.assert_allclose(logs.std(axis=0), 0.2, rtol=0.05)
+    np.testing.assert_allclose(logs.mean(axis=0), 0.0, atol=0.01)
+    # Indices follow the changed bands (their ratio moves now); LINE and elevation stay.
+    np.testing.assert_allclose(
+        out[..., 6], normalized_difference(out[..., 1], out[..., 3]), atol=1e-6
+    )
+    assert np.abs(out[..., 6] - x[..., 6]).max() > 0.05
+    np.testing.assert_array_equal(out[..., 7:], x[..., 7:])
+
+
+def test_jitter_comes_with_the_gain_and_haze_of_the_same_patch():
+    x = _patches(darkest=0.15)
+    both = Photometric.for_channels(NAMES, gain=2.0, haze=0.05, jitter=0.1)
+    out = both(x, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    factor = np.exp(rng.normal(0, 0.1, (len(x), 1, 1, len(NAMES))))
+    gain = np.exp(rng.uniform(-np.log(2.0), np.log(2.0), (len(x), 1, 1, 1)))
+    haze = rng.uniform(-0.05, 0.05, (len(x), 1, 1, 1))
+    expected = x[..., :5] * factor[..., :5] * gain + haze * both.profile[:5]
+    np.testing.assert_allclose(out[..., :5], expected, rtol=1e-5, atol=1e-6)

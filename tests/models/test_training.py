@@ -137,15 +137,19 @@ def test_forests_fit_augmented_copies_and_report_on_the_originals(demo_samples, 
     n = metadata.metrics["training"]["samples"]
     assert f"training rf on {n} samples + {2 * n} augmented copies, 13 features" in lines
     lines.clear()
-    plain = TrainSettings(rf_trees=20, augment_copies=2, augment_gain=1.0, augment_haze=0)
+    plain = TrainSettings(
+        rf_trees=20, augment_copies=2, augment_gain=1.0, augment_haze=0, augment_jitter=0
+    )
     train(demo_samples, "rf", tmp_path / "plain", plain, report=lines.append)
     assert f"training rf on {n} samples, 13 features" in lines
 
 
 def test_cnns_train_on_augmented_patches(demo_samples, tmp_path):
     """Same seed, same samples: only the augmentation tells the two networks apart."""
-    for name, gain, haze in (("augmented", 3.0, 0.1), ("plain", 1.0, 0.0)):
-        settings = TrainSettings(epochs=1, batch_size=128, augment_gain=gain, augment_haze=haze)
+    for name, gain, haze, jitter in (("augmented", 3.0, 0.1, 0.2), ("plain", 1.0, 0.0, 0.0)):
+        settings = TrainSettings(
+            epochs=1, batch_size=128, augment_gain=gain, augment_haze=haze, augment_jitter=jitter
+        )
         train(demo_samples, "pixelcnn", tmp_path / name, settings, report=lambda _: None)
     _, a = load_keras_model(tmp_path / "augmented")
     _, b = load_keras_model(tmp_path / "plain")

@@ -421,6 +421,14 @@ class TrainSettings(Section):
         "offset drawn uniformly in [-haze, haze] in blue and falling as wavelength^-4 (path "
         "radiance: top-of-atmosphere against surface reflectance); 0: none.",
     )
+    augment_jitter: float = Field(
+        0.2,
+        ge=0,
+        description="Photometric augmentation of CNNs: each band of each training patch times "
+        "a factor of its own, exp(N(0, jitter^2)) (about +-20 % at 0.2): the shape of a "
+        "spectrum differs between sensors and processing levels, not only its brightness. "
+        "Not applied to SVM / RF copies; 0: none.",
+    )
     augment_copies: int = Field(
         4,
         ge=0,

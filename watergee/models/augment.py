@@ -5,7 +5,11 @@ surface reflectance): the same surface is brighter or darker by a common factor,
 atmosphere adds path radiance that falls steeply with wavelength (Rayleigh scattering,
 about lambda^-4: large in blue, negligible in the short-wave infrared). A model that sees one
 scene's radiometry learns its absolute levels and fails on the next scene; drawing a gain and
-a haze level for every training patch teaches it what holds across scenes.
+a haze level for every training patch teaches it what holds across scenes. Neither changes the
+shape of a spectrum, which differs too: atmospheric transmission (aerosols, water vapour,
+ozone) is not a power of wavelength, surface-reflectance processors correct each band apart,
+and sensors differ in calibration and spectral response; a factor of its own for each band
+stands for those.
 """
 
 from __future__ import annotations
@@ -34,19 +38,23 @@ _FLOOR = np.float32(1e-4)
 
 @dataclass(frozen=True)
 class Photometric:
-    """Per patch, on every channel named by a known band: reflectance times one gain drawn
-    log-uniformly in [1/gain, gain], plus a haze offset drawn uniformly in [-haze, haze] at
-    492 nm and scaled by (492 / wavelength)^4. Normalised differences whose two bands are
-    channels are recomputed from the changed bands; other channels (LINE, elevation) are
-    kept, which is exact for the gain, since ratios do not change with it."""
+    """Per patch, on every channel named by a known band: reflectance times a factor of the
+    band's own, exp(N(0, jitter^2)), and times one gain drawn log-uniformly in [1/gain, gain],
+    plus a haze offset drawn uniformly in [-haze, haze] at 492 nm and scaled by
+    (492 / wavelength)^4. Normalised differences whose two bands are channels are recomputed
+    from the changed bands; other channels (LINE, elevation) are kept, which is exact for the
+    gain, since ratios do not change with it."""
 
     gain: float
     haze: float
     profile: np.ndarray  # per channel: haze share, NaN where the channel is not reflectance
     recomputed: tuple[tuple[int, int, int], ...]  # (index channel, first band, second band)
+    jitter: float = 0.0
 
     @classmethod
-    def for_channels(cls, names: Sequence[str], gain: float, haze: float) -> Photometric:
+    def for_channels(
+        cls, names: Sequence[str], gain: float, haze: float, jitter: float = 0.0
+    ) -> Photometric:
         upper = [name.upper() for name in names]
         profile = np.array(
             [(_HAZE_REFERENCE_NM / WAVELENGTH_NM[n]) ** 4 if n in WAVELENGTH_NM else np.nan
@@ -58,23 +66,26 @@ class Photometric:
         for name, (first, second) in INDEX_BANDS.items():
             if name != "LINE" and {name, first, second} <= position.keys():
                 recomputed.append((position[name], position[first], position[second]))
-        return cls(gain, haze, profile, tuple(recomputed))
+        return cls(gain, haze, profile, tuple(recomputed), jitter)
 
     @property
     def active(self) -> bool:
         has_bands = bool(np.isfinite(self.profile).any())
-        return has_bands and (self.gain > 1 or self.haze > 0)
+        return has_bands and (self.gain > 1 or self.haze > 0 or self.jitter > 0)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Augmented copy of patches x (n, rows, cols, channels) of physical values."""
         if not self.active:
             return x
         n = len(x)
+        factor = np.float32(1)
+        if self.jitter > 0:
+            factor = np.exp(rng.normal(0, self.jitter, (n, 1, 1, x.shape[-1]))).astype(np.float32)
         log_gain = np.log(self.gain)
         gain = np.exp(rng.uniform(-log_gain, log_gain, (n, 1, 1, 1))).astype(np.float32)
         haze = rng.uniform(-self.haze, self.haze, (n, 1, 1, 1)).astype(np.float32)
         bands = np.isfinite(self.profile)
-        shifted = np.maximum(x * gain + haze * np.nan_to_num(self.profile), _FLOOR)
+        shifted = np.maximum(x * (factor * gain) + haze * np.nan_to_num(self.profile), _FLOOR)
         out = np.where(bands, shifted, x).astype(np.float32)
         for index, first, second in self.recomputed:
             values = normalized_difference(out[..., first], out[..., second])

@@ -105,9 +105,12 @@ def _describe_scores(result: dict[str, Any], names: dict[int, str]) -> str:
     return f"OA {result['overall_accuracy']:.3f}  F1 {f1}"
 
 
-def photometric_for(samples: SampleSet, settings: TrainSettings) -> Photometric:
+def photometric_for(samples: SampleSet, settings: TrainSettings, network: bool) -> Photometric:
+    """The augmentation of a network's patches, or of a forest's or SVM's copies: those split
+    on one feature at a time and lost sea with each band's own factor (see README)."""
     names = list(samples.manifest["bands"])
-    return Photometric.for_channels(names, settings.augment_gain, settings.augment_haze)
+    jitter = settings.augment_jitter if network else 0.0
+    return Photometric.for_channels(names, settings.augment_gain, settings.augment_haze, jitter)
 
 
 # --- scikit-learn ----------------------------------------------------------------------------
@@ -138,7 +141,7 @@ def _augmented_copies(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """`train.augment_copies` augmented features of every training sample; None when
     augmentation is off."""
-    photometric = photometric_for(samples, settings)
+    photometric = photometric_for(samples, settings, network=False)
     if not photometric.active or not settings.augment_copies:
         return None
     rng = np.random.default_rng(settings.seed)
@@ -283,7 +286,7 @@ def train_keras(
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     step = gradient_step(model, optimizer, (patch, patch, channels), target)
     forward = compiled_forward(model)
-    photometric = photometric_for(samples, settings)
+    photometric = photometric_for(samples, settings, network=True)
     rng = np.random.default_rng(settings.seed)
     names = {c.id: c.name for c in samples.class_infos()}
     history: list[dict[str, float]] = []
