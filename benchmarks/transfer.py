@@ -11,7 +11,8 @@ each map classifies:
     aber:  sea recall (outside the land polygon), water-polygon recall as drawn and on the
            polygon pixels dark in the near infrared (82 px of the shore polygon lie on the
            beach, inside the land polygon), forest/grass/urban polygons called water;
-    and, per map, the pixels classify's checks on water (SWIR, vegetation) took from water.
+    and, per map, the pixels classify's checks on water (SWIR, vegetation) took from water
+    and the land polygons called water by the same model with both checks off.
 
 Recipes:
     plain:    the 10 bands, water polygons as drawn, no augmentation (the first recipe);
@@ -70,6 +71,9 @@ RECIPES: dict[str, dict[str, list[str]]] = {
 }
 
 SOURCES = {"havel": ["havel"], "aber": ["aber"], "both": ["havel", "aber"]}
+#: Both checks on water off, and the land scores reported for the map classified so.
+UNCHECKED = ["classify.water_max_swir=null", "classify.water_max_ndvi=null"]
+LAND = {"havel": ["forest"], "aber": ["forest", "grass", "urban"]}
 
 
 def stack_nir(work: Path, tile) -> np.ndarray:
@@ -115,6 +119,18 @@ class Scenes:
         return out
 
 
+def classified(
+    scenes: Scenes, tile, model: Path, out: Path, *extra: str
+) -> tuple[np.ndarray, dict]:
+    """The class map `model` makes of `tile` with the classify defaults and `extra`, and its
+    record's figures."""
+    options = load_settings(
+        None, [f"classify.model={model}", f"classify.work={scenes.work}", *extra]
+    )
+    info = classify(tile, options, out).info
+    return open_raster(layout.classes(out, tile, "pixel")).ReadAsArray(), info
+
+
 def run(
     scenes: Scenes,
     recipe: str,
@@ -146,13 +162,15 @@ def run(
     cells = []
     for scene, tile in scenes.tiles.items():
         out = root / "maps" / tag / scene
-        options = load_settings(None, [f"classify.model={model}", f"classify.work={scenes.work}"])
-        info = classify(tile, options, out).info
-        classes = open_raster(layout.classes(out, tile, "pixel")).ReadAsArray()
+        classes, info = classified(scenes, tile, model, out)
         scores = scenes.score(scene, classes)
         checks = [f"{name} {info.get(f'not_water_by_{name}', 0)}" for name in CHECKS]
-        cells.append(f"{scene}: " + " ".join(f"{k} {v:.3f}" for k, v in scores.items())
-                     + f" (not water by {', '.join(checks)} px)")  # fmt: skip
+        bare = scenes.score(
+            scene, classified(scenes, tile, model, out / "unchecked", *UNCHECKED)[0]
+        )
+        land = " ".join(f"{k} {bare[k]:.3f}" for k in LAND[scene])
+        found = " ".join(f"{k} {v:.3f}" for k, v in scores.items())
+        cells.append(f"{scene}: {found} (not water by {', '.join(checks)} px; unchecked {land})")
     seeds = f"{seed}/{train_seed}"
     line = f"{recipe:8s} {kind:8s} {'+'.join(sources):10s} {seeds:6s} {seconds:6.1f} s  "
     return line + "  ".join(cells)
