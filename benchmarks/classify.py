@@ -5,9 +5,11 @@ Measured side by side in one run on this machine:
    windows `classify` uses) and of per-pixel patch inference (the 7 x 7 patch of every pixel
    cut from the tile and run in large batches, same weights; also the network alone on patches
    cut beforehand), their ratio and the largest difference between the two;
-2. the FLOP/s dense inference achieves (76.5 kFLOP per pixel) against a float32 numpy matmul.
+2. the FLOP/s dense inference achieves (76.5 kFLOP per pixel) against a float32 numpy matmul;
+3. with --precision, dense inference in mixed precision (`classify.precision`): its speed and
+   how many pixels change class against float32 with the same weights.
 
-    python benchmarks/classify.py [--size 2048] [--window 1024]
+    python benchmarks/classify.py [--size 2048] [--window 1024] [--precision bfloat16 float16]
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--precision", nargs="*", default=[], choices=["bfloat16", "float16"])
     args = parser.parse_args()
 
     import tensorflow as tf
 
     from watergee.models.pixelcnn import build_pixelcnn
+    from watergee.models.predictor import in_precision
 
     devices = [d.device_type for d in tf.config.list_physical_devices()]
     print(f"TensorFlow {tf.__version__}, devices: {devices}")
@@ -67,11 +71,12 @@ def main() -> None:
     fpp = flops_per_pixel(model)
     print(f"pixel CNN: {model.count_params()} parameters, {fpp / 1e3:.1f} kFLOP per pixel")
 
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return model(x, training=False)
+    def graph(network):
+        return tf.function(lambda x: network(x, training=False), reduce_retracing=True)
 
-    def dense() -> np.ndarray:
+    forward = graph(model)
+
+    def dense(forward=forward) -> np.ndarray:
         out = np.empty((args.size, args.size, 2), np.float32)
         w = args.window
         for r in range(0, args.size, w):
@@ -137,6 +142,16 @@ def main() -> None:
     print(f"dense FLOP/s         {dense_flops / 1e9:8.1f} GFLOP/s")
     print(f"numpy fp32 matmul    {matmul_flops / 1e9:8.1f} GFLOP/s  ({n}x{n})")
     print(f"ratio dense / matmul {dense_flops / matmul_flops:8.2f}")
+    for precision in args.precision:
+        mixed = graph(in_precision(model, precision))
+        dense(mixed)
+        seconds = best_of(3, lambda mixed=mixed: dense(mixed))
+        result = dense(mixed)
+        changed = int((result.argmax(-1) != dense_result.argmax(-1)).sum())
+        print(f"dense in {precision:8s}    {args.size**2 / seconds / 1e6:8.2f} Mpx/s  "
+              f"({dense_seconds / seconds:.2f} x float32; {changed} px of {args.size**2} change "
+              f"class, {100 * changed / args.size**2:.3f} %; max |p - p32| "
+              f"{float(np.abs(result - dense_result).max()):.1e})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Writes synthetic band files of SIZE x SIZE px at 10 m (four 10 m bands, six 20 m
 like real products), then times, each in a fresh process with its peak RSS (VmHWM):
 - resample, combine, classify (the staged pipeline, intermediates written);
 - classify with `classify.source: bands` (band files read directly, nothing intermediate), and
-  on request (`--steps classify-bands-unchecked`) the same without the checks on water;
+  on request the same without the checks on water (`--steps classify-bands-unchecked`) or with
+  the network in bfloat16 (`classify-bands-bfloat16`, `classify.precision`);
 - the I/O floor: GDAL alone decoding every band file once and writing a class-map-sized uint8
   Cloud Optimized GeoTIFF.
 The model is the pixel CNN with random weights (speed does not depend on the weights).
@@ -54,6 +55,8 @@ else:
     extra = ["classify.source=bands"] if step.startswith("classify-bands") else []
     if step.endswith("-unchecked"):  # what the checks on water cost
         extra += ["classify.water_max_swir=null", "classify.water_max_ndvi=null"]
+    if step.endswith("-bfloat16"):
+        extra += ["classify.precision=bfloat16"]
     settings = load_settings(None, [f"classify.model={model}", *extra, *chosen])
     STAGES[step.split("-")[0]].resolve()(tile, settings, work)
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
@@ -167,7 +170,7 @@ def main() -> None:
             print(
                 f"staged pipeline  {staged:8.1f} s  = {ratio:5.2f} x the I/O floor ({floor:.1f} s)"
             )
-        for step in ("classify-bands", "classify-bands-unchecked"):
+        for step in ("classify-bands", "classify-bands-unchecked", "classify-bands-bfloat16"):
             if step in results:
                 direct = results[step]["seconds"]
                 print(

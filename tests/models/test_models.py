@@ -198,3 +198,21 @@ def test_a_forest_predicts_in_a_dask_worker_process_without_warnings(tmp_path):
     ):
         shape, caught = client.submit(_forest_probabilities_in_a_worker_process, folder).result()
     assert shape[0] == 500 and caught == []
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_a_network_in_mixed_precision_keeps_its_weights_and_gives_float32(precision):
+    from watergee.models.predictor import compiled_forward, in_precision
+
+    model = build_pixelcnn(5, classes=2)
+    assert in_precision(model, "float32") is model
+    mixed = in_precision(model, precision)
+    convolutions = [layer for layer in mixed.layers if layer.weights]
+    assert {layer.compute_dtype for layer in convolutions} == {precision}
+    assert all(w.dtype == "float32" for w in mixed.weights)
+    for a, b in zip(model.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    image = np.random.default_rng(2).normal(size=(1, 20, 20, 5)).astype(np.float32)
+    out = compiled_forward(mixed)(image)
+    assert out.dtype == np.float32 and out.shape == (1, 14, 14, 2)
+    np.testing.assert_allclose(out, compiled_forward(model)(image), atol=0.02)

@@ -631,3 +631,30 @@ def test_a_water_class_the_model_lacks_stops_the_run_before_any_tile(tmp_path):
     problem = STAGES["classify"].missing_input(settings)
     expected = "classify.water_class 9 is not one of the model's classes [1, 2, 3]"
     assert problem == f"{folder / 'model.json'}: {expected}"
+
+
+def test_classify_in_bfloat16_stays_close_to_float32(tmp_path):
+    """Mixed precision is applied (the probabilities move) and changes only near-ties."""
+    import keras
+
+    from watergee.models.pixelcnn import build_pixelcnn
+
+    tile, values = _stack(tmp_path)
+    keras.utils.set_random_seed(1)
+    model = build_pixelcnn(len(BANDS), 3)  # Keras' initial weights: logits of a trained size
+    folder = tmp_path / "model"
+    metadata = _artifact(folder, "pixelcnn", model, 7, 7)
+    options = [f"classify.model={folder}", "classify.probabilities=float32", *NO_WATER_CHECKS]
+    settings = load_settings(None, [*options, "classify.precision=bfloat16"])
+    classify(tile, settings, tmp_path / "out")
+    probabilities = open_raster(layout.probabilities(tmp_path / "out", tile, "pixel")).ReadAsArray()
+    classes = open_raster(layout.classes(tmp_path / "out", tile, "pixel")).ReadAsArray()
+    expected = _patch_reference(values, model, 7, metadata.normalization, False)
+    valid = _expected_valid(values, 7)
+    assert (classes[~valid] == 255).all()
+    difference = np.abs(np.moveaxis(probabilities, 0, -1)[valid] - expected[valid])
+    assert 1e-4 < difference.max() < 0.02
+    same = classes[valid] == np.array([1, 2, 3])[expected[valid].argmax(-1)]
+    assert same.mean() > 0.98
+    margin = np.diff(np.sort(expected[valid], -1)[:, -2:], axis=-1)[:, 0]
+    assert same[margin > 0.05].all()  # only near-ties may change class

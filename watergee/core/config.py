@@ -574,6 +574,14 @@ class ClassifySettings(Section):
         description="Also write per-class probabilities: uint8 (probability x 250, 255 = no "
         "data) or float32 (NaN = no data).",
     )
+    precision: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32",
+        description="Arithmetic of a CNN's inference: float32, or bfloat16 / float16 with the "
+        "weights kept in float32 (Keras mixed precision), faster where the hardware has it "
+        "(GPU tensor cores; CPUs with AVX512-BF16 or AMX) but it can change the class of "
+        "pixels near a tie between classes: `benchmarks/classify.py --precision` counts them. "
+        "SVM / RF: unused.",
+    )
     memory_mb: int = knob(
         1024,
         ge=64,

@@ -39,16 +39,37 @@ def compiled_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: graph(tf.constant(x, tf.float32)).numpy()
 
 
+def in_precision(model: Any, precision: str) -> Any:
+    """The network computing in `precision` (float32: itself): a copy of its layers under
+    Keras' mixed policy, so weights stay float32 and are cast for each product, with the same
+    weights and float32 probabilities out (the softmax of a mixed layer is bfloat16 or float16)."""
+    if precision == "float32":
+        return model
+    tensorflow()
+    import keras
+
+    policy = f"mixed_{precision}"
+
+    def rebuilt(layer: Any) -> Any:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    copy = keras.models.clone_model(model, clone_function=rebuilt)
+    copy.set_weights(model.get_weights())
+    outputs = keras.layers.Activation("linear", dtype="float32", name="float32")(copy.output)
+    return keras.Model(copy.inputs, outputs, name=f"{model.name}_{precision}")
+
+
 @dataclass
 class Predictor:
     metadata: ModelMetadata
     model: Any
     batch_size: int = 4096
     threads: int = 0  # threads of a forest's prediction; 0: all CPUs
+    precision: str = "float32"  # a network's arithmetic: float32, bfloat16 or float16
 
     @cached_property
     def forward(self) -> Callable[[np.ndarray], np.ndarray]:
-        return compiled_forward(self.model)
+        return compiled_forward(in_precision(self.model, self.precision))
 
     @property
     def field(self) -> int:
@@ -154,7 +175,9 @@ class Predictor:
         return 4 * channels * 8 + 256
 
 
-def load_predictor(folder: Path, batch_size: int = 4096, threads: int = 0) -> Predictor:
+def load_predictor(
+    folder: Path, batch_size: int = 4096, threads: int = 0, precision: str = "float32"
+) -> Predictor:
     metadata = read_metadata(folder)
     path = folder / metadata.file
     if metadata.kind in (*DENSE_KINDS, "resnet"):
@@ -168,7 +191,7 @@ def load_predictor(folder: Path, batch_size: int = 4096, threads: int = 0) -> Pr
         per_channel = 3 if metadata.features.get("sklearn") == "patch-stats" else 1
         if (inputs := getattr(model, "n_features_in_", None)) is not None:
             require_weights_fit(path, inputs // per_channel, metadata)
-    return Predictor(metadata, model, batch_size, threads)
+    return Predictor(metadata, model, batch_size, threads, precision)
 
 
 def _load_sklearn(path: Path) -> Any:

@@ -62,11 +62,12 @@ def predictor_for(opts: ClassifySettings, threads: int = 0) -> Predictor:
         opts.model,
         opts.batch_size,
         threads,
+        opts.precision,
         *((f.stat().st_mtime_ns, f.stat().st_size) for f in files),
     )
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
-        _PREDICTORS[key] = load_predictor(opts.model, opts.batch_size, threads)
+        _PREDICTORS[key] = load_predictor(opts.model, opts.batch_size, threads, opts.precision)
     return _PREDICTORS[key]
 
 
