@@ -209,6 +209,7 @@ def test_a_network_in_mixed_precision_keeps_its_weights_and_gives_float32(precis
     mixed = in_precision(model, precision)
     convolutions = [layer for layer in mixed.layers if layer.weights]
     assert {layer.compute_dtype for layer in convolutions} == {precision}
+    assert mixed.layers[-1].compute_dtype == "float32"  # the softmax, in full precision
     assert all(w.dtype == "float32" for w in mixed.weights)
     for a, b in zip(model.get_weights(), mixed.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

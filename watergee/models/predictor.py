@@ -40,22 +40,29 @@ def compiled_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def in_precision(model: Any, precision: str) -> Any:
-    """The network computing in `precision` (float32: itself): a copy of its layers under
-    Keras' mixed policy, so weights stay float32 and are cast for each product, with the same
-    weights and float32 probabilities out (the softmax of a mixed layer is bfloat16 or float16)."""
+    """The network computing in `precision` (float32: itself): a copy with the same weights
+    whose layers run under Keras' mixed policy (weights stored in float32, cast for each
+    product), but whose softmax runs in float32: in 16 bits it would round the probabilities
+    to 2 or 3 digits."""
     if precision == "float32":
         return model
     tensorflow()
     import keras
 
-    policy = f"mixed_{precision}"
+    last = {layer.name for layer in model.layers if layer.output is model.output}
+    moved: list[str] = []
 
     def rebuilt(layer: Any) -> Any:
-        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+        config = {**layer.get_config(), "dtype": f"mixed_{precision}"}
+        if layer.name in last and config.get("activation") == "softmax":
+            config["activation"] = "linear"
+            moved.append(layer.name)
+        return layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=rebuilt)
     copy.set_weights(model.get_weights())
-    outputs = keras.layers.Activation("linear", dtype="float32", name="float32")(copy.output)
+    activation = "softmax" if moved else "linear"
+    outputs = keras.layers.Activation(activation, dtype="float32", name="float32")(copy.output)
     return keras.Model(copy.inputs, outputs, name=f"{model.name}_{precision}")
 
 
