@@ -142,18 +142,21 @@ def run(
 ) -> str:
     settings = RECIPES[recipe]
     train_seed = seed if train_seed is None else train_seed
-    tag = f"{recipe}-{kind}-{'+'.join(sources)}-{seed}-{train_seed}"
-    samples = root / "samples" / tag
-    tiles = []
-    for scene in sources:
-        labels, classes = scenes.labels[scene]
-        options = load_settings(None, [
-            f"sample.labels={labels}", f"sample.work={scenes.work}", f"sample.classes={classes}",
-            f"sample.class_names={NAMES}", f"sample.seed={seed}", *settings["sample"],
-        ])  # fmt: skip
-        sample(scenes.tiles[scene], options, samples)
-        tiles.append(scenes.tiles[scene])
-    write_manifest(completed(tiles), options, samples)
+    drawn = f"{recipe}-{kind}-{'+'.join(sources)}-{seed}"
+    samples = root / "samples" / drawn  # drawn once for all training seeds
+    if not samples.exists():
+        tiles = []
+        for scene in sources:
+            labels, classes = scenes.labels[scene]
+            options = load_settings(None, [
+                f"sample.labels={labels}", f"sample.work={scenes.work}",
+                f"sample.classes={classes}", f"sample.class_names={NAMES}", f"sample.seed={seed}",
+                *settings["sample"],
+            ])  # fmt: skip
+            sample(scenes.tiles[scene], options, samples)
+            tiles.append(scenes.tiles[scene])
+        write_manifest(completed(tiles), options, samples)
+    tag = f"{drawn}-{train_seed}"
     model = root / "models" / tag
     started = time.perf_counter()
     train_settings = load_settings(None, [*settings["train"], f"train.seed={train_seed}"]).train

@@ -174,6 +174,27 @@ def test_knobs_are_the_documented_ones():
     assert all(is_knob(cls, n) for s, cls, n in _every_field() if s == "cluster")
 
 
+def test_a_setting_added_later_at_its_default_leaves_older_outputs_current():
+    """classify.precision came after class maps were made in float32: at float32 the classify
+    hash is the one computed without it; at bfloat16 it is another."""
+    from watergee.core.config import science
+
+    later = {
+        f"{s}.{n}"
+        for s, cls, n in _every_field()
+        if (cls.model_fields[n].json_schema_extra or {}).get("later")
+    }
+    assert later == {"classify.precision"}
+    base = Settings()
+    assert "precision" not in science(base.classify)
+    mixed = base.model_copy(
+        update={"classify": base.classify.model_copy(update={"precision": "bfloat16"})}
+    )
+    assert science(mixed.classify)["precision"] == "bfloat16"
+    classify = ("sentinel2", "output", "classify")
+    assert section_hash(mixed, classify) != section_hash(base, classify)
+
+
 def test_watergee_config_marks_exactly_the_settings_kept_out_of_the_hash():
     """Every key's comment, or for the cluster section the section's, says when changing it
     leaves finished outputs current; no other comment says so."""

@@ -207,8 +207,9 @@ def test_a_network_in_mixed_precision_keeps_its_weights_and_gives_float32(precis
     model = build_pixelcnn(5, classes=2)
     assert in_precision(model, "float32") is model
     mixed = in_precision(model, precision)
-    convolutions = [layer for layer in mixed.layers if layer.weights]
-    assert {layer.compute_dtype for layer in convolutions} == {precision}
+    inner = [layer for layer in mixed.layers[:-1] if type(layer).__name__ != "InputLayer"]
+    assert {type(layer).__name__ for layer in inner} == {"Conv2D", "Concatenate", "Cropping2D"}
+    assert {layer.compute_dtype for layer in inner} == {precision}
     assert mixed.layers[-1].compute_dtype == "float32"  # the softmax, in full precision
     assert all(w.dtype == "float32" for w in mixed.weights)
     for a, b in zip(model.get_weights(), mixed.get_weights(), strict=True):
@@ -217,3 +218,21 @@ def test_a_network_in_mixed_precision_keeps_its_weights_and_gives_float32(precis
     out = compiled_forward(mixed)(image)
     assert out.dtype == np.float32 and out.shape == (1, 14, 14, 2)
     np.testing.assert_allclose(out, compiled_forward(model)(image), atol=0.02)
+
+
+def test_a_network_trained_in_mixed_precision_classifies_in_float32_when_asked():
+    import keras
+
+    from watergee.models.predictor import compiled_forward, in_precision
+
+    keras.mixed_precision.set_global_policy("mixed_float16")  # as train.mixed_precision does
+    try:
+        trained = build_pixelcnn(5, classes=2)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plain = build_pixelcnn(5, classes=2)
+    plain.set_weights(trained.get_weights())
+    full = in_precision(trained, "float32")
+    assert {layer.compute_dtype for layer in full.layers} == {"float32"}
+    image = np.random.default_rng(3).normal(size=(1, 20, 20, 5)).astype(np.float32)
+    np.testing.assert_array_equal(compiled_forward(full)(image), compiled_forward(plain)(image))

@@ -199,3 +199,14 @@ def test_a_dense_network_weighs_each_sample_by_its_class():
         alone = np.zeros((4, 1, 1), np.float32)
         alone[k] = 4
         assert float(step(x, y, alone)) / 4 == pytest.approx(losses[k], rel=1e-5)
+
+
+def test_band_factors_augment_networks_and_not_the_forests_copies(demo_samples):
+    """A forest splits on one band at a time and lost sea with them (README)."""
+    from watergee.models.training import open_sample_set, photometric_for
+
+    samples = open_sample_set(demo_samples)
+    settings = TrainSettings(augment_gain=2.0, augment_haze=0.0, augment_jitter=0.2)
+    assert photometric_for(samples, settings, network=True).jitter == 0.2
+    copies = photometric_for(samples, settings, network=False)
+    assert copies.active and copies.jitter == 0

@@ -645,6 +645,7 @@ def test_classify_in_bfloat16_stays_close_to_float32(tmp_path):
     folder = tmp_path / "model"
     metadata = _artifact(folder, "pixelcnn", model, 7, 7)
     options = [f"classify.model={folder}", "classify.probabilities=float32", *NO_WATER_CHECKS]
+    classify(tile, load_settings(None, options), tmp_path / "float32")  # the model is cached
     settings = load_settings(None, [*options, "classify.precision=bfloat16"])
     classify(tile, settings, tmp_path / "out")
     probabilities = open_raster(layout.probabilities(tmp_path / "out", tile, "pixel")).ReadAsArray()
@@ -653,7 +654,7 @@ def test_classify_in_bfloat16_stays_close_to_float32(tmp_path):
     valid = _expected_valid(values, 7)
     assert (classes[~valid] == 255).all()
     difference = np.abs(np.moveaxis(probabilities, 0, -1)[valid] - expected[valid])
-    assert 1e-4 < difference.max() < 0.02
+    assert 1e-4 < difference.max() < 0.02  # not the cached float32 network
     same = classes[valid] == np.array([1, 2, 3])[expected[valid].argmax(-1)]
     assert same.mean() > 0.98
     margin = np.diff(np.sort(expected[valid], -1)[:, -2:], axis=-1)[:, 0]

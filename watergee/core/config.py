@@ -42,9 +42,19 @@ IndexName = Literal["NDWI", "MNDWI", "NDVI", "LINE"]
 KNOB = {"knob": True}
 
 
+#: Field marker of a setting added after outputs were made without it, whose default is what
+#: they were made with: at its default it stays out of the hash, so they stay current.
+LATER = {"later": True}
+
+
 def knob(default: Any = ..., **kwargs: Any) -> Any:
     """A `Field` that is a knob (see KNOB)."""
     return Field(default, json_schema_extra=KNOB, **kwargs)
+
+
+def later(default: Any, **kwargs: Any) -> Any:
+    """A `Field` added later whose default changes nothing (see LATER)."""
+    return Field(default, json_schema_extra=LATER, **kwargs)
 
 
 def is_knob(section: type[BaseModel], name: str) -> bool:
@@ -574,13 +584,13 @@ class ClassifySettings(Section):
         description="Also write per-class probabilities: uint8 (probability x 250, 255 = no "
         "data) or float32 (NaN = no data).",
     )
-    precision: Literal["float32", "bfloat16", "float16"] = Field(
+    precision: Literal["float32", "bfloat16", "float16"] = later(
         "float32",
         description="Arithmetic of a CNN's inference: float32, or bfloat16 / float16 with the "
         "weights kept in float32 (Keras mixed precision), faster where the hardware has it "
         "(GPU tensor cores; CPUs with AVX512-BF16 or AMX) but it can change the class of "
         "pixels near a tie between classes: `benchmarks/classify.py --precision` counts them. "
-        "SVM / RF: unused.",
+        "SVM / RF and Earth Engine's predict: unused.",
     )
     memory_mb: int = knob(
         1024,
@@ -1134,9 +1144,19 @@ def load_settings(
 
 
 def science(section: Section) -> dict[str, Any]:
-    """The fields of a section that change results, as JSON values."""
-    knobs = {name for name in type(section).model_fields if is_knob(type(section), name)}
-    return section.model_dump(mode="json", exclude=knobs)
+    """The fields of a section that change results, as JSON values; a later field only where
+    it is not at its default."""
+    fields = type(section).model_fields
+    left_out = {name for name in fields if is_knob(type(section), name)}
+    for name, field in fields.items():
+        extra = field.json_schema_extra
+        if (
+            isinstance(extra, dict)
+            and extra.get("later")
+            and getattr(section, name) == field.default
+        ):
+            left_out.add(name)
+    return section.model_dump(mode="json", exclude=left_out)
 
 
 def section_hash(settings: Settings, sections: tuple[str, ...]) -> str:

@@ -40,11 +40,13 @@ def compiled_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def in_precision(model: Any, precision: str) -> Any:
-    """The network computing in `precision` (float32: itself): a copy with the same weights
-    whose layers run under Keras' mixed policy (weights stored in float32, cast for each
-    product), but whose softmax runs in float32: in 16 bits it would round the probabilities
-    to 2 or 3 digits."""
-    if precision == "float32":
+    """The network computing in `precision`: itself when it already does; else a copy with the
+    same weights whose layers run in float32 or under Keras' mixed policy (weights stored in
+    float32, cast for each product). A mixed copy's softmax runs in float32: in 16 bits it
+    would round the probabilities to 2 or 3 digits. A network trained with
+    `train.mixed_precision` is saved with mixed layers: float32 rebuilds it in float32."""
+    full = precision == "float32"
+    if full and all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
     tensorflow()
     import keras
@@ -53,8 +55,8 @@ def in_precision(model: Any, precision: str) -> Any:
     moved: list[str] = []
 
     def rebuilt(layer: Any) -> Any:
-        config = {**layer.get_config(), "dtype": f"mixed_{precision}"}
-        if layer.name in last and config.get("activation") == "softmax":
+        config = {**layer.get_config(), "dtype": "float32" if full else f"mixed_{precision}"}
+        if not full and layer.name in last and config.get("activation") == "softmax":
             config["activation"] = "linear"
             moved.append(layer.name)
         return layer.__class__.from_config(config)
