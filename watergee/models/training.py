@@ -106,8 +106,9 @@ def _describe_scores(result: dict[str, Any], names: dict[int, str]) -> str:
 
 
 def photometric_for(samples: SampleSet, settings: TrainSettings, network: bool) -> Photometric:
-    """The augmentation of a network's patches, or of a forest's or SVM's copies: those split
-    on one feature at a time and lost sea with each band's own factor (see README)."""
+    """The augmentation of a network's patches, or of a forest's or SVM's copies, which get no
+    band factors: the random forest, splitting on one feature at a time, lost sea with them
+    (see README)."""
     names = list(samples.manifest["bands"])
     jitter = settings.augment_jitter if network else 0.0
     return Photometric.for_channels(names, settings.augment_gain, settings.augment_haze, jitter)
