@@ -9,6 +9,7 @@ from watergee.core.config import (
     Settings,
     annotated_yaml,
     is_knob,
+    is_later,
     load_settings,
     save_settings,
     section_hash,
@@ -179,11 +180,7 @@ def test_a_setting_added_later_at_its_default_leaves_older_outputs_current():
     hash is the one computed without it; at bfloat16 it is another."""
     from watergee.core.config import science
 
-    later = {
-        f"{s}.{n}"
-        for s, cls, n in _every_field()
-        if (cls.model_fields[n].json_schema_extra or {}).get("later")
-    }
+    later = {f"{s}.{n}" for s, cls, n in _every_field() if is_later(cls, n)}
     assert later == {"classify.precision"}
     base = Settings()
     assert "precision" not in science(base.classify)

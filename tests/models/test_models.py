@@ -218,6 +218,7 @@ def test_a_network_in_mixed_precision_keeps_its_weights_and_gives_float32(precis
     out = compiled_forward(mixed)(image)
     assert out.dtype == np.float32 and out.shape == (1, 14, 14, 2)
     np.testing.assert_allclose(out, compiled_forward(model)(image), atol=0.02)
+    np.testing.assert_allclose(out.sum(-1), 1, atol=1e-6)  # a float32 softmax, not rounded
 
 
 def test_a_network_trained_in_mixed_precision_classifies_in_float32_when_asked():

@@ -57,11 +57,17 @@ def later(default: Any, **kwargs: Any) -> Any:
     return Field(default, json_schema_extra=LATER, **kwargs)
 
 
-def is_knob(section: type[BaseModel], name: str) -> bool:
+def _marked(section: type[BaseModel], name: str, marker: str) -> bool:
     extra = section.model_fields[name].json_schema_extra
-    return bool(getattr(section, "placement_only", False)) or (
-        isinstance(extra, dict) and bool(extra.get("knob"))
-    )
+    return isinstance(extra, dict) and bool(extra.get(marker))
+
+
+def is_knob(section: type[BaseModel], name: str) -> bool:
+    return bool(getattr(section, "placement_only", False)) or _marked(section, name, "knob")
+
+
+def is_later(section: type[BaseModel], name: str) -> bool:
+    return _marked(section, name, "later")
 
 
 class Section(BaseModel):
@@ -1146,16 +1152,12 @@ def load_settings(
 def science(section: Section) -> dict[str, Any]:
     """The fields of a section that change results, as JSON values; a later field only where
     it is not at its default."""
-    fields = type(section).model_fields
-    left_out = {name for name in fields if is_knob(type(section), name)}
-    for name, field in fields.items():
-        extra = field.json_schema_extra
-        if (
-            isinstance(extra, dict)
-            and extra.get("later")
-            and getattr(section, name) == field.default
-        ):
-            left_out.add(name)
+    kind = type(section)
+    left_out = {
+        name
+        for name, field in kind.model_fields.items()
+        if is_knob(kind, name) or (is_later(kind, name) and getattr(section, name) == field.default)
+    }
     return section.model_dump(mode="json", exclude=left_out)
 
 

@@ -51,19 +51,20 @@ def in_precision(model: Any, precision: str) -> Any:
     tensorflow()
     import keras
 
-    last = {layer.name for layer in model.layers if layer.output is model.output}
-    moved: list[str] = []
+    head = next(layer for layer in model.layers if layer.output is model.output)
+    softmax = not full and head.get_config().get("activation") == "softmax"
 
     def rebuilt(layer: Any) -> Any:
         config = {**layer.get_config(), "dtype": "float32" if full else f"mixed_{precision}"}
-        if not full and layer.name in last and config.get("activation") == "softmax":
-            config["activation"] = "linear"
-            moved.append(layer.name)
+        if softmax and layer is head:
+            config["activation"] = "linear"  # moved to the float32 layer below
         return layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=rebuilt)
     copy.set_weights(model.get_weights())
-    activation = "softmax" if moved else "linear"
+    if full:
+        return copy
+    activation = "softmax" if softmax else "linear"
     outputs = keras.layers.Activation(activation, dtype="float32", name="float32")(copy.output)
     return keras.Model(copy.inputs, outputs, name=f"{model.name}_{precision}")
 
